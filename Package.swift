@@ -1,0 +1,59 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "swift-ccl",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "CCL", targets: ["CCL"]),
+        .executable(name: "ccl", targets: ["ccl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
+    ],
+    targets: [
+        // C: only what Swift cannot call (futex is reached through variadic syscall()).
+        .target(name: "CCLShims"),
+        // The only Swift target that imports Glibc.
+        .target(
+            name: "CCLSystem",
+            dependencies: ["CCLShims", "CCLCore", .product(name: "Atomics", package: "swift-atomics")]
+        ),
+        // No syscalls: errors, ranks, timeouts, the binary Codable format.
+        .target(name: "CCLCore"),
+        .target(
+            name: "CCLQueue",
+            dependencies: [
+                "CCLCore", "CCLSystem",
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .target(name: "CCL", dependencies: ["CCLCore", "CCLQueue"]),
+        .target(
+            name: "CCLCommands",
+            dependencies: [
+                "CCL", "CCLSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "ccl", dependencies: ["CCLCommands"]),
+        // Spawned by the tests as a real reader/writer process.
+        .executableTarget(
+            name: "CCLTestWorker",
+            dependencies: ["CCL", "CCLSystem", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(name: "CCLCoreTests", dependencies: ["CCLCore"]),
+        .testTarget(name: "CCLSystemTests", dependencies: ["CCLSystem", "CCLCore"]),
+        .testTarget(
+            name: "CCLQueueTests",
+            dependencies: ["CCL", "CCLQueue", "CCLSystem", "CCLTestWorker"]
+        ),
+    ]
+)

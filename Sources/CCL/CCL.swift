@@ -1,0 +1,3 @@
+// The umbrella module: `import CCL` brings in the public API of every capability.
+@_exported import CCLCore
+@_exported import CCLQueue

@@ -1,0 +1,23 @@
+import ArgumentParser
+
+/// `ccl`: the swift-ccl command-line tool.
+public struct CCLCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "ccl",
+        abstract: "swift-ccl: distributed communication for LLM inference.",
+        subcommands: [BenchCommand.self]
+    )
+
+    public init() {}
+}
+
+/// `ccl bench <what>`.
+public struct BenchCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure swift-ccl on this machine.",
+        subcommands: [QueueBenchCommand.self, QueueBenchReaderCommand.self]
+    )
+
+    public init() {}
+}

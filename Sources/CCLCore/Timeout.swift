@@ -1,0 +1,26 @@
+/// How long a blocking call may wait.
+///
+/// `.seconds(5)` fails with `CCLError.Code.timeout` after 5 s; `.indefinite` waits for ever
+/// (still failing at once on a dead peer or on cancellation) and emits no stall warnings.
+public enum Timeout: Sendable, Equatable, CustomStringConvertible {
+    case nanoseconds(UInt64)
+    case indefinite
+
+    public static func seconds(_ s: Double) -> Timeout { .nanoseconds(UInt64(max(0, s) * 1e9)) }
+    public static func milliseconds(_ ms: Int) -> Timeout { .nanoseconds(UInt64(max(0, ms)) * 1_000_000) }
+
+    /// The limit in nanoseconds, or nil for `.indefinite`.
+    public var nanoseconds: UInt64? {
+        if case .nanoseconds(let n) = self { return n }
+        return nil
+    }
+
+    public var description: String {
+        switch self {
+        case .indefinite: return "indefinitely"
+        case .nanoseconds(let n):
+            if n % 1_000_000_000 == 0 { return "\(n / 1_000_000_000) s" }
+            return "\(Double(n) / 1e9) s"
+        }
+    }
+}

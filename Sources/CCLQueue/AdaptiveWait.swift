@@ -1,0 +1,100 @@
+import CCLCore
+import CCLSystem
+
+/// How a blocked call waits: spin, then yield, then sleep on a futex.
+///
+/// Spinning alone collapses when processes outnumber cores (the spinner holds the core the
+/// writer needs), sleeping alone costs a futex wake-up (~6 µs here) on every message. So a
+/// waiter spins with `pause` for `spinNanoseconds`, then calls `sched_yield` until
+/// `yieldNanoseconds` have passed, then sleeps in slices of `sleepSliceNanoseconds`, checking the
+/// deadline, cancellation and the peer's liveness after every slice.
+public struct WaitPolicy: Sendable, Equatable {
+    public var spinNanoseconds: UInt64
+    public var yieldNanoseconds: UInt64
+    /// The longest single futex sleep; bounds how late a dead peer, a cancellation or a stall
+    /// warning is noticed.
+    public var sleepSliceNanoseconds: UInt64
+
+    public init(spinNanoseconds: UInt64 = 4_000, yieldNanoseconds: UInt64 = 100_000, sleepSliceNanoseconds: UInt64 = 50_000_000) {
+        self.spinNanoseconds = spinNanoseconds
+        self.yieldNanoseconds = yieldNanoseconds
+        self.sleepSliceNanoseconds = sleepSliceNanoseconds
+    }
+}
+
+/// One blocking wait, driven by closures so the writer and readers share the loop.
+///
+/// Threading: runs on the caller's thread; never spawns or hands off to another thread.
+struct AdaptiveWait {
+    let policy: WaitPolicy
+    let timeout: Timeout
+    /// 0 disables stall warnings.
+    let stallIntervalNanoseconds: UInt64
+
+    /// Returns once `ready()` holds.
+    ///
+    /// - `sleep(limit)`: block at most `limit` ns on a futex; it must re-check the condition
+    ///   after announcing itself as a sleeper, so no wake-up is lost.
+    /// - `check()`: throws when the peer is dead or gone; called after each sleep slice.
+    /// - `stalled(waited)`: a warning hook, called every `stallIntervalNanoseconds`.
+    /// - `timedOut(waited)`: the error to throw at the deadline.
+    @inline(__always)
+    func run(
+        until ready: () -> Bool,
+        sleep: (UInt64) -> Void,
+        check: () throws(CCLError) -> Void,
+        stalled: (UInt64) -> Void,
+        timedOut: (UInt64) -> CCLError,
+        cancelled: () -> CCLError
+    ) throws(CCLError) {
+        if ready() { return }
+        let start = monotonicNanoseconds()
+        var now = start
+        // Spin phase: check the clock only every 32 rounds.
+        while now &- start < policy.spinNanoseconds {
+            for _ in 0..<32 {
+                if ready() { return }
+                Futex.relax()
+            }
+            now = monotonicNanoseconds()
+        }
+        // Yield phase: hand the core to whoever we wait for.
+        while now &- start < policy.yieldNanoseconds {
+            Futex.yield()
+            if ready() { return }
+            now = monotonicNanoseconds()
+        }
+        // Sleep phase.
+        let deadline = timeout.nanoseconds.map { start &+ $0 }
+        var nextStall = stallIntervalNanoseconds > 0 && timeout != .indefinite ? start &+ stallIntervalNanoseconds : UInt64.max
+        while true {
+            var limit = policy.sleepSliceNanoseconds
+            if let deadline {
+                if now >= deadline {
+                    if ready() { return }
+                    throw timedOut(now &- start)
+                }
+                limit = min(limit, deadline &- now)
+            }
+            sleep(limit)
+            if ready() { return }
+            if Task.isCancelled { throw cancelled() }
+            try check()
+            now = monotonicNanoseconds()
+            if now >= nextStall {
+                stalled(now &- start)
+                nextStall = now &+ stallIntervalNanoseconds
+            }
+        }
+    }
+}
+
+/// "1.5 s", "250 ms": durations in messages.
+func describeDuration(_ nanoseconds: UInt64) -> String {
+    if nanoseconds >= 1_000_000_000 {
+        let tenths = nanoseconds / 100_000_000
+        return "\(tenths / 10).\(tenths % 10) s"
+    }
+    if nanoseconds >= 1_000_000 { return "\(nanoseconds / 1_000_000) ms" }
+    return "\(nanoseconds / 1_000) µs"
+}

@@ -1,0 +1,92 @@
+import CCLCore
+import NIOCore
+
+/// The TCP protocol between a queue writer and its remote readers. All integers little-endian.
+///
+/// ```
+/// reader → writer, once:  "CCLQHEL1" · u32 readerRank · u32 tokenLength (≤ 4096) · token bytes
+/// writer → reader, once:  "CCLQACK1" · u32 status (0 ok, 1 bad token, 2 not a reader, 3 rank taken) · u32 0
+/// writer → reader, then frames, each 24 bytes of header and a payload:
+///                         u32 kind · u32 payloadLength · u64 messageLength · u64 offset
+///   kind 1 data:   bytes offset ..< offset+payloadLength of a message of messageLength bytes
+///   kind 2 ready:  every reader attached (payloadLength 0)
+///   kind 3 closed: the writer closed the queue (payloadLength 0)
+/// ```
+/// A reader sends nothing after its hello; anything it sends closes its connection. Payloads
+/// are at most `maxFramePayload` bytes; a frame that breaks a rule closes the connection.
+enum RemoteWire {
+    static let helloMagic: UInt64 = 0x314C_4548_5151_4C43  // "CCLQHEL1"
+    static let ackMagic: UInt64 = 0x314B_4341_5151_4C43  // "CCLQACK1"
+    static let helloHeaderBytes = 16
+    static let ackBytes = 16
+    static let maxTokenBytes = 4096
+    static let frameHeaderBytes = 24
+    static let maxFramePayload = 1 << 20
+
+    enum Status: UInt32 {
+        case ok = 0
+        case badToken = 1
+        case notAReader = 2
+        case rankTaken = 3
+    }
+
+    enum Kind: UInt32 {
+        case data = 1
+        case ready = 2
+        case closed = 3
+    }
+
+    struct FrameHeader: Equatable {
+        var kind: Kind
+        var payloadLength: Int
+        var messageLength: UInt64
+        var offset: UInt64
+    }
+
+    static func writeFrameHeader(_ header: FrameHeader, into buffer: inout ByteBuffer) {
+        buffer.writeInteger(header.kind.rawValue, endianness: .little)
+        buffer.writeInteger(UInt32(header.payloadLength), endianness: .little)
+        buffer.writeInteger(header.messageLength, endianness: .little)
+        buffer.writeInteger(header.offset, endianness: .little)
+    }
+
+    /// Reads and checks a frame header; nil when fewer than 24 bytes are buffered.
+    static func readFrameHeader(from buffer: inout ByteBuffer, maxMessageBytes: Int) throws(CCLError) -> FrameHeader? {
+        guard buffer.readableBytes >= frameHeaderBytes,
+            let rawKind = buffer.getInteger(at: buffer.readerIndex, endianness: .little, as: UInt32.self),
+            let length = buffer.getInteger(at: buffer.readerIndex + 4, endianness: .little, as: UInt32.self),
+            let messageLength = buffer.getInteger(at: buffer.readerIndex + 8, endianness: .little, as: UInt64.self),
+            let offset = buffer.getInteger(at: buffer.readerIndex + 16, endianness: .little, as: UInt64.self)
+        else { return nil }
+        let operation = "read queue frame"
+        guard let kind = Kind(rawValue: rawKind) else {
+            throw CCLError(.malformed, operation: operation, "unknown frame kind \(rawKind)")
+        }
+        guard Int(length) <= maxFramePayload else {
+            throw CCLError(.tooLarge, operation: operation, "frame payload of \(length) bytes exceeds \(maxFramePayload)")
+        }
+        if kind != .data, length != 0 || messageLength != 0 || offset != 0 {
+            throw CCLError(.malformed, operation: operation, "control frame \(kind) carries a payload")
+        }
+        if kind == .data {
+            guard messageLength <= UInt64(maxMessageBytes) else {
+                throw CCLError(.tooLarge, operation: operation, "message of \(messageLength) bytes exceeds the limit of \(maxMessageBytes)")
+            }
+            guard offset <= messageLength, UInt64(length) <= messageLength - offset else {
+                throw CCLError(
+                    .malformed, operation: operation,
+                    "fragment of \(length) bytes at \(offset) overruns a \(messageLength)-byte message")
+            }
+        }
+        buffer.moveReaderIndex(forwardBy: frameHeaderBytes)
+        return FrameHeader(kind: kind, payloadLength: Int(length), messageLength: messageLength, offset: offset)
+    }
+
+    /// Compares tokens in time independent of where they differ.
+    static func tokensMatch(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for i in 0..<a.count { difference |= a[i] ^ b[i] }
+        return difference == 0
+    }
+}

@@ -1,0 +1,219 @@
+import Atomics
+import CCLCore
+import CCLSystem
+import Logging
+
+/// The writer's side of the shared-memory ring: copies each message into consecutive chunks and
+/// publishes them one by one (see `RingLayout` for the protocol).
+///
+/// Threading: one thread at a time. Ownership: owns the segment; the name is unlinked once every
+/// reader attached (`waitUntilReady`), at `close`, or at deinit, so nothing is left in /dev/shm.
+final class RingWriter {
+    private var segment: SharedMemorySegment
+    let view: RingView
+    let readerRanks: [Int]
+    let rank: Int
+    private let options: QueueOptions
+    /// Chunks published so far (the writer's copy of `published`).
+    private var sequence: UInt64 = 0
+    /// A lower bound of the slowest attached reader's cursor.
+    private var cachedMinCursor: UInt64 = 0
+    private var closed = false
+
+    var segmentName: String { segment.name }
+
+    init(readerRanks: [Int], rank: Int, options: QueueOptions) throws(CCLError) {
+        let operation = "create queue (writer rank \(rank))"
+        let layout = try RingLayout.validated(
+            readerCount: readerRanks.count, chunkCount: options.chunkCount, chunkBytes: options.chunkBytes,
+            operation: operation)
+        SegmentNames.removeStale()
+        let me = ProcessIdentity.current()
+        do {
+            segment = try SharedMemorySegment.create(name: SegmentNames.make(for: me), size: layout.segmentSize)
+        } catch {
+            throw error.context(operation: operation + ": " + error.operation, rank: rank)
+        }
+        view = RingView(base: segment.base, layout: layout)
+        self.readerRanks = readerRanks
+        self.rank = rank
+        self.options = options
+        view.writeHeader(writer: me)
+        view.writerState.store(SlotState.writerOpen, ordering: .relaxed)
+        view.magic.store(RingLayout.magic, ordering: .releasing)
+    }
+
+    deinit { close() }
+
+    /// Marks the queue closed and wakes every sleeping reader; readers drain what was published,
+    /// then get `.closed`.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        view.writerState.store(SlotState.writerClosed, ordering: .sequentiallyConsistent)
+        view.dataWord.wrappingIncrement(ordering: .sequentiallyConsistent)
+        Futex.wake(view.dataWordAddress)
+        segment.unlink()
+    }
+
+    private func describe(reader r: Int) -> String {
+        let state = view.readerState(r).load(ordering: .acquiring)
+        let name = "reader rank \(readerRanks[r])"
+        if state == SlotState.neverAttached { return "\(name) (never attached)" }
+        return "\(name) (\(view.readerIdentity(r)))"
+    }
+
+    // MARK: readiness
+
+    /// Returns once every reader attached, then unlinks the segment name.
+    func waitUntilReady(timeout: Timeout) throws(CCLError) {
+        let wait = AdaptiveWait(policy: options.wait, timeout: timeout, stallIntervalNanoseconds: options.stallWarningNanoseconds)
+        let pending = { [view] in
+            (0..<view.layout.readerCount).filter { view.readerState($0).load(ordering: .acquiring) == SlotState.neverAttached }
+        }
+        try wait.run(
+            until: { pending().isEmpty },
+            sleep: { limit in self.sleepOnSpace(limit: limit, stillBlocked: { !pending().isEmpty }) },
+            check: {},
+            stalled: { waited in
+                let names = pending().map { self.describe(reader: $0) }.joined(separator: ", ")
+                self.options.logger.warning(
+                    "queue writer rank \(self.rank) waited \(describeDuration(waited)) for readers to attach: \(names)")
+            },
+            timedOut: { waited in
+                CCLError(
+                    .timeout, operation: "waitUntilReady (queue writer)", rank: rank,
+                    peer: pending().map { "reader rank \(self.readerRanks[$0])" }.joined(separator: ", "),
+                    "waited \(describeDuration(waited)); these readers never attached to \(self.segment.name)")
+            },
+            cancelled: { CCLError(.cancelled, operation: "waitUntilReady (queue writer)", rank: rank, "cancelled") })
+        view.readyFlag.store(1, ordering: .releasing)
+        view.dataWord.wrappingIncrement(ordering: .sequentiallyConsistent)
+        Futex.wake(view.dataWordAddress)
+        segment.unlink()
+    }
+
+    // MARK: writing
+
+    /// Writes one message made of `parts` (a gather list), streaming through as many chunks as
+    /// it needs. Each byte is copied once, from the caller's memory into the ring.
+    func write(parts: borrowing [UnsafeRawBufferPointer], totalBytes: Int, timeout: Timeout, operation: String) throws(CCLError) {
+        precondition(!closed, "enqueue on a closed queue writer")
+        let chunkBytes = view.layout.chunkBytes
+        var offset = 0
+        var partIndex = 0
+        var partOffset = 0
+        repeat {
+            try waitForSpace(timeout: timeout, operation: operation)
+            let header = view.chunkHeader(sequence: sequence)
+            let payload = view.chunkPayload(sequence: sequence)
+            let length = min(chunkBytes, totalBytes - offset)
+            header.storeBytes(of: UInt64(totalBytes), toByteOffset: 0, as: UInt64.self)
+            header.storeBytes(of: UInt64(offset), toByteOffset: 8, as: UInt64.self)
+            header.storeBytes(of: UInt32(length), toByteOffset: 16, as: UInt32.self)
+            var filled = 0
+            while filled < length {
+                let part = parts[partIndex]
+                let take = min(part.count - partOffset, length - filled)
+                if take > 0, let source = part.baseAddress {
+                    (payload + filled).copyMemory(from: source + partOffset, byteCount: take)
+                }
+                filled += take
+                partOffset += take
+                if partOffset == part.count {
+                    partIndex += 1
+                    partOffset = 0
+                }
+            }
+            offset += length
+            publish()
+        } while offset < totalBytes
+    }
+
+    /// Makes chunk `sequence` visible (release), then wakes readers only if one sleeps: the
+    /// sequentially consistent store/load pair against the readers' `readerSleepers` increment
+    /// and re-check means either the reader sees the chunk or the writer sees the sleeper.
+    @inline(__always)
+    private func publish() {
+        sequence &+= 1
+        view.published.store(sequence, ordering: .sequentiallyConsistent)
+        if view.readerSleepers.load(ordering: .sequentiallyConsistent) != 0 {
+            view.dataWord.wrappingIncrement(ordering: .sequentiallyConsistent)
+            Futex.wake(view.dataWordAddress)
+        }
+    }
+
+    /// The slowest cursor among readers that have not detached (UInt64.max when none is left).
+    private func slowestCursor() -> UInt64 {
+        var slowest = UInt64.max
+        for r in 0..<view.layout.readerCount {
+            if view.readerState(r).load(ordering: .sequentiallyConsistent) == SlotState.detached { continue }
+            slowest = min(slowest, view.cursor(r).load(ordering: .sequentiallyConsistent))
+        }
+        return slowest
+    }
+
+    @inline(__always)
+    private func hasSpace() -> Bool {
+        let count = UInt64(view.layout.chunkCount)
+        if sequence &- cachedMinCursor < count { return true }
+        let slowest = slowestCursor()
+        if slowest == .max {
+            cachedMinCursor = sequence
+            return true
+        }
+        cachedMinCursor = slowest
+        return sequence &- slowest < count
+    }
+
+    /// Readers still holding the chunk the writer needs next.
+    private func laggingReaders() -> [Int] {
+        let needed = sequence &+ 1 &- UInt64(view.layout.chunkCount)
+        return (0..<view.layout.readerCount).filter { r in
+            view.readerState(r).load(ordering: .acquiring) != SlotState.detached
+                && view.cursor(r).load(ordering: .acquiring) < needed
+        }
+    }
+
+    private func waitForSpace(timeout: Timeout, operation: String) throws(CCLError) {
+        if hasSpace() { return }
+        let wait = AdaptiveWait(
+            policy: options.wait, timeout: timeout,
+            stallIntervalNanoseconds: options.stallWarningNanoseconds)
+        try wait.run(
+            until: hasSpace,
+            sleep: { limit in self.sleepOnSpace(limit: limit, stillBlocked: { !self.hasSpace() }) },
+            check: { () throws(CCLError) in
+                for r in laggingReaders() where view.readerState(r).load(ordering: .acquiring) == SlotState.attached {
+                    let identity = view.readerIdentity(r)
+                    if !identity.isAlive {
+                        throw CCLError(
+                            .peerDead, operation: operation, rank: rank, peer: describe(reader: r),
+                            "reader process died before reading message chunk \(sequence &- UInt64(view.layout.chunkCount))")
+                    }
+                }
+            },
+            stalled: { waited in
+                let names = self.laggingReaders().map { self.describe(reader: $0) }.joined(separator: ", ")
+                self.options.logger.warning(
+                    "No free chunk in queue \(self.segment.name) for \(describeDuration(waited)): writer rank \(self.rank) waits for \(names)")
+            },
+            timedOut: { waited in
+                let lagging = self.laggingReaders().map { self.describe(reader: $0) }.joined(separator: ", ")
+                return CCLError(
+                    .timeout, operation: operation, rank: rank, peer: lagging,
+                    "no free chunk after \(describeDuration(waited)): these readers have not read the oldest message")
+            },
+            cancelled: { CCLError(.cancelled, operation: operation, rank: rank, "cancelled while waiting for a free chunk") })
+    }
+
+    /// Sleeps on `spaceWord` until a reader advances (or attaches), at most `limit` ns.
+    private func sleepOnSpace(limit: UInt64, stillBlocked: () -> Bool) {
+        let expected = view.spaceWord.load(ordering: .acquiring)
+        view.writerSleeping.store(1, ordering: .sequentiallyConsistent)
+        if stillBlocked() {
+            _ = Futex.wait(view.spaceWordAddress, expected: expected, timeoutNanoseconds: limit)
+        }
+        view.writerSleeping.store(0, ordering: .relaxed)
+    }
+}

@@ -1,0 +1,24 @@
+#ifndef CCL_SHIMS_H
+#define CCL_SHIMS_H
+
+#include <stdint.h>
+
+/// futex(FUTEX_WAIT) on a word in a MAP_SHARED mapping (not FUTEX_PRIVATE: other processes wake it).
+/// Sleeps while `*word == expected`, at most `timeout_ns` (negative: no limit).
+/// Returns 0 when woken (or spuriously), -1 with errno set otherwise (EAGAIN, ETIMEDOUT, EINTR).
+int ccl_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns);
+
+/// futex(FUTEX_WAKE) on a shared word: wakes at most `count` waiters.
+/// Returns the number woken, or -1 with errno set.
+int ccl_futex_wake(uint32_t *word, int32_t count);
+
+/// A CPU spin-loop hint (`pause` on x86, `yield` on ARM).
+static inline void ccl_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+#endif

@@ -1,0 +1,17 @@
+import Glibc
+
+/// CLOCK_MONOTONIC in nanoseconds: shared by every process on the host, so a timestamp taken in
+/// one process can be compared with one taken in another.
+@inline(__always)
+public func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}
+
+/// CPU time (user + system) this process has used, in nanoseconds (`getrusage(RUSAGE_SELF)`).
+public func processCPUNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}

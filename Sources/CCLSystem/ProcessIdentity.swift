@@ -1,0 +1,55 @@
+import Glibc
+
+/// A process as other processes can check it: pid plus the kernel's start time, so a recycled pid
+/// is not mistaken for the original process.
+///
+/// The start time is field 22 of `/proc/<pid>/stat` (clock ticks since boot).
+public struct ProcessIdentity: Sendable, Equatable, CustomStringConvertible {
+    public let pid: Int32
+    public let startTime: UInt64
+
+    public init(pid: Int32, startTime: UInt64) {
+        self.pid = pid
+        self.startTime = startTime
+    }
+
+    /// This process.
+    public static func current() -> ProcessIdentity {
+        let pid = getpid()
+        return ProcessIdentity(pid: pid, startTime: startTime(of: pid) ?? 0)
+    }
+
+    /// True while the process exists, has the recorded start time, and is not a zombie.
+    public var isAlive: Bool {
+        guard pid > 0 else { return false }
+        guard let stat = Self.readStat(pid) else { return false }
+        if stat.state == UInt8(ascii: "Z") || stat.state == UInt8(ascii: "X") { return false }
+        return startTime == 0 || stat.startTime == startTime
+    }
+
+    public var description: String { "pid \(pid)" }
+
+    static func startTime(of pid: Int32) -> UInt64? { readStat(pid)?.startTime }
+
+    /// Parses state (field 3) and starttime (field 22) of /proc/<pid>/stat. The command name
+    /// (field 2) may hold spaces and parentheses, so parsing starts after the last ')'.
+    static func readStat(_ pid: Int32) -> (state: UInt8, startTime: UInt64)? {
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        let bytes = buffer[0..<count]
+        guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "))
+        // fields[0] is field 3 (state); field 22 is fields[19].
+        guard fields.count > 19, let state = fields[0].first else { return nil }
+        var value: UInt64 = 0
+        for digit in fields[19] {
+            guard digit >= 48, digit <= 57 else { return nil }
+            value = value &* 10 &+ UInt64(digit - 48)
+        }
+        return (state, value)
+    }
+}

@@ -1,0 +1,2 @@
+import CCL
+print("worker")

@@ -1,0 +1,3 @@
+import CCLCommands
+
+CCLCommand.main()
