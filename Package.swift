@@ -44,16 +44,18 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "ccl", dependencies: ["CCLCommands"]),
+        // Deterministic test messages shared by the tests and the worker.
+        .target(name: "CCLTestSupport", dependencies: ["CCL"]),
         // Spawned by the tests as a real reader/writer process.
         .executableTarget(
             name: "CCLTestWorker",
-            dependencies: ["CCL", "CCLSystem", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CCL", "CCLSystem", "CCLTestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "CCLCoreTests", dependencies: ["CCLCore"]),
         .testTarget(name: "CCLSystemTests", dependencies: ["CCLSystem", "CCLCore"]),
         .testTarget(
             name: "CCLQueueTests",
-            dependencies: ["CCL", "CCLQueue", "CCLSystem", "CCLTestWorker"]
+            dependencies: ["CCL", "CCLQueue", "CCLSystem", "CCLTestSupport", "CCLTestWorker"]
         ),
     ]
 )

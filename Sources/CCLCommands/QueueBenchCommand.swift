@@ -127,26 +127,20 @@ struct QueueBenchRun {
 
         var rows: [QueueBenchRow] = []
         var phase: UInt32 = 0
+        var sequence: UInt64 = 0
         for size in sizes {
-            let pool = BenchMessage.pool(size: size)
+            // Prebuilt messages: sending one only stamps its header.
+            var messages = BenchMessage.pool(size: size)
             let plan = iterations(size)
-            var message = [UInt8](repeating: 0, count: size)
             var wrong = 0
-            var sequence: UInt64 = 0
 
             func send(_ kind: BenchMessage.Kind, index: Int) throws {
                 let header = BenchMessage.Header(
                     kind: kind, phase: phase, sequence: sequence, sendTimeNs: monotonicNanoseconds(),
                     poolIndex: UInt64(index % BenchMessage.poolSize))
-                if kind == .data {
-                    message.withUnsafeMutableBytes { target in
-                        pool[index % BenchMessage.poolSize].withUnsafeBytes { source in
-                            target.copyMemory(from: source)
-                        }
-                    }
-                }
-                message.withUnsafeMutableBytes { BenchMessage.write(header, into: $0) }
-                try message.withUnsafeBytes { raw in
+                let slot = index % BenchMessage.poolSize
+                messages[slot].withUnsafeMutableBytes { BenchMessage.write(header, into: $0) }
+                try messages[slot].withUnsafeBytes { raw in
                     try writer.enqueue(kind == .data ? raw : UnsafeRawBufferPointer(rebasing: raw[0..<BenchMessage.headerBytes]))
                 }
                 sequence &+= 1
@@ -225,9 +219,10 @@ struct QueueBenchRun {
         func sendControl(_ kind: BenchMessage.Kind, time: UInt64) throws {
             var header = [UInt8](repeating: 0, count: BenchMessage.headerBytes)
             header.withUnsafeMutableBytes {
-                BenchMessage.write(.init(kind: kind, phase: 0, sequence: 0, sendTimeNs: time, poolIndex: 0), into: $0)
+                BenchMessage.write(.init(kind: kind, phase: 0, sequence: sequence, sendTimeNs: time, poolIndex: 0), into: $0)
             }
             try writer.enqueue(header)
+            sequence &+= 1
         }
         func endPhaseTimes() throws -> [(time: UInt64, cpu: UInt64)] {
             try sendControl(.phaseEnd, time: 0)

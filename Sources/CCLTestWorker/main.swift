@@ -1,2 +1,104 @@
 import CCL
-print("worker")
+import CCLSystem
+import CCLTestSupport
+import Foundation
+
+// A real reader or writer process for the tests. Arguments are `key=value` words:
+//
+//   read   handle=<json> rank=R count=N seed=S [lengths=a,b,…|max=M] [typed=1] [token=T]
+//          [timeout=SECONDS] [stallAfter=K]
+//   write  local=a,b remote=c,d count=N seed=S [lengths=…|max=M] [chunk=B] [chunks=C]
+//          [token=T] [typed=1] [pauseAfter=K]
+//
+// It prints `HANDLE <json>` (writer), `READY`, `DONE <n>`, or `ERROR <code> <description>` and
+// exits 1. Everything the tests check is on stdout, one line each.
+
+func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
+let arguments: [String: String] = {
+    var parsed: [String: String] = [:]
+    for word in CommandLine.arguments.dropFirst(2) {
+        guard let equals = word.firstIndex(of: "=") else { continue }
+        parsed[String(word[..<equals])] = String(word[word.index(after: equals)...])
+    }
+    return parsed
+}()
+func int(_ key: String, _ fallback: Int) -> Int { arguments[key].flatMap(Int.init) ?? fallback }
+func ints(_ key: String) -> [Int] { (arguments[key] ?? "").split(separator: ",").compactMap { Int($0) } }
+
+let messages = TestMessages(seed: UInt64(int("seed", 1)), lengths: ints("lengths"), maxRandomLength: int("max", 0))
+let count = int("count", 0)
+let typed = arguments["typed"] == "1"
+let options: QueueOptions = {
+    var options = QueueOptions()
+    options.token = arguments["token"] ?? ""
+    options.timeout = .seconds(Double(int("timeout", 30)))
+    options.chunkBytes = int("chunk", 4096)
+    options.chunkCount = int("chunks", 4)
+    return options
+}()
+
+func fail(_ error: any Error) -> Never {
+    let code = (error as? CCLError)?.code.name ?? "other"
+    say("ERROR \(code) \(error)")
+    exit(1)
+}
+
+func read() throws {
+    guard let json = arguments["handle"] else { throw CCLError(.invalidArgument, operation: "worker", "no handle=") }
+    let handle = try JSONDecoder().decode(MessageQueueHandle.self, from: Data(json.utf8))
+    let reader = try MessageQueueReader(handle: handle, rank: int("rank", 0), options: options)
+    try reader.waitUntilReady()
+    say("READY")
+    let stallAfter = int("stallAfter", -1)
+    for i in 0..<count {
+        if i == stallAfter {
+            say("STALLED \(i)")
+            sleep(600)
+        }
+        if typed {
+            let record = try reader.dequeue(TestRecord.self)
+            guard record == TestRecord.make(i) else {
+                throw CCLError(.malformed, operation: "verify", "typed message \(i) differs: \(record)")
+            }
+        } else {
+            let ok = try reader.dequeue { raw in messages.matches(raw, index: i) }
+            guard ok else { throw CCLError(.malformed, operation: "verify", "message \(i) differs") }
+        }
+    }
+    say("DONE \(count)")
+    // The writer closes after its last message: the next dequeue must say so.
+    do {
+        _ = try reader.dequeue()
+        say("EXTRA")
+    } catch {
+        say(error.code == .closed ? "CLOSED" : "ERROR \(error.code) \(error)")
+    }
+}
+
+func write() throws {
+    let writer = try MessageQueueWriter(localReaders: ints("local"), remoteReaders: ints("remote"), rank: 0, options: options)
+    say("HANDLE " + String(decoding: try JSONEncoder().encode(writer.handle), as: UTF8.self))
+    try writer.waitUntilReady()
+    say("READY")
+    let pauseAfter = int("pauseAfter", -1)
+    for i in 0..<count {
+        if i == pauseAfter {
+            say("PAUSED \(i)")
+            sleep(600)
+        }
+        if typed { try writer.enqueue(TestRecord.make(i)) } else { try writer.enqueue(messages.message(i)) }
+    }
+    writer.close()
+    say("DONE \(count)")
+}
+
+do {
+    switch CommandLine.arguments.dropFirst().first {
+    case "read": try read()
+    case "write": try write()
+    default: throw CCLError(.invalidArgument, operation: "worker", "first argument must be read or write")
+    }
+} catch {
+    fail(error)
+}

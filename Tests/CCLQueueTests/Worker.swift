@@ -1,0 +1,78 @@
+import CCL
+import Foundation
+
+/// A `CCLTestWorker` process: a real reader or writer, driven by `key=value` arguments, that
+/// reports on stdout one line per event (see Sources/CCLTestWorker/main.swift).
+final class Worker: @unchecked Sendable {
+    let process = Process()
+    private let output = Pipe()
+    private var pending: [UInt8] = []
+    private(set) var lines: [String] = []
+
+    static var executable: URL {
+        let me = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+        return me.deletingLastPathComponent().appendingPathComponent("CCLTestWorker")
+    }
+
+    init(_ mode: String, _ arguments: [String: String]) throws {
+        process.executableURL = Self.executable
+        process.arguments = [mode] + arguments.map { "\($0.key)=\($0.value)" }
+        process.standardOutput = output
+        try process.run()
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// The next stdout line, or nil at end of file.
+    func readLine() -> String? {
+        while true {
+            if let newline = pending.firstIndex(of: 10) {
+                let line = String(decoding: pending[..<newline], as: UTF8.self)
+                pending.removeSubrange(...newline)
+                lines.append(line)
+                return line
+            }
+            let data = output.fileHandleForReading.availableData
+            if data.isEmpty { return nil }
+            pending.append(contentsOf: data)
+        }
+    }
+
+    /// Reads lines until one starts with `prefix` (returned) or an ERROR line or end of output
+    /// (thrown, with everything the worker printed).
+    @discardableResult
+    func expect(_ prefix: String) throws -> String {
+        while let line = readLine() {
+            if line.hasPrefix(prefix) { return line }
+            if line.hasPrefix("ERROR") && !prefix.hasPrefix("ERROR") { throw WorkerFailure(lines: lines) }
+        }
+        throw WorkerFailure(lines: lines)
+    }
+
+    /// The handle a writer worker printed.
+    func handle() throws -> MessageQueueHandle {
+        let line = try expect("HANDLE ")
+        return try JSONDecoder().decode(MessageQueueHandle.self, from: Data(line.dropFirst(7).utf8))
+    }
+
+
+    func sigkill() { kill(process.processIdentifier, SIGKILL) }
+
+    func exitStatus() -> Int32 {
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
+
+struct WorkerFailure: Error, CustomStringConvertible {
+    let lines: [String]
+    var description: String { "worker output: " + lines.joined(separator: " | ") }
+}
+
+func json(_ handle: MessageQueueHandle) -> String {
+    (try? String(decoding: JSONEncoder().encode(handle), as: UTF8.self)) ?? ""
+}
