@@ -55,7 +55,10 @@ let package = Package(
         .testTarget(name: "CCLSystemTests", dependencies: ["CCLSystem", "CCLCore"]),
         .testTarget(
             name: "CCLQueueTests",
-            dependencies: ["CCL", "CCLQueue", "CCLSystem", "CCLTestSupport", "CCLTestWorker"]
+            dependencies: [
+                "CCL", "CCLQueue", "CCLSystem", "CCLTestSupport", "CCLTestWorker",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
     ]
 )

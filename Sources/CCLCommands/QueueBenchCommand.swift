@@ -36,11 +36,14 @@ struct QueueBenchCommand: ParsableCommand {
         options.chunkCount = chunks
         options.timeout = .seconds(60)
         if !json {
-            print("# ccl bench queue: chunk \(options.chunkBytes) B × \(options.chunkCount), \(ProcessInfo.processInfo.activeProcessorCount) CPUs")
+            print(
+                "# ccl bench queue: chunk \(options.chunkBytes) B × \(options.chunkCount), \(ProcessInfo.processInfo.activeProcessorCount) CPUs"
+            )
             print("readers        size   p50 (µs)   p99 (µs)      msgs/s      GB/s  idle CPU %  wake p50 (µs)  wrong")
         }
         for count in readerCounts {
-            let rows = try QueueBenchRun(readerCount: count, sizes: sizeList, options: options, idleSeconds: idleSeconds, scale: scale).run()
+            let rows = try QueueBenchRun(readerCount: count, sizes: sizeList, options: options, idleSeconds: idleSeconds, scale: scale)
+                .run()
             for row in rows { print(json ? row.json : row.table) }
         }
     }

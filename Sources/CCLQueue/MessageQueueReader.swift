@@ -87,7 +87,7 @@ public final class MessageQueueReader: @unchecked Sendable {
 
     /// Receives the next message and decodes it as `T` (see `CCLBinaryDecoder`); bytes that do
     /// not decode as `T` throw `.malformed`.
-    public func dequeue<T: Decodable>(_ type: T.Type, timeout: Timeout? = nil) throws(CCLError) -> T {
+    public func dequeue<T: Decodable>(decoding type: T.Type, timeout: Timeout? = nil) throws(CCLError) -> T {
         do {
             return try dequeue(timeout: timeout) { raw in try decoder.decode(T.self, from: raw) }
         } catch let error as CCLError {

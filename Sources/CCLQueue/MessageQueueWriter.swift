@@ -90,7 +90,7 @@ public final class MessageQueueWriter: @unchecked Sendable {
     }
 
     /// Sends a `Codable` value in swift-ccl's compact binary format (see `CCLBinaryEncoder`).
-    public func enqueue<T: Encodable>(_ value: T, timeout: Timeout? = nil) throws(CCLError) {
+    public func enqueue<T: Encodable>(encoding value: T, timeout: Timeout? = nil) throws(CCLError) {
         encoded.removeAll(keepingCapacity: true)
         do {
             try encoder.encode(value, into: &encoded)

@@ -197,6 +197,8 @@ final class RemoteFanout: @unchecked Sendable {
         }
     }
 
+    /// Sends every reader a closed frame and stops listening. Idempotent; safe from any thread,
+    /// the event loop's included (where the last reference may drop), on which it does not block.
     func close() {
         let channels: [any Channel]? = monitor.withLock {
             if closed { return nil }
@@ -208,9 +210,17 @@ final class RemoteFanout: @unchecked Sendable {
             sendControl(.closed, on: channel)
             channel.close(mode: .output, promise: nil)
         }
+        if listener.eventLoop.inEventLoop {
+            listener.close(promise: nil)
+            group.shutdownGracefully { _ in }
+            return
+        }
         try? listener.close().wait()
-        // Give the closed frames a moment to leave before the loop stops.
-        for channel in channels { _ = try? channel.closeFuture.wait() }
+        // Let the closed frames leave before the loop stops; a reader that never hangs up gets 2 s.
+        let flushed = EventLoopFuture.andAllComplete(channels.map(\.closeFuture), on: listener.eventLoop)
+        let deadline = listener.eventLoop.scheduleTask(in: .seconds(2)) { for channel in channels { channel.close(promise: nil) } }
+        try? flushed.wait()
+        deadline.cancel()
         try? group.syncShutdownGracefully()
     }
 }

@@ -28,6 +28,7 @@ final class RemoteReader: @unchecked Sendable {
     private var writerClosed = false
     private var failure: CCLError?
     private var readPaused = false
+    private var shutDown = false
 
     init(handle: MessageQueueHandle, rank: Int, options: QueueOptions) throws(CCLError) {
         let operation = "attach remote queue reader"
@@ -161,16 +162,23 @@ final class RemoteReader: @unchecked Sendable {
         return message
     }
 
+    /// Disconnects. Idempotent; safe from any thread, the event loop's included (where the last
+    /// reference may drop), on which it does not block.
     func close() {
         let first: Bool = monitor.withLock {
-            let first = !writerClosed || failure == nil
+            defer { shutDown = true }
             writerClosed = true
             monitor.broadcast()
-            return first
+            return !shutDown
         }
         guard first else { return }
-        try? channel.close().wait()
-        try? group.syncShutdownGracefully()
+        if channel.eventLoop.inEventLoop {
+            channel.close(promise: nil)
+            group.shutdownGracefully { _ in }
+        } else {
+            try? channel.close().wait()
+            try? group.syncShutdownGracefully()
+        }
     }
 }
 
@@ -224,7 +232,8 @@ private final class FrameHandler: ChannelInboundHandler, @unchecked Sendable {
             switch RemoteWire.Status(rawValue: status) {
             case .ok: acknowledged = true
             case .badToken: throw CCLError(.unauthenticated, operation: "handshake", "the writer refused our token (check CCL_TOKEN)")
-            case .notAReader: throw CCLError(.invalidArgument, operation: "handshake", "the writer does not list this rank as a remote reader")
+            case .notAReader:
+                throw CCLError(.invalidArgument, operation: "handshake", "the writer does not list this rank as a remote reader")
             case .rankTaken: throw CCLError(.invalidArgument, operation: "handshake", "another process already attached as this rank")
             case nil: throw CCLError(.malformed, operation: "handshake", "unknown ack status \(status)")
             }
@@ -243,7 +252,8 @@ private final class FrameHandler: ChannelInboundHandler, @unchecked Sendable {
                     guard header.messageLength == expected, header.offset == UInt64(message.count) else {
                         throw CCLError(
                             .malformed, operation: "read queue frame",
-                            "fragment at \(header.offset) of a \(header.messageLength)-byte message; expected \(message.count) of \(expected)")
+                            "fragment at \(header.offset) of a \(header.messageLength)-byte message; expected \(message.count) of \(expected)"
+                        )
                     }
                 } else {
                     guard header.offset == 0 else {

@@ -45,9 +45,11 @@ final class RingReader {
                     + "\(claimed.chunks)×\(claimed.bytes) B) does not match the handle "
                     + "(\(expected.readerCount) readers, \(expected.chunkCount)×\(expected.chunkBytes) B)")
         }
-        guard view.readerState(slot).compareExchange(
-            expected: SlotState.neverAttached, desired: SlotState.attached, ordering: .acquiringAndReleasing
-        ).exchanged else {
+        guard
+            view.readerState(slot).compareExchange(
+                expected: SlotState.neverAttached, desired: SlotState.attached, ordering: .acquiringAndReleasing
+            ).exchanged
+        else {
             throw CCLError(
                 .invalidArgument, operation: operation, rank: rank,
                 "reader slot \(slot) of \(segmentName) is already taken: two processes attached as rank \(rank)")
@@ -209,7 +211,8 @@ final class RingReader {
             guard part.offset == copied, part.messageLength == destination.count else {
                 throw CCLError(
                     .malformed, operation: operation, rank: rank, peer: writerPeer,
-                    "chunk \(cursor) holds bytes \(part.offset)..< of a \(part.messageLength) B message; expected offset \(copied) of \(destination.count) B")
+                    "chunk \(cursor) holds bytes \(part.offset)..< of a \(part.messageLength) B message; expected offset \(copied) of \(destination.count) B"
+                )
             }
             if part.length > 0, let target = destination.baseAddress {
                 (target + copied).copyMemory(from: view.chunkPayload(sequence: cursor), byteCount: part.length)

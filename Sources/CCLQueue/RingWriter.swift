@@ -196,7 +196,8 @@ final class RingWriter {
             stalled: { waited in
                 let names = self.laggingReaders().map { self.describe(reader: $0) }.joined(separator: ", ")
                 self.options.logger.warning(
-                    "No free chunk in queue \(self.segment.name) for \(describeDuration(waited)): writer rank \(self.rank) waits for \(names)")
+                    "No free chunk in queue \(self.segment.name) for \(describeDuration(waited)): writer rank \(self.rank) waits for \(names)"
+                )
             },
             timedOut: { waited in
                 let lagging = self.laggingReaders().map { self.describe(reader: $0) }.joined(separator: ", ")

@@ -57,7 +57,7 @@ func read() throws {
             sleep(600)
         }
         if typed {
-            let record = try reader.dequeue(TestRecord.self)
+            let record = try reader.dequeue(decoding: TestRecord.self)
             guard record == TestRecord.make(i) else {
                 throw CCLError(.malformed, operation: "verify", "typed message \(i) differs: \(record)")
             }
@@ -87,7 +87,7 @@ func write() throws {
             say("PAUSED \(i)")
             sleep(600)
         }
-        if typed { try writer.enqueue(TestRecord.make(i)) } else { try writer.enqueue(messages.message(i)) }
+        if typed { try writer.enqueue(encoding: TestRecord.make(i)) } else { try writer.enqueue(messages.message(i)) }
     }
     writer.close()
     say("DONE \(count)")

@@ -68,7 +68,7 @@ struct QueueProcessTests {
         let writer = try MessageQueueWriter(localReaders: [1], options: Self.options())
         let reader = try Worker("read", ["handle": json(writer.handle), "rank": "1", "count": "500", "typed": "1"])
         try writer.waitUntilReady()
-        for i in 0..<500 { try writer.enqueue(TestRecord.make(i)) }
+        for i in 0..<500 { try writer.enqueue(encoding: TestRecord.make(i)) }
         writer.close()
         try reader.expect("DONE 500")
         try reader.expect("CLOSED")
@@ -81,7 +81,8 @@ struct QueueProcessTests {
         let messages = TestMessages(seed: 11, lengths: lengths)
         try broadcast(
             local: local, remote: remote, count: 70, messages: messages,
-            arguments: ["seed": "11", "lengths": lengths.map(String.init).joined(separator: ",")], options: Self.options(token: "secret-\(UInt32.random(in: 0...UInt32.max))"))
+            arguments: ["seed": "11", "lengths": lengths.map(String.init).joined(separator: ",")],
+            options: Self.options(token: "secret-\(UInt32.random(in: 0...UInt32.max))"))
     }
 
     @Test("a reader that attaches after the writer started sending receives everything")
@@ -150,7 +151,8 @@ struct QueueProcessTests {
         let failure = try intruder.expect("ERROR")
         #expect(failure.contains("unauthenticated"))
         let messages = TestMessages(seed: 2, lengths: [33])
-        let good = try Worker("read", ["handle": json(writer.handle), "rank": "100", "count": "20", "token": "right", "seed": "2", "lengths": "33"])
+        let good = try Worker(
+            "read", ["handle": json(writer.handle), "rank": "100", "count": "20", "token": "right", "seed": "2", "lengths": "33"])
         let local = try Worker("read", ["handle": json(writer.handle), "rank": "1", "count": "20", "seed": "2", "lengths": "33"])
         try writer.waitUntilReady()
         for i in 0..<20 { try writer.enqueue(messages.message(i)) }

@@ -10,7 +10,8 @@ final class Worker: @unchecked Sendable {
     private(set) var lines: [String] = []
 
     static var executable: URL {
-        let me = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+        let me = URL(
+            fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
         return me.deletingLastPathComponent().appendingPathComponent("CCLTestWorker")
     }
 
@@ -58,7 +59,6 @@ final class Worker: @unchecked Sendable {
         let line = try expect("HANDLE ")
         return try JSONDecoder().decode(MessageQueueHandle.self, from: Data(line.dropFirst(7).utf8))
     }
-
 
     func sigkill() { kill(process.processIdentifier, SIGKILL) }
 
