@@ -16,6 +16,7 @@ mkdir -p "$OUT"
 bash "$ANCHORS/mq/setup.sh" 0.33.0 >/dev/null
 swift build -c release --product ccl >/dev/null
 gcc -O2 -std=c11 -o "$OUT/physical_limit" "$ANCHORS/mq/physical_limit.c" -lpthread
+gcc -O2 -o "$OUT/futex_wake_floor" Benchmarks/futex_wake_floor.c
 for rep in $(seq 1 "$REPS"); do
   for readers in 1 3; do
     echo "rep $rep, $readers reader(s): vLLM 0.33.0" >&2
@@ -25,5 +26,6 @@ for rep in $(seq 1 "$REPS"); do
     flock /tmp/cpu.lock .build/release/ccl bench queue --readers "$readers" --json >"$OUT/ccl-R$readers-rep$rep.jsonl"
   done
   flock /tmp/cpu.lock "$OUT/physical_limit" >"$OUT/limit-rep$rep.json"
+  flock /tmp/cpu.lock "$OUT/futex_wake_floor" 1 5 >"$OUT/futex-rep$rep.json"
 done
 python3 Benchmarks/queue_compare.py "$OUT"

@@ -37,7 +37,11 @@ def vllm_rows(readers):
 limits = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(out, "limit-rep*.json")))]
 memcpy16 = med([m["gbs_median"] for l in limits for m in l["memcpy"] if m["bytes"] == 16 << 20]) if limits else None
 
-print(f"memcpy 16 MiB (physical_limit.c, median of {len(limits)} runs): {memcpy16} GB/s\n")
+print(f"memcpy 16 MiB (physical_limit.c, median of {len(limits)} runs): {memcpy16} GB/s")
+futex = [w for p in sorted(glob.glob(os.path.join(out, "futex-rep*.json"))) for w in json.load(open(p))["wake_ns"]]
+if futex:
+    print(f"Floor: C futex wake of a process idle 1 s (futex_wake_floor.c), p50 of {len(futex)}: {med(futex) / 1e3:.1f} µs")
+print()
 for readers in (1, 3):
     ours = ccl_rows(readers)
     lat, thr, idle = vllm_rows(readers)
