@@ -17,6 +17,9 @@ public struct CCLError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let cancelled = Code("cancelled")
         /// A peer process died or its connection closed.
         public static let peerDead = Code("peerDead")
+        /// The call did its work for every other peer, but one peer was lost (died, fell behind, or
+        /// disconnected) and is left behind. Do not retry: the others already have the data.
+        public static let readerLost = Code("readerLost")
         /// The other side closed the queue or connection in an orderly way.
         public static let closed = Code("closed")
         /// Bytes that do not follow the format (a frame, a segment header, an encoded value).

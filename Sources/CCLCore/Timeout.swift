@@ -6,8 +6,16 @@ public enum Timeout: Sendable, Equatable, CustomStringConvertible {
     case nanoseconds(UInt64)
     case indefinite
 
-    public static func seconds(_ s: Double) -> Timeout { .nanoseconds(UInt64(max(0, s) * 1e9)) }
-    public static func milliseconds(_ ms: Int) -> Timeout { .nanoseconds(UInt64(max(0, ms)) * 1_000_000) }
+    /// Longer than ~292 years (or not finite) is `.indefinite`; negative is zero.
+    public static func seconds(_ s: Double) -> Timeout {
+        guard !s.isNaN else { return .nanoseconds(0) }
+        let nanoseconds = max(0, s) * 1e9
+        return nanoseconds < 1.8e19 ? .nanoseconds(UInt64(nanoseconds)) : .indefinite
+    }
+    public static func milliseconds(_ ms: Int) -> Timeout {
+        let (nanoseconds, overflow) = UInt64(max(0, ms)).multipliedReportingOverflow(by: 1_000_000)
+        return overflow ? .indefinite : .nanoseconds(nanoseconds)
+    }
 
     /// The limit in nanoseconds, or nil for `.indefinite`.
     public var nanoseconds: UInt64? {

@@ -65,8 +65,13 @@ struct AdaptiveWait {
             now = monotonicNanoseconds()
         }
         // Sleep phase.
-        let deadline = timeout.nanoseconds.map { start &+ $0 }
-        var nextStall = stallIntervalNanoseconds > 0 && timeout != .indefinite ? start &+ stallIntervalNanoseconds : UInt64.max
+        let deadline = timeout.nanoseconds.map { limit in
+            let (end, overflow) = start.addingReportingOverflow(limit)
+            return overflow ? UInt64.max : end
+        }
+        var nextStall =
+            stallIntervalNanoseconds > 0 && timeout != .indefinite
+            ? start.addingReportingOverflow(stallIntervalNanoseconds).partialValue : UInt64.max
         while true {
             var limit = policy.sleepSliceNanoseconds
             if let deadline {
@@ -83,7 +88,7 @@ struct AdaptiveWait {
             now = monotonicNanoseconds()
             if now >= nextStall {
                 stalled(now &- start)
-                nextStall = now &+ stallIntervalNanoseconds
+                nextStall = now.addingReportingOverflow(stallIntervalNanoseconds).partialValue
             }
         }
     }

@@ -53,11 +53,13 @@ public final class MessageQueueReader: @unchecked Sendable {
         let operation = "dequeue (queue reader)"
         switch source {
         case .ring(let ring):
+            let start = monotonicNanoseconds()
             let length = try ring.nextMessageLength(timeout: timeout, operation: operation)
             var failure: CCLError?
             let bytes = [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
                 do {
-                    try ring.copyMessage(into: UnsafeMutableRawBufferPointer(buffer), timeout: timeout, operation: operation)
+                    try ring.copyMessage(
+                        into: UnsafeMutableRawBufferPointer(buffer), timeout: timeout.remaining(since: start), operation: operation)
                     count = length
                 } catch {
                     failure = error as? CCLError
@@ -82,6 +84,28 @@ public final class MessageQueueReader: @unchecked Sendable {
         case .remote(let remote):
             let bytes = try remote.next(timeout: timeout, operation: operation)
             return try bytes.withUnsafeBytes(body)
+        }
+    }
+
+    /// Receives the next message in pieces, in place, copying nothing: `body(piece, offset, length)`
+    /// is called for consecutive pieces (one per ring chunk) that together make the message of
+    /// `length` bytes; each piece is valid only during its call. For consumers that move a large
+    /// message straight to its destination (a tensor, a file). Not called for an empty message.
+    public func dequeueFragments(
+        timeout: Timeout? = nil, _ body: (_ piece: UnsafeRawBufferPointer, _ offset: Int, _ length: Int) -> Void
+    ) throws(CCLError) {
+        let timeout = timeout ?? options.timeout
+        let operation = "dequeue (queue reader)"
+        switch source {
+        case .ring(let ring):
+            let start = monotonicNanoseconds()
+            let length = try ring.nextMessageLength(timeout: timeout, operation: operation)
+            try ring.forEachFragment(length: length, timeout: timeout.remaining(since: start), operation: operation) { piece, offset in
+                if piece.count > 0 { body(piece, offset, length) }
+            }
+        case .remote(let remote):
+            let bytes = try remote.next(timeout: timeout, operation: operation)
+            if !bytes.isEmpty { bytes.withUnsafeBytes { body($0, 0, bytes.count) } }
         }
     }
 

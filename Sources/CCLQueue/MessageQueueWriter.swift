@@ -37,8 +37,15 @@ public final class MessageQueueWriter: @unchecked Sendable {
                 .invalidArgument, operation: operation, rank: rank,
                 "reader ranks repeat: local \(localReaders), remote \(remoteReaders)")
         }
-        guard options.maxMessageBytes >= 0 else {
-            throw CCLError(.invalidArgument, operation: operation, rank: rank, "maxMessageBytes is negative")
+        guard options.maxMessageBytes >= 0, options.remoteBufferBytes >= 0 else {
+            throw CCLError(.invalidArgument, operation: operation, rank: rank, "maxMessageBytes and remoteBufferBytes must be ≥ 0")
+        }
+        if !remoteReaders.isEmpty {
+            guard !options.token.isEmpty, options.token.utf8.count <= RemoteWire.maxTokenBytes else {
+                throw CCLError(
+                    .invalidArgument, operation: operation, rank: rank,
+                    "remote readers need a shared token of 1 to \(RemoteWire.maxTokenBytes) bytes (set CCL_TOKEN, or QueueOptions.token)")
+            }
         }
         self.rank = rank
         self.options = options
@@ -75,6 +82,10 @@ public final class MessageQueueWriter: @unchecked Sendable {
 
     /// Sends one message made of several pieces (a header and large payloads, say), each copied
     /// once, straight into the ring, with no concatenation first. Readers see one message.
+    ///
+    /// Throws `.readerLost` when the message was delivered but a reader was found dead or too slow
+    /// and is left behind (do not resend); any other error means no reader got the message,
+    /// except after a cut-off (the error says so), which leaves the queue unusable.
     public func enqueue(parts: [UnsafeRawBufferPointer], timeout: Timeout? = nil) throws(CCLError) {
         let operation = "enqueue (queue writer)"
         let total = parts.reduce(0) { $0 + $1.count }
@@ -85,8 +96,10 @@ public final class MessageQueueWriter: @unchecked Sendable {
         }
         let timeout = timeout ?? options.timeout
         let start = monotonicNanoseconds()
-        try ring?.write(parts: parts, totalBytes: total, timeout: timeout, operation: operation)
-        try remote?.send(parts: parts, totalBytes: total, timeout: timeout.remaining(since: start), operation: operation)
+        let ringReport = try ring?.write(parts: parts, totalBytes: total, timeout: timeout, operation: operation)
+        let remoteReport = try remote?.send(parts: parts, totalBytes: total, timeout: timeout.remaining(since: start), operation: operation)
+        // Delivered to everyone still here; a reader lost on the way is reported once.
+        if let report = ringReport ?? remoteReport { throw report }
     }
 
     /// Sends a `Codable` value in swift-ccl's compact binary format (see `CCLBinaryEncoder`).

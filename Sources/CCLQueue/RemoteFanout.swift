@@ -51,6 +51,7 @@ final class RemoteFanout: @unchecked Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
@@ -141,48 +142,33 @@ final class RemoteFanout: @unchecked Sendable {
     }
 
     /// Streams one message to every connected reader, fragment by fragment.
-    func send(parts: [UnsafeRawBufferPointer], totalBytes: Int, timeout: Timeout, operation: String) throws(CCLError) {
+    ///
+    /// A reader that cannot take the message within `timeout` (its send queue stays full) is
+    /// dropped, so the others still get this message and the next ones intact; the returned
+    /// `.readerLost` report names it, once. The same for a reader whose connection dropped.
+    /// Each reader gets at least `minimumGraceNanoseconds`, so one stalled reader that used up
+    /// the call's time does not get healthy ones dropped.
+    func send(parts: [UnsafeRawBufferPointer], totalBytes: Int, timeout: Timeout, operation: String) throws(CCLError) -> CCLError? {
         let start = monotonicNanoseconds()
-        let targets: [(Int, Connection)] = monitor.withLock { connections.map { ($0.key, $0.value) } }
+        let (isClosed, targets): (Bool, [(Int, Connection)]) = monitor.withLock {
+            (closed, connections.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        }
+        if isClosed { throw CCLError(.closed, operation: operation, rank: rank, "the queue was closed by this writer") }
+        var dropped: CCLError?
         for (reader, connection) in targets {
-            var offset = 0
-            var partIndex = 0
-            var partOffset = 0
-            repeat {
-                let length = min(RemoteWire.maxFramePayload, totalBytes - offset)
-                let frameBytes = RemoteWire.frameHeaderBytes + length
-                let alive: Bool = try monitor.withLock { () throws(CCLError) in
-                    try waitLocked(
-                        until: { !connection.alive || connection.queuedBytes + frameBytes <= options.remoteBufferBytes },
-                        timeout: timeout.remaining(since: start), operation: operation,
-                        describe: { "remote reader rank \(reader) (its connection has \(connection.queuedBytes) bytes unsent)" })
-                    if connection.alive { connection.queuedBytes += frameBytes }
-                    return connection.alive
-                }
-                if !alive { break }
-                var buffer = connection.channel.allocator.buffer(capacity: frameBytes)
-                RemoteWire.writeFrameHeader(
-                    .init(kind: .data, payloadLength: length, messageLength: UInt64(totalBytes), offset: UInt64(offset)),
-                    into: &buffer)
-                var filled = 0
-                while filled < length {
-                    let part = parts[partIndex]
-                    let take = min(part.count - partOffset, length - filled)
-                    if take > 0 {
-                        buffer.writeBytes(UnsafeRawBufferPointer(rebasing: part[partOffset..<(partOffset + take)]))
-                    }
-                    filled += take
-                    partOffset += take
-                    if partOffset == part.count {
-                        partIndex += 1
-                        partOffset = 0
-                    }
-                }
-                let promise = connection.channel.eventLoop.makePromise(of: Void.self)
-                promise.futureResult.whenComplete { _ in self.written(frameBytes, to: connection) }
-                connection.channel.writeAndFlush(buffer, promise: promise)
-                offset += length
-            } while offset < totalBytes
+            var budget = timeout.remaining(since: start)
+            if let left = budget.nanoseconds, left < Self.minimumGraceNanoseconds { budget = .nanoseconds(Self.minimumGraceNanoseconds) }
+            do {
+                try send(parts: parts, totalBytes: totalBytes, to: connection, reader: reader, timeout: budget, operation: operation)
+            } catch {
+                if error.code == .cancelled { throw error }
+                drop(reader, connection: connection, reason: "it fell behind: \(error.message)")
+                dropped =
+                    dropped
+                    ?? CCLError(
+                        .readerLost, operation: operation, rank: rank, peer: error.peer,
+                        "\(error.message); remote reader rank \(reader) is dropped and the queue goes on with the others")
+            }
         }
         let dead: [Int: String] = monitor.withLock {
             let found = lost
@@ -190,11 +176,58 @@ final class RemoteFanout: @unchecked Sendable {
             gone.formUnion(found.keys)
             return found
         }
+        if let dropped { return dropped }
         if let (reader, reason) = dead.sorted(by: { $0.key < $1.key }).first {
-            throw CCLError(
-                .peerDead, operation: operation, rank: rank, peer: "remote reader rank \(reader)",
+            return CCLError(
+                .readerLost, operation: operation, rank: rank, peer: "remote reader rank \(reader)",
                 "lost its connection (\(reason)); the message went to the other readers")
         }
+        return nil
+    }
+
+    static let minimumGraceNanoseconds: UInt64 = 100_000_000
+
+    private func drop(_ reader: Int, connection: Connection, reason: String) {
+        monitor.withLock {
+            connection.alive = false
+            if connections[reader] === connection { connections[reader] = nil }
+            gone.insert(reader)
+        }
+        connection.channel.close(promise: nil)
+        options.logger.error("queue writer rank \(rank) dropped remote reader rank \(reader): \(reason)")
+    }
+
+    private func send(
+        parts: [UnsafeRawBufferPointer], totalBytes: Int, to connection: Connection, reader: Int, timeout: Timeout, operation: String
+    ) throws(CCLError) {
+        let start = monotonicNanoseconds()
+        var offset = 0
+        var gather = GatherCursor(parts)
+        repeat {
+            let length = min(RemoteWire.maxFramePayload, totalBytes - offset)
+            let frameBytes = RemoteWire.frameHeaderBytes + length
+            let alive: Bool = try monitor.withLock { () throws(CCLError) in
+                try waitLocked(
+                    until: {
+                        !connection.alive || connection.queuedBytes == 0
+                            || connection.queuedBytes + frameBytes <= options.remoteBufferBytes
+                    },
+                    timeout: timeout.remaining(since: start), operation: operation,
+                    describe: { "remote reader rank \(reader) (\(connection.queuedBytes) bytes unsent to it)" })
+                if connection.alive { connection.queuedBytes += frameBytes }
+                return connection.alive
+            }
+            if !alive { return }
+            var buffer = connection.channel.allocator.buffer(capacity: frameBytes)
+            RemoteWire.writeFrameHeader(
+                .init(kind: .data, payloadLength: length, messageLength: UInt64(totalBytes), offset: UInt64(offset)),
+                into: &buffer)
+            gather.take(length) { buffer.writeBytes($0) }
+            let promise = connection.channel.eventLoop.makePromise(of: Void.self)
+            promise.futureResult.whenComplete { _ in self.written(frameBytes, to: connection) }
+            connection.channel.writeAndFlush(buffer, promise: promise)
+            offset += length
+        } while offset < totalBytes
     }
 
     /// Sends every reader a closed frame and stops listening. Idempotent; safe from any thread,
@@ -216,9 +249,11 @@ final class RemoteFanout: @unchecked Sendable {
             return
         }
         try? listener.close().wait()
-        // Let the closed frames leave before the loop stops; a reader that never hangs up gets 2 s.
+        // Let the last frames leave before the loop stops; a reader that takes longer than the
+        // queue's timeout to drain them is cut off.
         let flushed = EventLoopFuture.andAllComplete(channels.map(\.closeFuture), on: listener.eventLoop)
-        let deadline = listener.eventLoop.scheduleTask(in: .seconds(2)) { for channel in channels { channel.close(promise: nil) } }
+        let grace = TimeAmount.nanoseconds(Int64(clamping: options.timeout.nanoseconds ?? UInt64(Int64.max)))
+        let deadline = listener.eventLoop.scheduleTask(in: grace) { for channel in channels { channel.close(promise: nil) } }
         try? flushed.wait()
         deadline.cancel()
         try? group.syncShutdownGracefully()

@@ -32,18 +32,24 @@ final class RemoteReader: @unchecked Sendable {
 
     init(handle: MessageQueueHandle, rank: Int, options: QueueOptions) throws(CCLError) {
         let operation = "attach remote queue reader"
-        guard let host = handle.remoteHost, let port = handle.remotePort else {
-            throw CCLError(.malformed, operation: operation, rank: rank, "handle lists remote readers but no address")
+        guard let host = handle.remoteHost, let port = handle.remotePort, (1...65535).contains(port) else {
+            throw CCLError(.malformed, operation: operation, rank: rank, "handle lists remote readers but no valid address")
+        }
+        guard !options.token.isEmpty, options.token.utf8.count <= RemoteWire.maxTokenBytes else {
+            throw CCLError(
+                .invalidArgument, operation: operation, rank: rank,
+                "a remote reader needs the writer's token, 1 to \(RemoteWire.maxTokenBytes) bytes (set CCL_TOKEN, or QueueOptions.token)")
         }
         self.rank = rank
         self.options = options
         writerPeer = "writer rank \(handle.writerRank) at \(host):\(port)"
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let box = WeakReader()
-        let limit = handle.maxMessageBytes
+        let limit = min(handle.maxMessageBytes, options.maxMessageBytes)
         let hello = Self.hello(rank: rank, token: options.token)
         let bootstrap = ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelOption(.autoRead, value: false)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
@@ -58,6 +64,10 @@ final class RemoteReader: @unchecked Sendable {
             throw CCLError(.peerDead, operation: operation, rank: rank, peer: writerPeer, "cannot connect", cause: error)
         }
         box.reader = self
+        guard channel.isActive else {
+            try? group.syncShutdownGracefully()
+            throw CCLError(.peerDead, operation: operation, rank: rank, peer: writerPeer, "the writer closed the connection at once")
+        }
         var buffer = channel.allocator.buffer(capacity: hello.count)
         buffer.writeBytes(hello)
         channel.writeAndFlush(buffer, promise: nil)
@@ -68,7 +78,7 @@ final class RemoteReader: @unchecked Sendable {
 
     private static func hello(rank: Int, token: String) -> [UInt8] {
         var bytes: [UInt8] = []
-        let tokenBytes = Array(token.utf8.prefix(RemoteWire.maxTokenBytes))
+        let tokenBytes = Array(token.utf8)
         withUnsafeBytes(of: RemoteWire.helloMagic.littleEndian) { bytes += $0 }
         withUnsafeBytes(of: UInt32(truncatingIfNeeded: rank).littleEndian) { bytes += $0 }
         withUnsafeBytes(of: UInt32(tokenBytes.count).littleEndian) { bytes += $0 }
@@ -77,15 +87,17 @@ final class RemoteReader: @unchecked Sendable {
 
     // MARK: called from the event loop
 
-    fileprivate func deliver(_ message: [UInt8]) -> Bool {
+    fileprivate func deliver(_ message: [UInt8]) {
         monitor.withLock {
             inbox.append(message)
             inboxBytes += message.count
             monitor.broadcast()
             readPaused = inboxBytes >= options.remoteBufferBytes
-            return !readPaused
         }
     }
+
+    /// Whether the socket may be read now (false while the inbox is full: back-pressure).
+    fileprivate func wantsMore() -> Bool { monitor.withLock { !readPaused } }
 
     fileprivate func markReady() {
         monitor.withLock {
@@ -154,7 +166,7 @@ final class RemoteReader: @unchecked Sendable {
                 inboxHead = 0
             }
             inboxBytes -= message.count
-            let resume = readPaused && inboxBytes < options.remoteBufferBytes
+            let resume = readPaused && (inboxBytes < options.remoteBufferBytes || inboxHead == inbox.count)
             if resume { readPaused = false }
             return (message, resume)
         }
@@ -208,9 +220,9 @@ private final class FrameHandler: ChannelInboundHandler, @unchecked Sendable {
         var incoming = unwrapInboundIn(data)
         buffer.writeBuffer(&incoming)
         do {
-            let wantMore = try drain()
+            try drain()
             buffer.discardReadBytes()
-            if wantMore { context.read() }
+            if reader.reader?.wantsMore() == true { context.read() }
         } catch {
             failed = true
             reader.reader?.fail(error.code, error.message, cause: nil)
@@ -218,14 +230,14 @@ private final class FrameHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    /// Consumes whole frames; returns false when the reader asked to pause.
-    private func drain() throws(CCLError) -> Bool {
+    /// Consumes whole frames.
+    private func drain() throws(CCLError) {
         if !acknowledged {
             guard buffer.readableBytes >= RemoteWire.ackBytes,
                 let magic = buffer.readInteger(endianness: .little, as: UInt64.self),
                 let status = buffer.readInteger(endianness: .little, as: UInt32.self),
                 buffer.readInteger(endianness: .little, as: UInt32.self) != nil
-            else { return true }
+            else { return }
             guard magic == RemoteWire.ackMagic else {
                 throw CCLError(.malformed, operation: "handshake", "the peer is not a swift-ccl queue writer")
             }
@@ -238,11 +250,10 @@ private final class FrameHandler: ChannelInboundHandler, @unchecked Sendable {
             case nil: throw CCLError(.malformed, operation: "handshake", "unknown ack status \(status)")
             }
         }
-        var wantMore = true
         while let header = try RemoteWire.readFrameHeader(from: &buffer, maxMessageBytes: maxMessageBytes) {
             guard buffer.readableBytes >= header.payloadLength else {
                 buffer.moveReaderIndex(to: buffer.readerIndex - RemoteWire.frameHeaderBytes)
-                return wantMore
+                return
             }
             switch header.kind {
             case .ready: reader.reader?.markReady()
@@ -271,11 +282,10 @@ private final class FrameHandler: ChannelInboundHandler, @unchecked Sendable {
                     let complete = message
                     message = []
                     messageLength = nil
-                    wantMore = reader.reader?.deliver(complete) ?? false
+                    reader.reader?.deliver(complete)
                 }
             }
         }
-        return wantMore
     }
 
     func channelInactive(context: ChannelHandlerContext) {

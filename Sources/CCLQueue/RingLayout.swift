@@ -9,12 +9,14 @@ import CCLSystem
 ///  0        header line        u64 magic "CCLRING1" (a, release-stored last) · u32 version
 ///                              u32 readerCount · u32 chunkCount · u32 chunkBytes · u64 segmentSize
 ///                              i32 writerPid · u64 writerStart · u32 writerState (a: 1 open, 2 closed)
+///                              u32 ready (a) · u64 writerPidNamespace
 ///  128      publish line       u64 published (a): chunks written so far
 ///                              u32 dataWord (futex readers sleep on) · u32 readerSleepers (a)
 ///  256      space line         u32 spaceWord (futex the writer sleeps on) · u32 writerSleeping (a)
 ///  384      reader slot r      one 128-byte line each: u64 cursor (a): chunks this reader consumed
-///                              u32 state (a: 0 never attached, 1 attached, 2 detached)
-///                              i32 pid · u64 startTime
+///                              u32 state (a: 0 never attached, 3 attaching, 1 attached, 2 detached)
+///                              i32 pid · u64 startTime · u64 pidNamespace
+///                              u32 sleeping (a): this reader is counted in readerSleepers
 ///  chunks   chunk i            64-byte header: u64 messageLength · u64 fragmentOffset
 ///                              u32 fragmentLength · then chunkBytes of payload
 /// ```
@@ -33,7 +35,7 @@ import CCLSystem
 /// own, so readers copy chunk k while the writer fills chunk k + 1.
 struct RingLayout: Sendable, Equatable {
     static let magic: UInt64 = 0x3147_4E49_524C_4343  // "CCLRING1" little-endian
-    static let version: UInt32 = 1
+    static let version: UInt32 = 2
     static let lineBytes = 128
     static let chunkHeaderBytes = 64
     static let readerSlotsOffset = 384
@@ -108,6 +110,7 @@ struct RingView: @unchecked Sendable {
         base.storeBytes(of: UInt64(layout.segmentSize), toByteOffset: 24, as: UInt64.self)
         base.storeBytes(of: writer.pid, toByteOffset: 32, as: Int32.self)
         base.storeBytes(of: writer.startTime, toByteOffset: 40, as: UInt64.self)
+        base.storeBytes(of: writer.namespace, toByteOffset: 56, as: UInt64.self)
     }
     /// The sizes a segment claims, read before a layout is trusted.
     static func readClaimedSizes(_ base: UnsafeRawPointer) -> (version: UInt32, readers: Int, chunks: Int, bytes: Int, size: UInt64) {
@@ -122,7 +125,8 @@ struct RingView: @unchecked Sendable {
     var writer: ProcessIdentity {
         ProcessIdentity(
             pid: base.load(fromByteOffset: 32, as: Int32.self),
-            startTime: base.load(fromByteOffset: 40, as: UInt64.self))
+            startTime: base.load(fromByteOffset: 40, as: UInt64.self),
+            namespace: base.load(fromByteOffset: 56, as: UInt64.self))
     }
     var writerState: UnsafeAtomic<UInt32> { atomic32(48) }
     /// 1 once the writer saw every reader attach (`waitUntilReady`).
@@ -146,13 +150,18 @@ struct RingView: @unchecked Sendable {
         let offset = layout.readerSlotOffset(reader)
         base.storeBytes(of: identity.pid, toByteOffset: offset + 12, as: Int32.self)
         base.storeBytes(of: identity.startTime, toByteOffset: offset + 16, as: UInt64.self)
+        base.storeBytes(of: identity.namespace, toByteOffset: offset + 24, as: UInt64.self)
     }
+    /// 1 while reader `reader` is counted in `readerSleepers`, so a writer that finds it dead can
+    /// take it out of the count.
+    func readerSleeping(_ reader: Int) -> UnsafeAtomic<UInt32> { atomic32(layout.readerSlotOffset(reader) + 32) }
     /// Valid once `readerState(reader)` was observed as attached with an acquire load.
     func readerIdentity(_ reader: Int) -> ProcessIdentity {
         let offset = layout.readerSlotOffset(reader)
         return ProcessIdentity(
             pid: base.load(fromByteOffset: offset + 12, as: Int32.self),
-            startTime: base.load(fromByteOffset: offset + 16, as: UInt64.self))
+            startTime: base.load(fromByteOffset: offset + 16, as: UInt64.self),
+            namespace: base.load(fromByteOffset: offset + 24, as: UInt64.self))
     }
 
     // Chunks.
@@ -167,6 +176,8 @@ enum SlotState {
     static let neverAttached: UInt32 = 0
     static let attached: UInt32 = 1
     static let detached: UInt32 = 2
+    /// Slot claimed, identity not yet written: treated like never attached.
+    static let attaching: UInt32 = 3
     static let writerOpen: UInt32 = 1
     static let writerClosed: UInt32 = 2
 }

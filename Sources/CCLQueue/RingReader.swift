@@ -5,10 +5,15 @@ import Logging
 
 /// A same-node reader of the shared-memory ring (see `RingLayout` for the protocol).
 ///
-/// Threading: one thread at a time. A message that fits one chunk is handed to the caller in
-/// place (zero copies) and the chunk is released when the closure returns; a longer message is
-/// copied once, chunk by chunk as the writer publishes them, into the destination.
-final class RingReader {
+/// Threading: one thread reads at a time; `detach` may come from any thread and ends a blocked
+/// read with `.closed`. A message that fits one chunk is handed to the caller in place (zero
+/// copies) and the chunk is released when the closure returns; a longer message is copied once,
+/// chunk by chunk as the writer publishes them, or handed over chunk by chunk in place
+/// (`withNextMessageFragments`).
+///
+/// A read that fails part-way through a message (timeout, cancellation) drops the rest of that
+/// message on the next call, so the stream stays aligned; the failed call's error says so.
+final class RingReader: @unchecked Sendable {
     private let segment: SharedMemorySegment
     private let view: RingView
     let slot: Int
@@ -18,7 +23,9 @@ final class RingReader {
     private let maxMessageBytes: Int
     private var cursor: UInt64 = 0
     private var assembly: UnsafeMutableRawBufferPointer?
-    private var detached = false
+    /// The message whose remaining chunks must be skipped before the next one: (length, next offset).
+    private var discarding: (length: Int, offset: Int)?
+    private let detached = ManagedAtomic<Bool>(false)
 
     init(handle: MessageQueueHandle, segmentName: String, slot: Int, rank: Int, options: QueueOptions) throws(CCLError) {
         let operation = "attach queue reader (rank \(rank))"
@@ -45,23 +52,30 @@ final class RingReader {
                     + "\(claimed.chunks)×\(claimed.bytes) B) does not match the handle "
                     + "(\(expected.readerCount) readers, \(expected.chunkCount)×\(expected.chunkBytes) B)")
         }
+        // Claim the slot, write the identity, then publish "attached": a writer never sees an
+        // attached reader without its pid.
         guard
             view.readerState(slot).compareExchange(
-                expected: SlotState.neverAttached, desired: SlotState.attached, ordering: .acquiringAndReleasing
+                expected: SlotState.neverAttached, desired: SlotState.attaching, ordering: .acquiringAndReleasing
             ).exchanged
         else {
             throw CCLError(
                 .invalidArgument, operation: operation, rank: rank,
                 "reader slot \(slot) of \(segmentName) is already taken: two processes attached as rank \(rank)")
         }
+        view.setReaderIdentity(slot, ProcessIdentity.current())
+        guard
+            view.readerState(slot).compareExchange(
+                expected: SlotState.attaching, desired: SlotState.attached, ordering: .sequentiallyConsistent
+            ).exchanged
+        else {
+            throw CCLError(.invalidArgument, operation: operation, rank: rank, "reader slot \(slot) changed while attaching")
+        }
         self.slot = slot
         self.rank = rank
         self.writerRank = handle.writerRank
         self.options = options
-        self.maxMessageBytes = handle.maxMessageBytes
-        view.setReaderIdentity(slot, ProcessIdentity.current())
-        // Re-publish the state with release so the writer sees the identity with it.
-        view.readerState(slot).store(SlotState.attached, ordering: .sequentiallyConsistent)
+        self.maxMessageBytes = max(0, min(handle.maxMessageBytes, options.maxMessageBytes))
         cursor = view.cursor(slot).load(ordering: .acquiring)
         wakeWriter()
     }
@@ -71,12 +85,14 @@ final class RingReader {
         assembly?.deallocate()
     }
 
-    /// Leaves the queue: the writer stops waiting for this reader.
+    /// Leaves the queue: the writer stops waiting for this reader, and a read blocked in another
+    /// thread ends with `.closed`.
     func detach() {
-        guard !detached else { return }
-        detached = true
+        guard !detached.exchange(true, ordering: .sequentiallyConsistent) else { return }
         view.readerState(slot).store(SlotState.detached, ordering: .sequentiallyConsistent)
         wakeWriter()
+        view.dataWord.wrappingIncrement(ordering: .sequentiallyConsistent)
+        Futex.wake(view.dataWordAddress)
     }
 
     private var writerPeer: String { "writer rank \(writerRank) (\(view.writer))" }
@@ -94,31 +110,49 @@ final class RingReader {
     @inline(__always)
     private func chunkAvailable() -> Bool { view.published.load(ordering: .acquiring) > cursor }
 
+    /// Throws `.closed` when this reader was detached, or left behind by the writer as dead.
+    private func checkAttached(_ operation: String) throws(CCLError) {
+        guard view.readerState(slot).load(ordering: .acquiring) == SlotState.attached else {
+            throw CCLError(
+                .closed, operation: operation, rank: rank, peer: writerPeer,
+                "this reader was closed or left behind by the writer; what it read last may be overwritten")
+        }
+    }
+
+    /// Sleeps on `dataWord` at most `limit` ns, announcing itself so a publish wakes it.
+    private func sleepOnData(limit: UInt64, ready: () -> Bool) {
+        let expected = view.dataWord.load(ordering: .acquiring)
+        view.readerSleeping(slot).store(1, ordering: .sequentiallyConsistent)
+        view.readerSleepers.wrappingIncrement(ordering: .sequentiallyConsistent)
+        // Sequentially consistent re-check, paired with the writer's publish and sleeper load.
+        if view.published.load(ordering: .sequentiallyConsistent) <= cursor, !ready() {
+            _ = Futex.wait(view.dataWordAddress, expected: expected, timeoutNanoseconds: limit)
+        }
+        if view.readerSleeping(slot).exchange(0, ordering: .sequentiallyConsistent) != 0 {
+            view.readerSleepers.wrappingDecrement(ordering: .sequentiallyConsistent)
+        }
+    }
+
+    private func checkWriterAlive(_ operation: String) throws(CCLError) {
+        if !view.writer.isAlive {
+            throw CCLError(
+                .peerDead, operation: operation, rank: rank, peer: writerPeer, "the writer process died; no more messages will come")
+        }
+    }
+
     /// Waits until chunk `cursor` is published; throws `.closed` once the writer closed and
     /// everything published was read.
     private func waitForChunk(timeout: Timeout, operation: String) throws(CCLError) {
         if chunkAvailable() { return }
         let ready = { [view] in
             self.chunkAvailable() || view.writerState.load(ordering: .acquiring) == SlotState.writerClosed
+                || self.detached.load(ordering: .relaxed)
         }
         let wait = AdaptiveWait(policy: options.wait, timeout: timeout, stallIntervalNanoseconds: options.stallWarningNanoseconds)
         try wait.run(
             until: ready,
-            sleep: { limit in
-                let expected = view.dataWord.load(ordering: .acquiring)
-                view.readerSleepers.wrappingIncrement(ordering: .sequentiallyConsistent)
-                if !ready() {
-                    _ = Futex.wait(view.dataWordAddress, expected: expected, timeoutNanoseconds: limit)
-                }
-                view.readerSleepers.wrappingDecrement(ordering: .relaxed)
-            },
-            check: { () throws(CCLError) in
-                if !view.writer.isAlive {
-                    throw CCLError(
-                        .peerDead, operation: operation, rank: rank, peer: writerPeer,
-                        "the writer process died; no more messages will come")
-                }
-            },
+            sleep: { limit in sleepOnData(limit: limit, ready: ready) },
+            check: { () throws(CCLError) in try checkWriterAlive(operation) },
             stalled: { waited in
                 self.options.logger.info(
                     "queue reader rank \(self.rank): \(self.writerPeer) has sent nothing for \(describeDuration(waited))")
@@ -129,6 +163,7 @@ final class RingReader {
                     "waited \(describeDuration(waited)): the writer sent nothing")
             },
             cancelled: { CCLError(.cancelled, operation: operation, rank: rank, peer: writerPeer, "cancelled") })
+        try checkAttached(operation)
         if !chunkAvailable() {
             throw CCLError(.closed, operation: operation, rank: rank, peer: writerPeer, "the writer closed the queue")
         }
@@ -137,21 +172,14 @@ final class RingReader {
     /// Returns once the writer saw every reader attach.
     func waitUntilReady(timeout: Timeout) throws(CCLError) {
         let operation = "waitUntilReady (queue reader)"
-        let ready = { [view] in view.readyFlag.load(ordering: .acquiring) != 0 }
+        let ready = { [view] in
+            view.readyFlag.load(ordering: .acquiring) != 0 || view.writerState.load(ordering: .acquiring) == SlotState.writerClosed
+        }
         let wait = AdaptiveWait(policy: options.wait, timeout: timeout, stallIntervalNanoseconds: 0)
         try wait.run(
             until: ready,
-            sleep: { limit in
-                let expected = view.dataWord.load(ordering: .acquiring)
-                view.readerSleepers.wrappingIncrement(ordering: .sequentiallyConsistent)
-                if !ready() { _ = Futex.wait(view.dataWordAddress, expected: expected, timeoutNanoseconds: limit) }
-                view.readerSleepers.wrappingDecrement(ordering: .relaxed)
-            },
-            check: { () throws(CCLError) in
-                if !view.writer.isAlive {
-                    throw CCLError(.peerDead, operation: operation, rank: rank, peer: writerPeer, "the writer process died")
-                }
-            },
+            sleep: { limit in sleepOnData(limit: limit, ready: ready) },
+            check: { () throws(CCLError) in try checkWriterAlive(operation) },
             stalled: { _ in },
             timedOut: { waited in
                 CCLError(
@@ -169,13 +197,12 @@ final class RingReader {
         let messageLength = raw.load(fromByteOffset: 0, as: UInt64.self)
         let offset = raw.load(fromByteOffset: 8, as: UInt64.self)
         let length = UInt64(raw.load(fromByteOffset: 16, as: UInt32.self))
-        guard messageLength <= UInt64(maxMessageBytes), length <= UInt64(view.layout.chunkBytes),
-            offset <= messageLength, length <= messageLength - offset
+        guard messageLength <= 1 << 62, length <= UInt64(view.layout.chunkBytes), offset <= messageLength,
+            length <= messageLength - offset
         else {
             throw CCLError(
                 .malformed, operation: operation, rank: rank, peer: writerPeer,
-                "chunk \(cursor) header is corrupt (message \(messageLength) B, fragment \(length) B at \(offset); "
-                    + "limit \(maxMessageBytes) B)")
+                "chunk \(cursor) header is corrupt (message \(messageLength) B, fragment \(length) B at \(offset))")
         }
         return (Int(messageLength), Int(offset), Int(length))
     }
@@ -188,38 +215,83 @@ final class RingReader {
         wakeWriter()
     }
 
+    /// Skips what is left of a message an earlier call gave up on.
+    private func finishDiscarding(deadline start: UInt64, timeout: Timeout, operation: String) throws(CCLError) {
+        while let partial = discarding {
+            try waitForChunk(timeout: timeout.remaining(since: start), operation: operation)
+            let part = try header(operation: operation)
+            guard part.messageLength == partial.length, part.offset == partial.offset else {
+                throw CCLError(
+                    .malformed, operation: operation, rank: rank, peer: writerPeer,
+                    "chunk \(cursor) does not continue the dropped message (\(part.offset) of \(part.messageLength) B)")
+            }
+            advance()
+            let next = partial.offset + part.length
+            discarding = next < partial.length ? (partial.length, next) : nil
+        }
+    }
+
     /// Waits for the next message and reports its length; the message's first chunk is then at
-    /// the cursor.
+    /// the cursor. A message above the reader's limit is skipped and reported.
     func nextMessageLength(timeout: Timeout, operation: String) throws(CCLError) -> Int {
-        try waitForChunk(timeout: timeout, operation: operation)
+        let start = monotonicNanoseconds()
+        try finishDiscarding(deadline: start, timeout: timeout, operation: operation)
+        try waitForChunk(timeout: timeout.remaining(since: start), operation: operation)
         let first = try header(operation: operation)
         guard first.offset == 0 else {
             throw CCLError(
                 .malformed, operation: operation, rank: rank, peer: writerPeer,
                 "chunk \(cursor) continues a message (offset \(first.offset)) where a new message should start")
         }
+        guard first.messageLength <= maxMessageBytes else {
+            discarding = (first.messageLength, 0)
+            throw CCLError(
+                .tooLarge, operation: operation, rank: rank, peer: writerPeer,
+                "message of \(first.messageLength) bytes exceeds this reader's limit of \(maxMessageBytes) bytes; it is skipped")
+        }
         return first.messageLength
     }
 
-    /// Copies the message whose first chunk is at the cursor into `destination` (exactly its
-    /// length), releasing each chunk as soon as it is copied.
-    func copyMessage(into destination: UnsafeMutableRawBufferPointer, timeout: Timeout, operation: String) throws(CCLError) {
-        var copied = 0
+    /// Hands the message whose first chunk is at the cursor to `body` chunk by chunk, in place,
+    /// releasing each chunk when `body` returns. `timeout` bounds the whole message.
+    func forEachFragment(
+        length: Int, timeout: Timeout, operation: String, _ body: (UnsafeRawBufferPointer, Int) throws(CCLError) -> Void
+    ) throws(CCLError) {
+        let start = monotonicNanoseconds()
+        var done = 0
         repeat {
-            if copied > 0 { try waitForChunk(timeout: timeout, operation: operation) }
+            if done > 0 {
+                do {
+                    try waitForChunk(timeout: timeout.remaining(since: start), operation: operation)
+                } catch {
+                    discarding = (length, done)
+                    var cut = error
+                    cut.message += "; the \(length)-byte message was cut off after \(done) bytes and is dropped"
+                    throw cut
+                }
+            }
             let part = try header(operation: operation)
-            guard part.offset == copied, part.messageLength == destination.count else {
+            guard part.offset == done, part.messageLength == length else {
                 throw CCLError(
                     .malformed, operation: operation, rank: rank, peer: writerPeer,
-                    "chunk \(cursor) holds bytes \(part.offset)..< of a \(part.messageLength) B message; expected offset \(copied) of \(destination.count) B"
-                )
+                    "chunk \(cursor) holds bytes from \(part.offset) of a \(part.messageLength) B message; "
+                        + "expected offset \(done) of \(length) B")
             }
-            if part.length > 0, let target = destination.baseAddress {
-                (target + copied).copyMemory(from: view.chunkPayload(sequence: cursor), byteCount: part.length)
-            }
-            copied += part.length
+            try body(UnsafeRawBufferPointer(start: view.chunkPayload(sequence: cursor), count: part.length), done)
+            try checkAttached(operation)
+            done += part.length
             advance()
-        } while copied < destination.count
+        } while done < length
+    }
+
+    /// Copies the message whose first chunk is at the cursor into `destination` (exactly its
+    /// length).
+    func copyMessage(into destination: UnsafeMutableRawBufferPointer, timeout: Timeout, operation: String) throws(CCLError) {
+        try forEachFragment(length: destination.count, timeout: timeout, operation: operation) { fragment, offset in
+            if let source = fragment.baseAddress, let target = destination.baseAddress {
+                (target + offset).copyMemory(from: source, byteCount: fragment.count)
+            }
+        }
     }
 
     /// Hands the next message to `body` without copying when it fits one chunk; otherwise
@@ -227,11 +299,14 @@ final class RingReader {
     func withNextMessage<R>(
         timeout: Timeout, operation: String, _ body: (UnsafeRawBufferPointer) throws -> R
     ) throws -> R {
+        let start = monotonicNanoseconds()
         let length = try nextMessageLength(timeout: timeout, operation: operation)
         let first = try header(operation: operation)
         if first.length == length {
             defer { advance() }
-            return try body(UnsafeRawBufferPointer(start: view.chunkPayload(sequence: cursor), count: length))
+            let result = try body(UnsafeRawBufferPointer(start: view.chunkPayload(sequence: cursor), count: length))
+            try checkAttached(operation)
+            return result
         }
         if (assembly?.count ?? 0) < length {
             assembly?.deallocate()
@@ -239,7 +314,7 @@ final class RingReader {
         }
         guard let buffer = assembly else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
         let target = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length])
-        try copyMessage(into: target, timeout: timeout, operation: operation)
+        try copyMessage(into: target, timeout: timeout.remaining(since: start), operation: operation)
         return try body(UnsafeRawBufferPointer(target))
     }
 }

@@ -19,6 +19,11 @@ final class RingWriter {
     /// A lower bound of the slowest attached reader's cursor.
     private var cachedMinCursor: UInt64 = 0
     private var closed = false
+    /// Set when a message was cut off part-way (timeout or cancellation between its chunks):
+    /// readers hold half a message, so nothing more may be written.
+    private var broken: CCLError?
+    /// A reader found dead while waiting: left behind, reported after the message is written.
+    private var deadReader: CCLError?
 
     var segmentName: String { segment.name }
 
@@ -59,7 +64,7 @@ final class RingWriter {
     private func describe(reader r: Int) -> String {
         let state = view.readerState(r).load(ordering: .acquiring)
         let name = "reader rank \(readerRanks[r])"
-        if state == SlotState.neverAttached { return "\(name) (never attached)" }
+        if state == SlotState.neverAttached || state == SlotState.attaching { return "\(name) (never attached)" }
         return "\(name) (\(view.readerIdentity(r)))"
     }
 
@@ -69,7 +74,10 @@ final class RingWriter {
     func waitUntilReady(timeout: Timeout) throws(CCLError) {
         let wait = AdaptiveWait(policy: options.wait, timeout: timeout, stallIntervalNanoseconds: options.stallWarningNanoseconds)
         let pending = { [view] in
-            (0..<view.layout.readerCount).filter { view.readerState($0).load(ordering: .acquiring) == SlotState.neverAttached }
+            (0..<view.layout.readerCount).filter {
+                let state = view.readerState($0).load(ordering: .acquiring)
+                return state == SlotState.neverAttached || state == SlotState.attaching
+            }
         }
         try wait.run(
             until: { pending().isEmpty },
@@ -96,15 +104,35 @@ final class RingWriter {
     // MARK: writing
 
     /// Writes one message made of `parts` (a gather list), streaming through as many chunks as
-    /// it needs. Each byte is copied once, from the caller's memory into the ring.
-    func write(parts: borrowing [UnsafeRawBufferPointer], totalBytes: Int, timeout: Timeout, operation: String) throws(CCLError) {
-        precondition(!closed, "enqueue on a closed queue writer")
+    /// it needs. Each byte is copied once, from the caller's memory into the ring. `timeout`
+    /// bounds the whole call.
+    ///
+    /// Returns a `.readerLost` report when a reader was found dead on the way: the message went
+    /// to the others and the dead reader is left behind. Throws when nothing was written (the
+    /// queue is unchanged) or when the message was cut off part-way (the queue is then broken).
+    func write(parts: [UnsafeRawBufferPointer], totalBytes: Int, timeout: Timeout, operation: String) throws(CCLError)
+        -> CCLError?
+    {
+        guard !closed else {
+            throw CCLError(.closed, operation: operation, rank: rank, "the queue was closed by this writer")
+        }
+        if let broken { throw broken }
         let chunkBytes = view.layout.chunkBytes
         var offset = 0
-        var partIndex = 0
-        var partOffset = 0
+        var gather = GatherCursor(parts)
+        let start = monotonicNanoseconds()
         repeat {
-            try waitForSpace(timeout: timeout, operation: operation)
+            do {
+                try waitForSpace(timeout: offset == 0 ? timeout : timeout.remaining(since: start), operation: operation)
+            } catch {
+                if offset > 0 {
+                    var cut = error
+                    cut.message += "; the message was cut off after \(offset) of \(totalBytes) bytes, so this queue accepts no more"
+                    broken = cut
+                    throw cut
+                }
+                throw error
+            }
             let header = view.chunkHeader(sequence: sequence)
             let payload = view.chunkPayload(sequence: sequence)
             let length = min(chunkBytes, totalBytes - offset)
@@ -112,22 +140,15 @@ final class RingWriter {
             header.storeBytes(of: UInt64(offset), toByteOffset: 8, as: UInt64.self)
             header.storeBytes(of: UInt32(length), toByteOffset: 16, as: UInt32.self)
             var filled = 0
-            while filled < length {
-                let part = parts[partIndex]
-                let take = min(part.count - partOffset, length - filled)
-                if take > 0, let source = part.baseAddress {
-                    (payload + filled).copyMemory(from: source + partOffset, byteCount: take)
-                }
-                filled += take
-                partOffset += take
-                if partOffset == part.count {
-                    partIndex += 1
-                    partOffset = 0
-                }
+            gather.take(length) { piece in
+                if let source = piece.baseAddress { (payload + filled).copyMemory(from: source, byteCount: piece.count) }
+                filled += piece.count
             }
             offset += length
             publish()
         } while offset < totalBytes
+        defer { deadReader = nil }
+        return deadReader
     }
 
     /// Makes chunk `sequence` visible (release), then wakes readers only if one sleeps: the
@@ -185,11 +206,17 @@ final class RingWriter {
             sleep: { limit in self.sleepOnSpace(limit: limit, stillBlocked: { !self.hasSpace() }) },
             check: { () throws(CCLError) in
                 for r in laggingReaders() where view.readerState(r).load(ordering: .acquiring) == SlotState.attached {
-                    let identity = view.readerIdentity(r)
-                    if !identity.isAlive {
-                        throw CCLError(
-                            .peerDead, operation: operation, rank: rank, peer: describe(reader: r),
-                            "reader process died before reading message chunk \(sequence &- UInt64(view.layout.chunkCount))")
+                    guard !view.readerIdentity(r).isAlive else { continue }
+                    let peer = describe(reader: r)
+                    options.logger.error("queue writer rank \(rank): \(peer) died; going on without it")
+                    // Left behind: the message goes to the others, then enqueue reports the death once.
+                    deadReader = CCLError(
+                        .readerLost, operation: operation, rank: rank, peer: peer,
+                        "reader process died before reading message chunk \(sequence &- UInt64(view.layout.chunkCount)); "
+                            + "this message went to the other readers, and later ones will too")
+                    view.readerState(r).store(SlotState.detached, ordering: .sequentiallyConsistent)
+                    if view.readerSleeping(r).exchange(0, ordering: .sequentiallyConsistent) != 0 {
+                        view.readerSleepers.wrappingDecrement(ordering: .sequentiallyConsistent)
                     }
                 }
             },

@@ -1,16 +1,20 @@
 import Glibc
 
 /// A process as other processes can check it: pid plus the kernel's start time, so a recycled pid
-/// is not mistaken for the original process.
+/// is not mistaken for the original process, plus its pid namespace, so a process in another
+/// container (sharing /dev/shm but not pids) is not judged by a pid that means something else here.
 ///
-/// The start time is field 22 of `/proc/<pid>/stat` (clock ticks since boot).
+/// The start time is field 22 of `/proc/<pid>/stat` (clock ticks since boot); the namespace is the
+/// inode of `/proc/self/ns/pid` (0 when unknown).
 public struct ProcessIdentity: Sendable, Equatable, CustomStringConvertible {
     public let pid: Int32
     public let startTime: UInt64
+    public let namespace: UInt64
 
-    public init(pid: Int32, startTime: UInt64) {
+    public init(pid: Int32, startTime: UInt64, namespace: UInt64 = ProcessIdentity.currentNamespace) {
         self.pid = pid
         self.startTime = startTime
+        self.namespace = namespace
     }
 
     /// This process.
@@ -19,8 +23,19 @@ public struct ProcessIdentity: Sendable, Equatable, CustomStringConvertible {
         return ProcessIdentity(pid: pid, startTime: startTime(of: pid) ?? 0)
     }
 
-    /// True while the process exists, has the recorded start time, and is not a zombie.
+    /// The inode of this process's pid namespace, 0 when /proc does not say.
+    public static let currentNamespace: UInt64 = {
+        var info = stat()
+        return stat("/proc/self/ns/pid", &info) == 0 ? UInt64(info.st_ino) : 0
+    }()
+
+    /// Whether this process can check the other's liveness (same pid namespace).
+    public var isCheckable: Bool { namespace == 0 || namespace == Self.currentNamespace }
+
+    /// True while the process exists, has the recorded start time, and is not a zombie. A process
+    /// in another pid namespace cannot be checked from here and counts as alive.
     public var isAlive: Bool {
+        guard isCheckable else { return true }
         guard pid > 0 else { return false }
         guard let stat = Self.readStat(pid) else { return false }
         if stat.state == UInt8(ascii: "Z") || stat.state == UInt8(ascii: "X") { return false }

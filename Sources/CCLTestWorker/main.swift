@@ -6,7 +6,7 @@ import Foundation
 // A real reader or writer process for the tests. Arguments are `key=value` words:
 //
 //   read   handle=<json> rank=R count=N seed=S [lengths=a,b,…|max=M] [typed=1] [token=T]
-//          [timeout=SECONDS] [stallAfter=K]
+//          [timeout=SECONDS] [stallAfter=K] [rbuf=BYTES]
 //   write  local=a,b remote=c,d count=N seed=S [lengths=…|max=M] [chunk=B] [chunks=C]
 //          [token=T] [typed=1] [pauseAfter=K]
 //
@@ -35,6 +35,7 @@ let options: QueueOptions = {
     options.timeout = .seconds(Double(int("timeout", 30)))
     options.chunkBytes = int("chunk", 4096)
     options.chunkCount = int("chunks", 4)
+    options.remoteBufferBytes = int("rbuf", options.remoteBufferBytes)
     return options
 }()
 

@@ -52,6 +52,19 @@ struct QueueFailureTests {
         try writer.enqueue([3], timeout: .seconds(1))
     }
 
+    @Test("a message cut off by a timeout between its chunks stops the writer instead of corrupting the stream")
+    func cutOffMessage() throws {
+        let writer = try MessageQueueWriter(localReaders: [1], options: Self.options())
+        let reader = try MessageQueueReader(handle: writer.handle, rank: 1, options: Self.options())
+        // Two 256-byte chunks fit; the third waits for a reader that does not read.
+        let error = #expect(throws: CCLError.self) { try writer.enqueue([UInt8](repeating: 1, count: 2000), timeout: .milliseconds(100)) }
+        #expect(error?.code == .timeout)
+        #expect(error?.message.contains("cut off after 512 of 2000 bytes") == true)
+        let after = #expect(throws: CCLError.self) { try writer.enqueue([2], timeout: .milliseconds(100)) }
+        #expect(after?.message.contains("accepts no more") == true)
+        withExtendedLifetime(reader) {}
+    }
+
     @Test("waitUntilReady times out naming readers that never attached")
     func readinessTimeout() throws {
         let writer = try MessageQueueWriter(localReaders: [1, 2, 3], options: Self.options())
@@ -153,7 +166,7 @@ struct QueueFailureTests {
         gone.executableURL = URL(fileURLWithPath: "/bin/true")
         try gone.run()
         gone.waitUntilExit()
-        let stale = "/\(SegmentNames.prefix)\(gone.processIdentifier)-1-dead"
+        let stale = "/\(SegmentNames.prefix)\(ProcessIdentity.currentNamespace)-\(gone.processIdentifier)-1-dead"
         var segment = try SharedMemorySegment.create(name: stale, size: 4096)
         let removed = SegmentNames.removeStale()
         #expect(removed.contains(String(stale.dropFirst())))
