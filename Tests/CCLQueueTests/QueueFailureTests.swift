@@ -65,6 +65,89 @@ struct QueueFailureTests {
         withExtendedLifetime(reader) {}
     }
 
+    @Test("a reader that times out inside a message drops its rest and stays aligned with the stream")
+    func readerCutOff() throws {
+        let options = Self.options(chunk: 256, chunks: 4)
+        let writer = try MessageQueueWriter(localReaders: [1, 2], options: options)
+        let reader = try MessageQueueReader(handle: writer.handle, rank: 1, options: options)
+        let holdUp = try MessageQueueReader(handle: writer.handle, rank: 2, options: options)
+        let big = [UInt8](repeating: 7, count: 2000)  // 8 chunks; the ring holds 4
+        let sender = Thread {
+            try? writer.enqueue(big, timeout: .seconds(10))
+            try? writer.enqueue([1, 2, 3], timeout: .seconds(10))
+        }
+        sender.start()
+        // Reader 1 gets 4 chunks, then the writer waits for reader 2, so chunk 5 never comes.
+        var received = 0
+        let error = #expect(throws: CCLError.self) {
+            try reader.dequeueFragments(timeout: .milliseconds(300)) { piece, _, _ in received += piece.count }
+        }
+        #expect(received == 1024)
+        #expect(error?.code == .timeout)
+        #expect(error?.message.contains("cut off after 1024 bytes") == true)
+        #expect(try holdUp.dequeue(timeout: .seconds(5)) == big)
+        // The rest of `big` is skipped; the next message arrives whole.
+        #expect(try reader.dequeue(timeout: .seconds(5)) == [1, 2, 3])
+        #expect(try holdUp.dequeue(timeout: .seconds(5)) == [1, 2, 3])
+    }
+
+    @Test("a reader skips a message above its own limit, says so, and reads the next")
+    func readerLimit() throws {
+        let writer = try MessageQueueWriter(localReaders: [1], options: Self.options(chunk: 256, chunks: 8))
+        var small = Self.options(chunk: 256, chunks: 8)
+        small.maxMessageBytes = 100
+        let reader = try MessageQueueReader(handle: writer.handle, rank: 1, options: small)
+        try writer.enqueue([UInt8](repeating: 1, count: 1000))
+        try writer.enqueue([5])
+        let error = #expect(throws: CCLError.self) { _ = try reader.dequeue() }
+        #expect(error?.code == .tooLarge)
+        #expect(try reader.dequeue() == [5])
+    }
+
+    @Test("closing a reader from another thread ends its blocked dequeue with .closed")
+    func closeFromAnotherThread() throws {
+        let writer = try MessageQueueWriter(localReaders: [1], options: Self.options())
+        let reader = try MessageQueueReader(handle: writer.handle, rank: 1, options: Self.options())
+        let closer = Thread {
+            Thread.sleep(forTimeInterval: 0.2)
+            reader.close()
+        }
+        closer.start()
+        let start = monotonicNanoseconds()
+        let error = #expect(throws: CCLError.self) { _ = try reader.dequeue(timeout: .seconds(10)) }
+        #expect(error?.code == .closed)
+        #expect(monotonicNanoseconds() - start < 2_000_000_000)
+    }
+
+    @Test("dequeueFragments hands a multi-chunk message over in place, in order")
+    func fragments() throws {
+        let writer = try MessageQueueWriter(localReaders: [1], options: Self.options(chunk: 256, chunks: 8))
+        let reader = try MessageQueueReader(handle: writer.handle, rank: 1, options: Self.options(chunk: 256, chunks: 8))
+        let message = (0..<1000).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        try writer.enqueue(message)
+        var assembled: [UInt8] = []
+        var offsets: [Int] = []
+        try reader.dequeueFragments { piece, offset, length in
+            #expect(length == 1000)
+            offsets.append(offset)
+            assembled += piece
+        }
+        #expect(assembled == message)
+        #expect(offsets == [0, 256, 512, 768])
+    }
+
+    @Test("remote readers require a token; timeouts saturate instead of trapping")
+    func configurationErrors() throws {
+        var options = Self.options()
+        options.token = ""
+        let error = #expect(throws: CCLError.self) { _ = try MessageQueueWriter(localReaders: [], remoteReaders: [1], options: options) }
+        #expect(error?.description.contains("CCL_TOKEN") == true)
+        #expect(Timeout.seconds(.infinity) == .indefinite)
+        #expect(Timeout.seconds(-1) == .nanoseconds(0))
+        #expect(Timeout.milliseconds(Int.max) == .indefinite)
+        #expect(Timeout.seconds(.nan) == .nanoseconds(0))
+    }
+
     @Test("waitUntilReady times out naming readers that never attached")
     func readinessTimeout() throws {
         let writer = try MessageQueueWriter(localReaders: [1, 2, 3], options: Self.options())
