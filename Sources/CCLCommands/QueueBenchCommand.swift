@@ -276,11 +276,14 @@ struct QueueBenchReaderCommand: ParsableCommand {
         var expected: UInt64 = 0
         let ack = [UInt8](repeating: 0, count: 8)
         while true {
-            let (header, ok): (BenchMessage.Header?, Bool) = try reader.dequeue { raw in
-                guard let header = BenchMessage.read(raw) else { return (nil, false) }
-                guard header.kind == .data else { return (header, true) }
-                let ok = header.sequence == expected && BenchMessage.verify(raw, header: header, pool: pools[raw.count] ?? [])
-                return (header, ok)
+            // Stream each message through in place and compare every byte with the pool.
+            var header: BenchMessage.Header?
+            var ok = true
+            try reader.dequeueFragments { piece, offset, length in
+                if offset == 0 { header = BenchMessage.read(piece) }
+                guard let header, header.kind == .data else { return }
+                if offset == 0 { ok = header.sequence == expected }
+                ok = ok && BenchMessage.verify(piece, offset: offset, length: length, header: header, pool: pools[length] ?? [])
             }
             guard let header else {
                 wrong += 1

@@ -75,14 +75,17 @@ enum BenchMessage {
         return z ^ (z >> 31)
     }
 
-    /// True when the payload after the header equals the pool entry the header names.
-    static func verify(_ message: UnsafeRawBufferPointer, header: Header, pool: [[UInt8]]) -> Bool {
+    /// True when `piece`, bytes `offset ..< offset + piece.count` of a message of `length` bytes,
+    /// equals the pool entry the header names (the header's own 32 bytes excepted).
+    static func verify(_ piece: UnsafeRawBufferPointer, offset: Int, length: Int, header: Header, pool: [[UInt8]]) -> Bool {
         guard header.poolIndex < UInt64(pool.count) else { return false }
         let expected = pool[Int(header.poolIndex)]
-        guard expected.count == message.count else { return false }
+        guard expected.count == length, offset + piece.count <= length else { return false }
+        let skip = max(0, headerBytes - offset)
+        guard piece.count > skip else { return true }
         return expected.withUnsafeBytes { want in
-            guard let a = want.baseAddress, let b = message.baseAddress else { return true }
-            return memcmp(a + headerBytes, b + headerBytes, message.count - headerBytes) == 0
+            guard let a = want.baseAddress, let b = piece.baseAddress else { return false }
+            return memcmp(a + offset + skip, b + skip, piece.count - skip) == 0
         }
     }
 }

@@ -103,3 +103,21 @@ func describeDuration(_ nanoseconds: UInt64) -> String {
     if nanoseconds >= 1_000_000 { return "\(nanoseconds / 1_000_000) ms" }
     return "\(nanoseconds / 1_000) µs"
 }
+
+/// What is left of one call's timeout across its several waits. The clock starts at the first
+/// wait, so a call that never has to wait never reads it (the fast path stays a few loads).
+struct CallBudget {
+    let timeout: Timeout
+    private var start: UInt64 = 0
+
+    init(_ timeout: Timeout) { self.timeout = timeout }
+
+    /// The timeout for the next wait.
+    mutating func next() -> Timeout {
+        if start == 0 {
+            start = monotonicNanoseconds()
+            return timeout
+        }
+        return timeout.remaining(since: start)
+    }
+}

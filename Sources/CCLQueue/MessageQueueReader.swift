@@ -53,13 +53,12 @@ public final class MessageQueueReader: @unchecked Sendable {
         let operation = "dequeue (queue reader)"
         switch source {
         case .ring(let ring):
-            let start = monotonicNanoseconds()
-            let length = try ring.nextMessageLength(timeout: timeout, operation: operation)
+            var budget = CallBudget(timeout)
+            let length = try ring.nextMessageLength(budget: &budget, operation: operation)
             var failure: CCLError?
             let bytes = [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
                 do {
-                    try ring.copyMessage(
-                        into: UnsafeMutableRawBufferPointer(buffer), timeout: timeout.remaining(since: start), operation: operation)
+                    try ring.copyMessage(into: UnsafeMutableRawBufferPointer(buffer), budget: &budget, operation: operation)
                     count = length
                 } catch {
                     failure = error as? CCLError
@@ -98,9 +97,9 @@ public final class MessageQueueReader: @unchecked Sendable {
         let operation = "dequeue (queue reader)"
         switch source {
         case .ring(let ring):
-            let start = monotonicNanoseconds()
-            let length = try ring.nextMessageLength(timeout: timeout, operation: operation)
-            try ring.forEachFragment(length: length, timeout: timeout.remaining(since: start), operation: operation) { piece, offset in
+            var budget = CallBudget(timeout)
+            let length = try ring.nextMessageLength(budget: &budget, operation: operation)
+            try ring.forEachFragment(length: length, budget: &budget, operation: operation) { piece, offset in
                 if piece.count > 0 { body(piece, offset, length) }
             }
         case .remote(let remote):

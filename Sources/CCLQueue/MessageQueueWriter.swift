@@ -94,10 +94,9 @@ public final class MessageQueueWriter: @unchecked Sendable {
                 .tooLarge, operation: operation, rank: rank,
                 "message of \(total) bytes exceeds the queue's limit of \(options.maxMessageBytes) bytes")
         }
-        let timeout = timeout ?? options.timeout
-        let start = monotonicNanoseconds()
-        let ringReport = try ring?.write(parts: parts, totalBytes: total, timeout: timeout, operation: operation)
-        let remoteReport = try remote?.send(parts: parts, totalBytes: total, timeout: timeout.remaining(since: start), operation: operation)
+        var budget = CallBudget(timeout ?? options.timeout)
+        let ringReport = try ring?.write(parts: parts, totalBytes: total, budget: &budget, operation: operation)
+        let remoteReport = try remote?.send(parts: parts, totalBytes: total, timeout: budget.next(), operation: operation)
         // Delivered to everyone still here; a reader lost on the way is reported once.
         if let report = ringReport ?? remoteReport { throw report }
     }

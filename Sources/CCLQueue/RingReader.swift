@@ -142,8 +142,9 @@ final class RingReader: @unchecked Sendable {
 
     /// Waits until chunk `cursor` is published; throws `.closed` once the writer closed and
     /// everything published was read.
-    private func waitForChunk(timeout: Timeout, operation: String) throws(CCLError) {
+    private func waitForChunk(budget: inout CallBudget, operation: String) throws(CCLError) {
         if chunkAvailable() { return }
+        let timeout = budget.next()
         let ready = { [view] in
             self.chunkAvailable() || view.writerState.load(ordering: .acquiring) == SlotState.writerClosed
                 || self.detached.load(ordering: .relaxed)
@@ -216,9 +217,9 @@ final class RingReader: @unchecked Sendable {
     }
 
     /// Skips what is left of a message an earlier call gave up on.
-    private func finishDiscarding(deadline start: UInt64, timeout: Timeout, operation: String) throws(CCLError) {
+    private func finishDiscarding(budget: inout CallBudget, operation: String) throws(CCLError) {
         while let partial = discarding {
-            try waitForChunk(timeout: timeout.remaining(since: start), operation: operation)
+            try waitForChunk(budget: &budget, operation: operation)
             let part = try header(operation: operation)
             guard part.messageLength == partial.length, part.offset == partial.offset else {
                 throw CCLError(
@@ -233,10 +234,9 @@ final class RingReader: @unchecked Sendable {
 
     /// Waits for the next message and reports its length; the message's first chunk is then at
     /// the cursor. A message above the reader's limit is skipped and reported.
-    func nextMessageLength(timeout: Timeout, operation: String) throws(CCLError) -> Int {
-        let start = monotonicNanoseconds()
-        try finishDiscarding(deadline: start, timeout: timeout, operation: operation)
-        try waitForChunk(timeout: timeout.remaining(since: start), operation: operation)
+    func nextMessageLength(budget: inout CallBudget, operation: String) throws(CCLError) -> Int {
+        if discarding != nil { try finishDiscarding(budget: &budget, operation: operation) }
+        try waitForChunk(budget: &budget, operation: operation)
         let first = try header(operation: operation)
         guard first.offset == 0 else {
             throw CCLError(
@@ -255,14 +255,13 @@ final class RingReader: @unchecked Sendable {
     /// Hands the message whose first chunk is at the cursor to `body` chunk by chunk, in place,
     /// releasing each chunk when `body` returns. `timeout` bounds the whole message.
     func forEachFragment(
-        length: Int, timeout: Timeout, operation: String, _ body: (UnsafeRawBufferPointer, Int) throws(CCLError) -> Void
+        length: Int, budget: inout CallBudget, operation: String, _ body: (UnsafeRawBufferPointer, Int) throws(CCLError) -> Void
     ) throws(CCLError) {
-        let start = monotonicNanoseconds()
         var done = 0
         repeat {
             if done > 0 {
                 do {
-                    try waitForChunk(timeout: timeout.remaining(since: start), operation: operation)
+                    try waitForChunk(budget: &budget, operation: operation)
                 } catch {
                     discarding = (length, done)
                     var cut = error
@@ -286,8 +285,10 @@ final class RingReader: @unchecked Sendable {
 
     /// Copies the message whose first chunk is at the cursor into `destination` (exactly its
     /// length).
-    func copyMessage(into destination: UnsafeMutableRawBufferPointer, timeout: Timeout, operation: String) throws(CCLError) {
-        try forEachFragment(length: destination.count, timeout: timeout, operation: operation) { fragment, offset in
+    func copyMessage(into destination: UnsafeMutableRawBufferPointer, budget: inout CallBudget, operation: String)
+        throws(CCLError)
+    {
+        try forEachFragment(length: destination.count, budget: &budget, operation: operation) { fragment, offset in
             if let source = fragment.baseAddress, let target = destination.baseAddress {
                 (target + offset).copyMemory(from: source, byteCount: fragment.count)
             }
@@ -299,8 +300,8 @@ final class RingReader: @unchecked Sendable {
     func withNextMessage<R>(
         timeout: Timeout, operation: String, _ body: (UnsafeRawBufferPointer) throws -> R
     ) throws -> R {
-        let start = monotonicNanoseconds()
-        let length = try nextMessageLength(timeout: timeout, operation: operation)
+        var budget = CallBudget(timeout)
+        let length = try nextMessageLength(budget: &budget, operation: operation)
         let first = try header(operation: operation)
         if first.length == length {
             defer { advance() }
@@ -314,7 +315,7 @@ final class RingReader: @unchecked Sendable {
         }
         guard let buffer = assembly else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
         let target = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length])
-        try copyMessage(into: target, timeout: timeout.remaining(since: start), operation: operation)
+        try copyMessage(into: target, budget: &budget, operation: operation)
         return try body(UnsafeRawBufferPointer(target))
     }
 }

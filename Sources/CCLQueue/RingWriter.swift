@@ -110,7 +110,7 @@ final class RingWriter {
     /// Returns a `.readerLost` report when a reader was found dead on the way: the message went
     /// to the others and the dead reader is left behind. Throws when nothing was written (the
     /// queue is unchanged) or when the message was cut off part-way (the queue is then broken).
-    func write(parts: [UnsafeRawBufferPointer], totalBytes: Int, timeout: Timeout, operation: String) throws(CCLError)
+    func write(parts: [UnsafeRawBufferPointer], totalBytes: Int, budget: inout CallBudget, operation: String) throws(CCLError)
         -> CCLError?
     {
         guard !closed else {
@@ -120,10 +120,9 @@ final class RingWriter {
         let chunkBytes = view.layout.chunkBytes
         var offset = 0
         var gather = GatherCursor(parts)
-        let start = monotonicNanoseconds()
         repeat {
             do {
-                try waitForSpace(timeout: offset == 0 ? timeout : timeout.remaining(since: start), operation: operation)
+                try waitForSpace(budget: &budget, operation: operation)
             } catch {
                 if offset > 0 {
                     var cut = error
@@ -196,8 +195,9 @@ final class RingWriter {
         }
     }
 
-    private func waitForSpace(timeout: Timeout, operation: String) throws(CCLError) {
+    private func waitForSpace(budget: inout CallBudget, operation: String) throws(CCLError) {
         if hasSpace() { return }
+        let timeout = budget.next()
         let wait = AdaptiveWait(
             policy: options.wait, timeout: timeout,
             stallIntervalNanoseconds: options.stallWarningNanoseconds)
