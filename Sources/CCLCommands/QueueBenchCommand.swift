@@ -20,6 +20,8 @@ struct QueueBenchCommand: ParsableCommand {
     @Option(help: "Ring chunk count.") var chunks: Int = 8
     @Option(help: "Seconds readers stay idle before the wake-up message (each of 3 rounds).") var idleSeconds: Double = 1.0
     @Option(help: "Scale the iteration counts (0.1 for a quick run).") var scale: Double = 1.0
+    @Option(help: "Nanoseconds a waiter spins before yielding (QueueOptions.wait).") var spinNs: UInt64 = WaitPolicy().spinNanoseconds
+    @Option(help: "Nanoseconds a waiter spins and yields before sleeping.") var yieldNs: UInt64 = WaitPolicy().yieldNanoseconds
     @Flag(help: "One JSON object per line.") var json = false
 
     func run() throws {
@@ -35,6 +37,8 @@ struct QueueBenchCommand: ParsableCommand {
         options.chunkBytes = try parseSize(chunk)
         options.chunkCount = chunks
         options.timeout = .seconds(60)
+        options.wait.spinNanoseconds = spinNs
+        options.wait.yieldNanoseconds = yieldNs
         if !json {
             print(
                 "# ccl bench queue: chunk \(options.chunkBytes) B × \(options.chunkCount), \(ProcessInfo.processInfo.activeProcessorCount) CPUs"
@@ -119,6 +123,7 @@ struct QueueBenchRun {
         defer { for child in children { child.kill() } }
         for r in 0..<readerCount {
             var args = ["bench", "queue-reader", "--rank", "\(r)", "--handle", handle]
+            args += ["--spin-ns", "\(options.wait.spinNanoseconds)", "--yield-ns", "\(options.wait.yieldNanoseconds)"]
             args += ["--sizes", sizes.map(String.init).joined(separator: ",")]
             children.append(try ChildProcess(executable: executable, arguments: args))
         }
@@ -251,15 +256,19 @@ struct QueueBenchReaderCommand: ParsableCommand {
     @Option var rank: Int
     @Option var handle: String
     @Option var sizes: String
+    @Option var spinNs: UInt64
+    @Option var yieldNs: UInt64
 
     func run() throws {
         let handle = try JSONDecoder().decode(MessageQueueHandle.self, from: Data(self.handle.utf8))
         var options = QueueOptions()
         options.timeout = .seconds(120)
+        options.wait.spinNanoseconds = spinNs
+        options.wait.yieldNanoseconds = yieldNs
         let reader = try MessageQueueReader(handle: handle, rank: rank, options: options)
         var replies: MessageQueueWriter?
         if rank == 0 {
-            var replyOptions = QueueOptions()
+            var replyOptions = options
             replyOptions.chunkBytes = 4096
             replyOptions.chunkCount = 4
             let writer = try MessageQueueWriter(localReaders: [QueueBenchRun.benchRank], rank: rank, options: replyOptions)

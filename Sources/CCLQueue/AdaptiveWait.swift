@@ -15,7 +15,7 @@ public struct WaitPolicy: Sendable, Equatable {
     /// warning is noticed.
     public var sleepSliceNanoseconds: UInt64
 
-    public init(spinNanoseconds: UInt64 = 4_000, yieldNanoseconds: UInt64 = 100_000, sleepSliceNanoseconds: UInt64 = 50_000_000) {
+    public init(spinNanoseconds: UInt64 = 1_000, yieldNanoseconds: UInt64 = 100_000, sleepSliceNanoseconds: UInt64 = 50_000_000) {
         self.spinNanoseconds = spinNanoseconds
         self.yieldNanoseconds = yieldNanoseconds
         self.sleepSliceNanoseconds = sleepSliceNanoseconds

@@ -40,13 +40,7 @@ public final class MessageQueueWriter: @unchecked Sendable {
         guard options.maxMessageBytes >= 0, options.remoteBufferBytes >= 0 else {
             throw CCLError(.invalidArgument, operation: operation, rank: rank, "maxMessageBytes and remoteBufferBytes must be ≥ 0")
         }
-        if !remoteReaders.isEmpty {
-            guard !options.token.isEmpty, options.token.utf8.count <= RemoteWire.maxTokenBytes else {
-                throw CCLError(
-                    .invalidArgument, operation: operation, rank: rank,
-                    "remote readers need a shared token of 1 to \(RemoteWire.maxTokenBytes) bytes (set CCL_TOKEN, or QueueOptions.token)")
-            }
-        }
+        if !remoteReaders.isEmpty { try RemoteWire.checkToken(options.token, operation: operation, rank: rank) }
         self.rank = rank
         self.options = options
         ring = localReaders.isEmpty ? nil : try RingWriter(readerRanks: localReaders, rank: rank, options: options)

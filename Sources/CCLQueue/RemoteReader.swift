@@ -35,11 +35,7 @@ final class RemoteReader: @unchecked Sendable {
         guard let host = handle.remoteHost, let port = handle.remotePort, (1...65535).contains(port) else {
             throw CCLError(.malformed, operation: operation, rank: rank, "handle lists remote readers but no valid address")
         }
-        guard !options.token.isEmpty, options.token.utf8.count <= RemoteWire.maxTokenBytes else {
-            throw CCLError(
-                .invalidArgument, operation: operation, rank: rank,
-                "a remote reader needs the writer's token, 1 to \(RemoteWire.maxTokenBytes) bytes (set CCL_TOKEN, or QueueOptions.token)")
-        }
+        try RemoteWire.checkToken(options.token, operation: operation, rank: rank)
         self.rank = rank
         self.options = options
         writerPeer = "writer rank \(handle.writerRank) at \(host):\(port)"

@@ -82,6 +82,16 @@ enum RemoteWire {
         return FrameHeader(kind: kind, payloadLength: Int(length), messageLength: messageLength, offset: offset)
     }
 
+    /// Remote readers and their writer share a token of 1 to `maxTokenBytes` bytes.
+    static func checkToken(_ token: String, operation: String, rank: Int) throws(CCLError) {
+        guard !token.isEmpty, token.utf8.count <= maxTokenBytes else {
+            throw CCLError(
+                .invalidArgument, operation: operation, rank: rank,
+                "remote queue readers and their writer need a shared token of 1 to \(maxTokenBytes) bytes "
+                    + "(set CCL_TOKEN, or QueueOptions.token); this one has \(token.utf8.count)")
+        }
+    }
+
     /// Compares tokens in time independent of where they differ.
     static func tokensMatch(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         guard a.count == b.count else { return false }
