@@ -34,7 +34,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
-        .target(name: "CCL", dependencies: ["CCLCore", "CCLQueue"]),
+        // Node identity and vLLM's parallel layout.
+        .target(name: "CCLTopology", dependencies: ["CCLCore"]),
+        .target(name: "CCL", dependencies: ["CCLCore", "CCLQueue", "CCLTopology"]),
         .target(
             name: "CCLCommands",
             dependencies: [
@@ -53,6 +55,8 @@ let package = Package(
         ),
         .testTarget(name: "CCLCoreTests", dependencies: ["CCLCore"]),
         .testTarget(name: "CCLSystemTests", dependencies: ["CCLSystem", "CCLCore"]),
+        .testTarget(name: "CCLTopologyTests", dependencies: ["CCLTopology", "CCLCore"]),
+        .testTarget(name: "CCLCommandsTests", dependencies: ["ccl"]),
         .testTarget(
             name: "CCLQueueTests",
             dependencies: [

@@ -1,3 +1,4 @@
 // The umbrella module: `import CCL` brings in the public API of every capability.
 @_exported import CCLCore
 @_exported import CCLQueue
+@_exported import CCLTopology
