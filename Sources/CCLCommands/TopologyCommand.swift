@@ -29,7 +29,8 @@ struct TopologyCommand: ParsableCommand {
 
     static func json(_ layout: ParallelLayout) -> String {
         let lists = ParallelLayout.Kind.allCases.map { kind in
-            "\"\(kind.rawValue)\": [" + layout.groups(kind).map { "[" + $0.map(String.init).joined(separator: ", ") + "]" }
+            "\"\(kind.rawValue)\": ["
+                + layout.groups(kind).map { "[" + $0.map(String.init).joined(separator: ", ") + "]" }
                 .joined(separator: ", ") + "]"
         }
         return "{\"world\": \(layout.world), " + lists.joined(separator: ", ") + "}"
@@ -62,7 +63,9 @@ struct TopologyCommand: ParsableCommand {
                 }
                 return text
             }
-            lines.append("\(kind.rawValue.uppercased()) (\(groups.count) groups of \(groups.first?.count ?? 0)): " + described.joined(separator: " "))
+            lines.append(
+                "\(kind.rawValue.uppercased()) (\(groups.count) groups of \(groups.first?.count ?? 0)): " + described.joined(separator: " ")
+            )
         }
         return lines.joined(separator: "\n")
     }

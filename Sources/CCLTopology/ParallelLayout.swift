@@ -1,7 +1,8 @@
 import CCLCore
 
-/// vLLM's model-parallel rank layout (`initialize_model_parallel`), exactly: the same groups in
-/// the same order, so every rank creates them in list order and agrees with vLLM processes.
+/// vLLM's model-parallel rank layout (`initialize_model_parallel` in vLLM 0.33.0's
+/// `vllm/distributed/parallel_state.py`), exactly: the same groups in the same order, so every
+/// rank creates them in list order and agrees with vLLM processes.
 ///
 /// With E = W / (DP·PP·PCP·TP) ("external" data parallel), ranks are laid out as
 /// `arange(W).reshape(E, DP, PP, PCP, TP)`; then
@@ -9,11 +10,14 @@ import CCLCore
 /// | group | how (numpy terms)                                   | size        |
 /// |-------|-----------------------------------------------------|-------------|
 /// | TP    | `reshape(-1, TP)`: consecutive blocks               | TP          |
-/// | DCP   | `reshape(-1, DCP)`: consecutive blocks (DCP | TP)   | DCP         |
+/// | DCP   | DCP > 1: `transpose(3, 4).reshape(-1, DCP)`        | DCP         |
 /// | PCP   | `transpose(3, 4).reshape(-1, PCP)`                  | PCP         |
 /// | PP    | `transpose(2, 4).reshape(-1, PP)`                   | PP          |
 /// | DP    | `transpose(1, 4).reshape(-1, DP)`                   | DP          |
 /// | EP    | `transpose(1, 2).reshape(-1, DP·PCP·TP)`            | DP·PCP·TP   |
+///
+/// DCP must divide TP when PCP = 1 (then its groups are consecutive blocks inside TP groups); with
+/// PCP > 1 it must be 1, PCP or TP·PCP (vLLM's `ParallelConfig` rule).
 ///
 /// Example, W=16 DP=2 PP=2 TP=4: PP `[[0,4],[1,5],[2,6],[3,7],[8,12],[9,13],[10,14],[11,15]]`,
 /// DP `[[0,8],[4,12],[1,9],[5,13],[2,10],[6,14],[3,11],[7,15]]`,
@@ -52,9 +56,18 @@ public struct ParallelLayout: Sendable, Equatable {
                 "world size \(world) is not divisible by dp \(dp) × pp \(pp) × pcp \(pcp) × tp \(tp) = "
                     + (overflow ? "an overflowing product" : "\(product) (remainder \(world % product))"))
         }
-        guard tp % dcp == 0 else {
-            throw CCLError(
-                .invalidArgument, operation: operation, "dcp \(dcp) must divide tp \(tp) (\(tp) = \(tp / dcp) × \(dcp) + \(tp % dcp))")
+        if pcp == 1 {
+            guard tp % dcp == 0 else {
+                throw CCLError(
+                    .invalidArgument, operation: operation,
+                    "dcp \(dcp) must divide tp \(tp) (\(tp) = \(tp / dcp) × \(dcp) + \(tp % dcp))")
+            }
+        } else {
+            guard dcp == 1 || dcp == pcp || dcp == tp * pcp else {
+                throw CCLError(
+                    .invalidArgument, operation: operation,
+                    "with pcp \(pcp), dcp must be 1, pcp (\(pcp)) or tp × pcp (\(tp * pcp)); got \(dcp)")
+            }
         }
         self.world = world
         self.tp = tp
@@ -66,7 +79,7 @@ public struct ParallelLayout: Sendable, Equatable {
         // Axes: 0 E, 1 DP, 2 PP, 3 PCP, 4 TP.
         let shape = [externalDP, dp, pp, pcp, tp]
         tpGroups = Self.groups(shape: shape, swapping: nil, size: tp)
-        dcpGroups = Self.groups(shape: shape, swapping: nil, size: dcp)
+        dcpGroups = Self.groups(shape: shape, swapping: dcp > 1 ? (3, 4) : nil, size: dcp)
         pcpGroups = Self.groups(shape: shape, swapping: (3, 4), size: pcp)
         ppGroups = Self.groups(shape: shape, swapping: (2, 4), size: pp)
         dpGroups = Self.groups(shape: shape, swapping: (1, 4), size: dp)

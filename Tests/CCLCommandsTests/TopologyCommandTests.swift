@@ -3,7 +3,8 @@ import Testing
 
 /// Runs the built `ccl` binary, as a user would.
 func runCCL(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-    let me = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+    let me = URL(
+        fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
     let process = Process()
     process.executableURL = me.deletingLastPathComponent().appendingPathComponent("ccl")
     process.arguments = arguments

@@ -1,4 +1,5 @@
 import CCLCore
+import Foundation
 import Testing
 
 @testable import CCLTopology
@@ -44,10 +45,14 @@ import Testing
         #expect(layout.epGroups == [[0, 1, 4, 5], [2, 3, 6, 7], [8, 9, 12, 13], [10, 11, 14, 15]])
     }
 
-    @Test("DCP groups are consecutive blocks inside TP")
+    @Test("DCP: consecutive blocks inside TP without PCP; across PCP first, then TP, with it")
     func decodeContextParallel() throws {
         let layout = try ParallelLayout(world: 8, tp: 4, dcp: 2)
         #expect(layout.dcpGroups == [[0, 1], [2, 3], [4, 5], [6, 7]])
+        let withPCP = try ParallelLayout(world: 8, tp: 2, dp: 2, pcp: 2, dcp: 4)
+        #expect(withPCP.dcpGroups == [[0, 2, 1, 3], [4, 6, 5, 7]])
+        #expect(try ParallelLayout(world: 8, tp: 2, dp: 2, pcp: 2, dcp: 2).dcpGroups == [[0, 2], [1, 3], [4, 6], [5, 7]])
+        #expect(throws: CCLError.self) { _ = try ParallelLayout(world: 8, tp: 4, pcp: 2, dcp: 4) }
     }
 
     @Test("every rank is in exactly one group of each kind", arguments: [(24, 2, 3, 2, 1, 1), (12, 2, 1, 3, 2, 2), (7, 1, 7, 1, 1, 1)])
@@ -65,5 +70,63 @@ import Testing
         let dcp = #expect(throws: CCLError.self) { _ = try ParallelLayout(world: 8, tp: 4, dcp: 3) }
         #expect(dcp?.message.contains("dcp 3 must divide tp 4") == true)
         #expect(throws: CCLError.self) { _ = try ParallelLayout(world: 8, tp: 0) }
+    }
+}
+
+/// Compares with vLLM's own construction, replayed in numpy by `vllm_layout_oracle.py`, over many
+/// configurations. Skips, saying so, where python3 with numpy is missing.
+@Suite struct ParallelLayoutOracleTests {
+    static let oracle = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("vllm_layout_oracle.py")
+
+    static var hasNumpy: Bool {
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        probe.arguments = ["python3", "-c", "import numpy"]
+        probe.standardError = FileHandle.nullDevice
+        guard (try? probe.run()) != nil else { return false }
+        probe.waitUntilExit()
+        return probe.terminationStatus == 0
+    }
+
+    @Test(
+        "every valid configuration up to 64 ranks matches vLLM 0.33.0",
+        .enabled(if: hasNumpy, "needs python3 with numpy for the vLLM oracle"))
+    func matchesVLLM() throws {
+        var configs: [[Int]] = []
+        for world in [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64] {
+            for tp in [1, 2, 4, 8] where world % tp == 0 {
+                for pp in [1, 2, 3, 4] where world % (tp * pp) == 0 {
+                    for dp in [1, 2, 4] where world % (tp * pp * dp) == 0 {
+                        for pcp in [1, 2] where world % (tp * pp * dp * pcp) == 0 {
+                            let dcps = pcp == 1 ? [1, 2, 4, 8].filter { tp % $0 == 0 } : [1, pcp, tp * pcp]
+                            for dcp in Set(dcps) { configs.append([world, tp, pp, dp, pcp, dcp]) }
+                        }
+                    }
+                }
+            }
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", Self.oracle.path]
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        let lines = configs.map { "[" + $0.map(String.init).joined(separator: ",") + "]\n" }.joined()
+        input.fileHandleForWriting.write(Data(lines.utf8))
+        try input.fileHandleForWriting.close()
+        let answer = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let expected = String(decoding: answer, as: UTF8.self).split(separator: "\n")
+        try #require(expected.count == configs.count)
+        for (config, json) in zip(configs, expected) {
+            let groups = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: [[Int]]])
+            let layout = try ParallelLayout(world: config[0], tp: config[1], pp: config[2], dp: config[3], pcp: config[4], dcp: config[5])
+            for kind in ParallelLayout.Kind.allCases {
+                #expect(layout.groups(kind) == groups[kind.rawValue], "\(kind) for \(config)")
+            }
+        }
+        print("compared \(configs.count) configurations with vLLM's construction")
     }
 }
