@@ -34,9 +34,19 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // Rendezvous: TCP store (server and client), in-memory and prefix stores.
+        .target(
+            name: "CCLStore",
+            dependencies: [
+                "CCLCore", "CCLSystem",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // Node identity and vLLM's parallel layout.
         .target(name: "CCLTopology", dependencies: ["CCLCore"]),
-        .target(name: "CCL", dependencies: ["CCLCore", "CCLQueue", "CCLTopology"]),
+        .target(name: "CCL", dependencies: ["CCLCore", "CCLQueue", "CCLStore", "CCLTopology"]),
         .target(
             name: "CCLCommands",
             dependencies: [
@@ -55,6 +65,7 @@ let package = Package(
         ),
         .testTarget(name: "CCLCoreTests", dependencies: ["CCLCore"]),
         .testTarget(name: "CCLSystemTests", dependencies: ["CCLSystem", "CCLCore"]),
+        .testTarget(name: "CCLStoreTests", dependencies: ["CCLStore", "CCLCore", "CCLSystem", "CCLTestSupport"]),
         .testTarget(
             name: "CCLTopologyTests", dependencies: ["CCLTopology", "CCLCore"], exclude: ["vllm_layout_oracle.py"]),
         .testTarget(name: "CCLCommandsTests", dependencies: ["ccl"]),

@@ -1,4 +1,5 @@
 // The umbrella module: `import CCL` brings in the public API of every capability.
 @_exported import CCLCore
 @_exported import CCLQueue
+@_exported import CCLStore
 @_exported import CCLTopology

@@ -15,8 +15,8 @@ import NIOCore
 /// A reader sends nothing after its hello; anything it sends closes its connection. Payloads
 /// are at most `maxFramePayload` bytes; a frame that breaks a rule closes the connection.
 enum RemoteWire {
-    static let helloMagic: UInt64 = 0x314C_4548_5151_4C43  // "CCLQHEL1"
-    static let ackMagic: UInt64 = 0x314B_4341_5151_4C43  // "CCLQACK1"
+    static let helloMagic: UInt64 = 0x314C_4548_514C_4343  // "CCLQHEL1"
+    static let ackMagic: UInt64 = 0x314B_4341_514C_4343  // "CCLQACK1"
     static let helloHeaderBytes = 16
     static let ackBytes = 16
     static let maxTokenBytes = 4096

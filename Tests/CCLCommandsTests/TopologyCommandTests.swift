@@ -2,12 +2,13 @@ import Foundation
 import Testing
 
 /// Runs the built `ccl` binary, as a user would.
-func runCCL(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+func runCCL(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String, error: String) {
     let me = URL(
         fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
     let process = Process()
     process.executableURL = me.deletingLastPathComponent().appendingPathComponent("ccl")
     process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     let out = Pipe()
     let err = Pipe()
     process.standardOutput = out

@@ -1,5 +1,6 @@
 import CCLCore
 import CCLSystem
+import CCLTestSupport
 import Foundation
 import Logging
 import Testing

@@ -1,13 +1,13 @@
 import Foundation
 
 /// A blocking TCP socket for sending hostile bytes in tests (not through SwiftNIO, on purpose).
-final class RawSocket: @unchecked Sendable {
-    let fd: Int32
+public final class RawSocket: @unchecked Sendable {
+    public let fd: Int32
 
-    init(fd: Int32) { self.fd = fd }
+    public init(fd: Int32) { self.fd = fd }
 
     /// Connects to 127.0.0.1:`port`.
-    static func connect(port: Int) throws -> RawSocket {
+    public static func connect(port: Int) throws -> RawSocket {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
         var address = sockaddr_in()
@@ -27,7 +27,7 @@ final class RawSocket: @unchecked Sendable {
     }
 
     /// A listener on 127.0.0.1 with a kernel-chosen port.
-    static func listen() throws -> (RawSocket, Int) {
+    public static func listen() throws -> (RawSocket, Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -43,7 +43,7 @@ final class RawSocket: @unchecked Sendable {
         return (RawSocket(fd: fd), Int(UInt16(bigEndian: address.sin_port)))
     }
 
-    func accept() -> RawSocket? {
+    public func accept() -> RawSocket? {
         let client = Glibc.accept(fd, nil, nil)
         guard client >= 0 else { return nil }
         let socket = RawSocket(fd: client)
@@ -51,14 +51,14 @@ final class RawSocket: @unchecked Sendable {
         return socket
     }
 
-    func setReceiveTimeout(seconds: Int) {
+    public func setReceiveTimeout(seconds: Int) {
         var timeout = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// Sends all bytes; false when the peer closed.
     @discardableResult
-    func send(_ bytes: [UInt8]) -> Bool {
+    public func send(_ bytes: [UInt8]) -> Bool {
         var sent = 0
         while sent < bytes.count {
             let n = bytes.withUnsafeBytes { raw in
@@ -71,7 +71,7 @@ final class RawSocket: @unchecked Sendable {
     }
 
     /// Reads until `count` bytes, end of stream, or the 5 s receive timeout.
-    func receive(_ count: Int) -> [UInt8] {
+    public func receive(_ count: Int) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         var got = 0
         while got < count {
@@ -83,7 +83,7 @@ final class RawSocket: @unchecked Sendable {
     }
 
     /// True when the peer closed the connection (a read returns end of stream) within 5 s.
-    func peerClosed() -> Bool {
+    public func peerClosed() -> Bool {
         var byte: UInt8 = 0
         while true {
             let n = recv(fd, &byte, 1, 0)
@@ -95,6 +95,6 @@ final class RawSocket: @unchecked Sendable {
     deinit { close(fd) }
 }
 
-func littleEndian<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+public func littleEndian<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
     withUnsafeBytes(of: value.littleEndian) { Array($0) }
 }

@@ -1,0 +1,329 @@
+import CCLCore
+import CCLSystem
+import NIOCore
+import NIOPosix
+
+/// A connection to a `TCPStoreServer` (torch's `TCPStore` client).
+///
+/// Requests go one at a time: calls from several threads queue on a lock, so while one thread
+/// waits in `get` or `wait`, another thread's `set` on the same client waits behind it. Give a
+/// thread that must set what another waits for its own client. A `get` or `wait`
+/// waits on the server; the client allows it its timeout plus `gracePeriod` before giving up
+/// itself. A server that goes away fails the pending and all later calls with `.peerDead`.
+public final class TCPStoreClient: Store, @unchecked Sendable {
+    public let host: String
+    public let port: Int
+    public let defaultTimeout: Timeout
+    private let group: MultiThreadedEventLoopGroup
+    private let channel: any Channel
+    private let requestLock = Monitor()
+    private let monitor = Monitor()
+    /// Guarded by `monitor`.
+    private var response: (StoreWire.Status, ByteBuffer)?
+    private var failure: CCLError?
+    private var shutDown = false
+    private static let gracePeriod: UInt64 = 5_000_000_000
+
+    private var peer: String { "store server \(host):\(port)" }
+
+    /// Connects and authenticates, retrying a refused connection until `timeout` (the server
+    /// may not be up yet).
+    public init(host: String, port: Int, token: String, timeout: Timeout = .seconds(300)) throws(CCLError) {
+        let operation = "connect to store"
+        self.host = host
+        self.port = port
+        defaultTimeout = timeout
+        guard !token.isEmpty, token.utf8.count <= StoreWire.maxTokenBytes else {
+            throw CCLError(
+                .invalidArgument, operation: operation, "the store needs a token of 1 to \(StoreWire.maxTokenBytes) bytes (set CCL_TOKEN)")
+        }
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let box = WeakClient()
+        let bootstrap = ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .connectTimeout(.seconds(10))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(StoreClientHandler(client: box)) }
+            }
+        let start = monotonicNanoseconds()
+        var connected: (any Channel)?
+        var lastError: (any Error)?
+        while connected == nil {
+            do {
+                connected = try bootstrap.connect(host: host, port: port).wait()
+            } catch {
+                lastError = error
+                let waited = monotonicNanoseconds() &- start
+                if let limit = timeout.nanoseconds, waited >= limit { break }
+                usleepShort()
+            }
+        }
+        guard let connected else {
+            try? group.syncShutdownGracefully()
+            throw CCLError(
+                .peerDead, operation: operation, peer: "store server \(host):\(port)",
+                "no store server answered within \(timeout)", cause: lastError)
+        }
+        channel = connected
+        box.client = self
+        var hello = channel.allocator.buffer(capacity: 12 + token.utf8.count)
+        hello.writeInteger(StoreWire.helloMagic, endianness: .little)
+        hello.writeInteger(UInt32(token.utf8.count), endianness: .little)
+        hello.writeString(token)
+        channel.writeAndFlush(hello, promise: nil)
+        let (status, _) = try awaitResponse(limit: min(10_000_000_000, timeout.nanoseconds ?? .max), operation: operation)
+        guard status == .ok else {
+            close()
+            throw CCLError(.unauthenticated, operation: operation, peer: peer, "the server refused our token (check CCL_TOKEN)")
+        }
+    }
+
+    deinit { close() }
+
+    /// Disconnects. Idempotent; safe from any thread, the event loop's included.
+    public func close() {
+        let first: Bool = monitor.withLock {
+            if failure == nil { failure = CCLError(.closed, operation: "store", peer: peer, "the client was closed") }
+            monitor.broadcast()
+            defer { shutDown = true }
+            return !shutDown
+        }
+        guard first else { return }
+        if channel.eventLoop.inEventLoop {
+            channel.close(promise: nil)
+            group.shutdownGracefully { _ in }
+        } else {
+            try? channel.close().wait()
+            try? group.syncShutdownGracefully()
+        }
+    }
+
+    // MARK: called from the event loop
+
+    fileprivate func received(_ status: StoreWire.Status, _ payload: ByteBuffer) {
+        monitor.withLock {
+            response = (status, payload)
+            monitor.broadcast()
+        }
+    }
+
+    fileprivate func failed(_ message: String) {
+        monitor.withLock {
+            if failure == nil { failure = CCLError(.peerDead, operation: "store", peer: peer, message) }
+            monitor.broadcast()
+        }
+    }
+
+    // MARK: requests
+
+    private func awaitResponse(limit: UInt64?, operation: String) throws(CCLError) -> (StoreWire.Status, ByteBuffer) {
+        try monitor.withLock { () throws(CCLError) in
+            let start = monotonicNanoseconds()
+            while response == nil, failure == nil {
+                let waited = monotonicNanoseconds() &- start
+                if let limit, waited >= limit {
+                    throw CCLError(.timeout, operation: operation, peer: peer, "the server did not answer within \(describe(limit))")
+                }
+                monitor.wait(nanoseconds: min(limit.map { $0 - waited } ?? .max, 100_000_000))
+            }
+            if let reply = response {
+                response = nil
+                return reply
+            }
+            throw (failure ?? CCLError(.peerDead, operation: operation, peer: peer, "connection lost")).context(operation: operation)
+        }
+    }
+
+    /// Sends one request and waits for its response, allowing `serverTimeout` plus the grace.
+    private func request(
+        _ op: StoreWire.Op, operation: String, serverTimeout: Timeout? = nil, _ write: (inout ByteBuffer) -> Void
+    ) throws(CCLError) -> (StoreWire.Status, ByteBuffer) {
+        try requestLock.withLock { () throws(CCLError) in
+            if let failure = monitor.withLock({ failure }) { throw failure.context(operation: operation) }
+            let frame = StoreWire.frame(channel.allocator) { out in
+                out.writeInteger(op.rawValue)
+                write(&out)
+            }
+            channel.writeAndFlush(frame, promise: nil)
+            let limit: UInt64? =
+                switch serverTimeout {
+                case nil: 30_000_000_000
+                case .indefinite?: nil
+                case .nanoseconds(let n)?: n.addingReportingOverflow(Self.gracePeriod).partialValue
+                }
+            let (status, payload) = try awaitResponse(limit: limit, operation: operation)
+            var body = payload
+            switch status {
+            case .ok: return (status, body)
+            case .timeout:
+                let missing = (try? StoreWire.readKeys(&body)) ?? []
+                throw missingKeysError(operation: operation, waited: serverTimeout?.description ?? "?", missing: missing, peer: peer)
+            case .error:
+                throw CCLError(.invalidArgument, operation: operation, peer: peer, body.readString(length: body.readableBytes) ?? "error")
+            }
+        }
+    }
+
+    private func decode<T>(_ body: ByteBuffer, operation: String, _ read: (inout ByteBuffer) throws(StoreWire.Malformed) -> T)
+        throws(CCLError) -> T
+    {
+        var body = body
+        do {
+            let value = try read(&body)
+            guard body.readableBytes == 0 else { throw StoreWire.Malformed(description: "trailing bytes") }
+            return value
+        } catch {
+            close()
+            throw CCLError(.malformed, operation: operation, peer: peer, "bad response: \(error)")
+        }
+    }
+
+    public func set(_ key: String, _ value: [UInt8]) throws(CCLError) {
+        let operation = "store set '\(key)'"
+        try StoreWire.checkKey(key, operation: operation)
+        try StoreWire.checkValue(value, operation: operation)
+        _ = try request(.set, operation: operation) { out in
+            StoreWire.writeKey(key, into: &out)
+            StoreWire.writeBytes(value, into: &out)
+        }
+    }
+
+    public func get(_ key: String, timeout: Timeout?) throws(CCLError) -> [UInt8] {
+        let operation = "store get '\(key)'"
+        try StoreWire.checkKey(key, operation: operation)
+        let limit = timeout ?? defaultTimeout
+        let (_, body) = try request(.get, operation: operation, serverTimeout: limit) { out in
+            StoreWire.writeKey(key, into: &out)
+            out.writeInteger(StoreWire.wire(limit), endianness: .little)
+        }
+        return try decode(body, operation: operation) { (b) throws(StoreWire.Malformed) in try StoreWire.readBytes(&b) }
+    }
+
+    public func add(_ key: String, _ delta: Int64) throws(CCLError) -> Int64 {
+        let operation = "store add '\(key)'"
+        try StoreWire.checkKey(key, operation: operation)
+        let (_, body) = try request(.add, operation: operation) { out in
+            StoreWire.writeKey(key, into: &out)
+            out.writeInteger(delta, endianness: .little)
+        }
+        return try decode(body, operation: operation) { (b) throws(StoreWire.Malformed) in try StoreWire.readInteger(&b, as: Int64.self) }
+    }
+
+    public func compareSet(_ key: String, expected: [UInt8], desired: [UInt8]) throws(CCLError) -> [UInt8] {
+        let operation = "store compareSet '\(key)'"
+        try StoreWire.checkKey(key, operation: operation)
+        try StoreWire.checkValue(expected, operation: operation)
+        try StoreWire.checkValue(desired, operation: operation)
+        let (_, body) = try request(.compareSet, operation: operation) { out in
+            StoreWire.writeKey(key, into: &out)
+            StoreWire.writeBytes(expected, into: &out)
+            StoreWire.writeBytes(desired, into: &out)
+        }
+        return try decode(body, operation: operation) { (b) throws(StoreWire.Malformed) in try StoreWire.readBytes(&b) }
+    }
+
+    public func wait(_ keys: [String], timeout: Timeout?) throws(CCLError) {
+        let operation = "store wait"
+        for key in keys { try StoreWire.checkKey(key, operation: operation) }
+        let limit = timeout ?? defaultTimeout
+        _ = try request(.wait, operation: operation, serverTimeout: limit) { out in
+            StoreWire.writeKeys(keys, into: &out)
+            out.writeInteger(StoreWire.wire(limit), endianness: .little)
+        }
+    }
+
+    public func check(_ keys: [String]) throws(CCLError) -> Bool {
+        let operation = "store check"
+        for key in keys { try StoreWire.checkKey(key, operation: operation) }
+        let (_, body) = try request(.check, operation: operation) { StoreWire.writeKeys(keys, into: &$0) }
+        return try decode(body, operation: operation) { (b) throws(StoreWire.Malformed) in try StoreWire.readInteger(&b, as: UInt8.self) }
+            == 1
+    }
+
+    public func delete(_ key: String) throws(CCLError) -> Bool {
+        let operation = "store delete '\(key)'"
+        try StoreWire.checkKey(key, operation: operation)
+        let (_, body) = try request(.delete, operation: operation) { StoreWire.writeKey(key, into: &$0) }
+        return try decode(body, operation: operation) { (b) throws(StoreWire.Malformed) in try StoreWire.readInteger(&b, as: UInt8.self) }
+            == 1
+    }
+
+    public func numKeys() throws(CCLError) -> Int {
+        let operation = "store numKeys"
+        let (_, body) = try request(.numKeys, operation: operation) { _ in }
+        return Int(
+            clamping: try decode(body, operation: operation) { (b) throws(StoreWire.Malformed) in
+                try StoreWire.readInteger(&b, as: UInt64.self)
+            })
+    }
+
+    public func keys(prefix: String) throws(CCLError) -> [String] {
+        let operation = "store keys '\(prefix)'"
+        try StoreWire.checkKey(prefix, operation: operation)
+        let (_, body) = try request(.keys, operation: operation) { StoreWire.writeKey(prefix, into: &$0) }
+        return try decode(body, operation: operation) { (b) throws(StoreWire.Malformed) in try StoreWire.readKeys(&b) }
+    }
+}
+
+private func describe(_ nanoseconds: UInt64) -> String { Timeout.nanoseconds(nanoseconds).description }
+
+/// 50 ms between connection attempts.
+private func usleepShort() {
+    let pause = Monitor()
+    pause.withLock { pause.wait(nanoseconds: 50_000_000) }
+}
+
+private final class WeakClient: @unchecked Sendable {
+    weak var client: TCPStoreClient?
+}
+
+/// Reads the ack, then response frames, and hands them to the client.
+private final class StoreClientHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    private let client: WeakClient
+    private var buffer = ByteBuffer()
+    private var acknowledged = false
+
+    init(client: WeakClient) { self.client = client }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        buffer.writeBuffer(&incoming)
+        if !acknowledged {
+            guard buffer.readableBytes >= 12 else { return }
+            let magic = buffer.readInteger(endianness: .little, as: UInt64.self)
+            let status = buffer.readInteger(endianness: .little, as: UInt32.self)
+            guard magic == StoreWire.ackMagic else {
+                client.client?.failed("the peer is not a swift-ccl store server")
+                context.close(promise: nil)
+                return
+            }
+            acknowledged = true
+            client.client?.received(status == 0 ? .ok : .error, ByteBuffer())
+        }
+        do {
+            while let frame = try StoreWire.nextFrame(from: &buffer) {
+                var body = frame
+                guard let raw = body.readInteger(as: UInt8.self), let status = StoreWire.Status(rawValue: raw) else {
+                    throw StoreWire.Malformed(description: "bad response status")
+                }
+                client.client?.received(status, body)
+            }
+            buffer.discardReadBytes()
+        } catch {
+            client.client?.failed("malformed response: \(error)")
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        client.client?.failed("the store server closed the connection")
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        client.client?.failed("connection error: \(error)")
+        context.close(promise: nil)
+    }
+}

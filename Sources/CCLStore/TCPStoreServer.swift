@@ -1,0 +1,304 @@
+import CCLCore
+import CCLSystem
+import Logging
+import NIOCore
+import NIOPosix
+
+/// The TCP store's server (torch's `TCPStore` master): runs inside rank 0 or standalone
+/// (`ccl store serve`). Binds only the address it is given.
+///
+/// Every connection must first present the shared token; then it sends one request at a time
+/// (see `StoreWire`). A malformed, oversized or stalled connection (half a frame left for
+/// 10 s) is closed alone; everyone else is served on. `get` and `wait` park on the server until
+/// their keys are set or their timeout ends, without blocking others.
+///
+/// Threading: all connections and the data live on one event-loop thread; `close` from any thread.
+public final class TCPStoreServer: @unchecked Sendable {
+    public let host: String
+    public let port: Int
+    private let group: MultiThreadedEventLoopGroup
+    private let listener: any Channel
+    private let core: StoreServerCore
+
+    /// Starts listening on `host:port` (port 0: the kernel picks one, see `port`). A connection
+    /// that leaves a request (or its hello) unfinished for `stallTimeout` is closed.
+    public init(
+        host: String = "127.0.0.1", port: Int = 0, token: String, stallTimeout: TimeAmount = .seconds(10),
+        logger: Logger = Logger(label: "ccl.store")
+    ) throws(CCLError) {
+        let operation = "start store server on \(host):\(port)"
+        guard !token.isEmpty, token.utf8.count <= StoreWire.maxTokenBytes else {
+            throw CCLError(
+                .invalidArgument, operation: operation, "the store needs a token of 1 to \(StoreWire.maxTokenBytes) bytes (set CCL_TOKEN)")
+        }
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let core = StoreServerCore(loop: loop, logger: logger, stallTimeout: stallTimeout)
+        self.core = core
+        let tokenBytes = Array(token.utf8)
+        let bootstrap = ServerBootstrap(group: loop)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.so_keepalive), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(StoreConnectionHandler(core: core, token: tokenBytes))
+                }
+            }
+        do {
+            listener = try bootstrap.bind(host: host, port: port).wait()
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw CCLError(.system, operation: operation, "cannot listen", cause: error)
+        }
+        self.host = host
+        self.port = listener.localAddress?.port ?? port
+    }
+
+    deinit { close() }
+
+    /// Stops listening and closes every connection. Idempotent.
+    public func close() {
+        guard listener.isActive else { return }
+        try? listener.close().wait()
+        try? group.syncShutdownGracefully()
+    }
+}
+
+/// The store's data and parked requests; touched only on `loop`.
+final class StoreServerCore: @unchecked Sendable {
+    let loop: any EventLoop
+    let logger: Logger
+    let stallTimeout: TimeAmount
+    private var state = StoreState()
+    private var parked: [ObjectIdentifier: Parked] = [:]
+
+    struct Parked {
+        let keys: [String]
+        let timer: Scheduled<Void>?
+        let finish: (Bool) -> Void
+    }
+
+    init(loop: any EventLoop, logger: Logger, stallTimeout: TimeAmount) {
+        self.loop = loop
+        self.logger = logger
+        self.stallTimeout = stallTimeout
+    }
+
+    /// Serves one request; `reply` gets the response payload writer. Parked requests reply later.
+    func serve(
+        _ op: StoreWire.Op, _ body: inout ByteBuffer, owner: ObjectIdentifier,
+        reply: @escaping (StoreWire.Status, (inout ByteBuffer) -> Void) -> Void
+    )
+        throws(StoreWire.Malformed)
+    {
+        switch op {
+        case .set:
+            let key = try StoreWire.readKey(&body)
+            let value = try StoreWire.readBytes(&body)
+            try finished(body)
+            state.set(key, value)
+            reply(.ok) { _ in }
+            wakeParked()
+        case .get:
+            let key = try StoreWire.readKey(&body)
+            let timeout = StoreWire.timeout(fromWire: try StoreWire.readInteger(&body, as: UInt64.self))
+            try finished(body)
+            park([key], timeout: timeout, owner: owner) { [unowned self] ready in
+                if ready, let value = self.state.get(key) {
+                    reply(.ok) { StoreWire.writeBytes(value, into: &$0) }
+                } else {
+                    reply(.timeout) { StoreWire.writeKeys([key], into: &$0) }
+                }
+            }
+        case .add:
+            let key = try StoreWire.readKey(&body)
+            let delta = try StoreWire.readInteger(&body, as: Int64.self)
+            try finished(body)
+            do {
+                let sum = try state.add(key, delta, operation: "store add")
+                reply(.ok) { $0.writeInteger(sum, endianness: .little) }
+                wakeParked()
+            } catch {
+                reply(.error) { $0.writeString(error.message) }
+            }
+        case .compareSet:
+            let key = try StoreWire.readKey(&body)
+            let expected = try StoreWire.readBytes(&body)
+            let desired = try StoreWire.readBytes(&body)
+            try finished(body)
+            let result = state.compareSet(key, expected: expected, desired: desired)
+            reply(.ok) { StoreWire.writeBytes(result, into: &$0) }
+            wakeParked()
+        case .wait:
+            let keys = try StoreWire.readKeys(&body)
+            let timeout = StoreWire.timeout(fromWire: try StoreWire.readInteger(&body, as: UInt64.self))
+            try finished(body)
+            park(keys, timeout: timeout, owner: owner) { [unowned self] ready in
+                if ready {
+                    reply(.ok) { _ in }
+                } else {
+                    let missing = self.state.missing(keys)
+                    reply(.timeout) { StoreWire.writeKeys(missing, into: &$0) }
+                }
+            }
+        case .check:
+            let keys = try StoreWire.readKeys(&body)
+            try finished(body)
+            let present = state.missing(keys).isEmpty
+            reply(.ok) { $0.writeInteger(UInt8(present ? 1 : 0)) }
+        case .delete:
+            let key = try StoreWire.readKey(&body)
+            try finished(body)
+            let removed = state.delete(key)
+            reply(.ok) { $0.writeInteger(UInt8(removed ? 1 : 0)) }
+        case .numKeys:
+            try finished(body)
+            let count = UInt64(state.count)
+            reply(.ok) { $0.writeInteger(count, endianness: .little) }
+        case .keys:
+            let prefix = try StoreWire.readKey(&body)
+            try finished(body)
+            let keys = Array(state.keys(prefix: prefix).prefix(StoreWire.maxKeys))
+            reply(.ok) { StoreWire.writeKeys(keys, into: &$0) }
+        }
+    }
+
+    private func finished(_ body: ByteBuffer) throws(StoreWire.Malformed) {
+        guard body.readableBytes == 0 else { throw StoreWire.Malformed(description: "\(body.readableBytes) bytes after the request") }
+    }
+
+    private func park(_ keys: [String], timeout: Timeout, owner: ObjectIdentifier, finish: @escaping (Bool) -> Void) {
+        if state.missing(keys).isEmpty { return finish(true) }
+        let timer = timeout.nanoseconds.map { limit in
+            loop.scheduleTask(in: .nanoseconds(Int64(clamping: limit))) { [weak self] in
+                guard let self, let parked = self.parked.removeValue(forKey: owner) else { return }
+                parked.finish(false)
+            }
+        }
+        parked[owner] = Parked(keys: keys, timer: timer, finish: finish)
+    }
+
+    private func wakeParked() {
+        for (owner, request) in parked where state.missing(request.keys).isEmpty {
+            parked[owner] = nil
+            request.timer?.cancel()
+            request.finish(true)
+        }
+    }
+
+    /// A connection went away: forget its parked request.
+    func forget(_ owner: ObjectIdentifier) {
+        parked.removeValue(forKey: owner)?.timer?.cancel()
+    }
+}
+
+/// One client connection: handshake, then frames, bounded and checked.
+private final class StoreConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let core: StoreServerCore
+    private let token: [UInt8]
+    private var buffer = ByteBuffer()
+    private var authenticated = false
+    private var busy = false
+    private var stallTimer: Scheduled<Void>?
+
+    init(core: StoreServerCore, token: [UInt8]) {
+        self.core = core
+        self.token = token
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        armStallTimer(context)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        buffer.writeBuffer(&incoming)
+        do {
+            try process(context)
+        } catch {
+            drop(context, because: error.description)
+            return
+        }
+        if buffer.readableBytes == 0 {
+            stallTimer?.cancel()
+            stallTimer = nil
+            buffer.discardReadBytes()
+        } else if stallTimer == nil {
+            armStallTimer(context)
+        }
+    }
+
+    private func armStallTimer(_ context: ChannelHandlerContext) {
+        let channel = context.channel
+        let core = core
+        stallTimer = context.eventLoop.scheduleTask(in: core.stallTimeout) {
+            core.logger.warning(
+                "store: closing \(channel.remoteAddress.map { "\($0)" } ?? "a client"): incomplete request for \(core.stallTimeout)")
+            channel.close(promise: nil)
+        }
+    }
+
+    private func process(_ context: ChannelHandlerContext) throws(StoreWire.Malformed) {
+        if !authenticated {
+            guard buffer.readableBytes >= 12,
+                let magic = buffer.getInteger(at: buffer.readerIndex, endianness: .little, as: UInt64.self),
+                let length = buffer.getInteger(at: buffer.readerIndex + 8, endianness: .little, as: UInt32.self)
+            else { return }
+            guard magic == StoreWire.helloMagic else { throw StoreWire.Malformed(description: "not a store client (bad hello)") }
+            guard Int(length) <= StoreWire.maxTokenBytes else { throw StoreWire.Malformed(description: "token of \(length) bytes") }
+            guard buffer.readableBytes >= 12 + Int(length) else { return }
+            buffer.moveReaderIndex(forwardBy: 12)
+            let presented = buffer.readBytes(length: Int(length)) ?? []
+            var difference = UInt8(presented.count == token.count ? 0 : 1)
+            for (a, b) in zip(presented, token) { difference |= a ^ b }
+            var ack = context.channel.allocator.buffer(capacity: 12)
+            ack.writeInteger(StoreWire.ackMagic, endianness: .little)
+            ack.writeInteger(UInt32(difference == 0 ? 0 : 1), endianness: .little)
+            guard difference == 0 else {
+                core.logger.warning("store: refused \(context.remoteAddress.map { "\($0)" } ?? "a client"): wrong token")
+                context.writeAndFlush(wrapOutboundOut(ack)).whenComplete { _ in context.close(promise: nil) }
+                buffer.clear()
+                return
+            }
+            authenticated = true
+            context.writeAndFlush(wrapOutboundOut(ack), promise: nil)
+        }
+        while let frame = try StoreWire.nextFrame(from: &buffer) {
+            guard !busy else { throw StoreWire.Malformed(description: "a second request while one is pending") }
+            var body = frame
+            let rawOp = try StoreWire.readInteger(&body, as: UInt8.self)
+            guard let op = StoreWire.Op(rawValue: rawOp) else { throw StoreWire.Malformed(description: "unknown op \(rawOp)") }
+            busy = true
+            let channel = context.channel
+            try core.serve(op, &body, owner: ObjectIdentifier(self)) { [weak self] status, write in
+                self?.busy = false
+                let response = StoreWire.frame(channel.allocator) { out in
+                    out.writeInteger(status.rawValue)
+                    write(&out)
+                }
+                channel.writeAndFlush(response, promise: nil)
+            }
+        }
+    }
+
+    private func drop(_ context: ChannelHandlerContext, because reason: String) {
+        core.logger.warning("store: closing \(context.remoteAddress.map { "\($0)" } ?? "a client"): \(reason)")
+        buffer.clear()
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        stallTimer?.cancel()
+        core.forget(ObjectIdentifier(self))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
