@@ -1,0 +1,111 @@
+import CCLCore
+import Foundation
+import Testing
+
+@testable import CCLStore
+
+/// Ranks as threads over one store (in memory and over TCP); the multi-process path is the
+/// launcher's job (`ccl launch`) once it lands.
+@Suite struct StatelessProcessGroupTests {
+    struct Info: Codable, Equatable {
+        var rank: Int
+        var host: String
+        var devices: [Int]
+    }
+
+    /// Runs `body` as `world` ranks on threads; returns each rank's result or error.
+    func ranks<R: Sendable>(
+        _ world: Int, store: @escaping @Sendable (Int) throws -> any Store, _ body: @escaping @Sendable (StatelessProcessGroup) throws -> R
+    )
+        -> [Result<R, any Error>]
+    {
+        let results = LockedResults<R>(count: world)
+        let threads = (0..<world).map { r in
+            Thread {
+                results.set(
+                    r, Result { try body(try StatelessProcessGroup(rank: r, worldSize: world, store: try store(r), timeout: .seconds(10))) }
+                )
+            }
+        }
+        for thread in threads { thread.start() }
+        results.waitAll()
+        return results.values
+    }
+
+    @Test("broadcast, all-gather, barrier and send/recv", arguments: [StoreKind.memory, .tcp])
+    func collectives(kind: StoreKind) throws {
+        let memory = InMemoryStore()
+        let server = kind == .tcp ? try TCPStoreServer(token: "g") : nil
+        let port = server?.port ?? 0
+        let results = ranks(
+            4, store: { _ in kind == .tcp ? try TCPStoreClient(host: "127.0.0.1", port: port, token: "g") as any Store : memory }
+        ) { group in
+            let config = try group.broadcastObject(group.rank == 0 ? ["model": "llama", "tp": "4"] : nil, from: 0)
+            let infos = try group.allGatherObject(Info(rank: group.rank, host: "node\(group.rank / 2)", devices: [group.rank]))
+            try group.barrier()
+            let again = try group.allGatherObject(group.rank * 10)
+            try group.sendObject("hello from \(group.rank)", to: (group.rank + 1) % 4)
+            let message = try group.recvObject(String.self, from: (group.rank + 3) % 4)
+            try group.barrier()
+            return "\(config["model"] ?? "") \(infos.map(\.host).joined(separator: ",")) \(again) \(message)"
+        }
+        for (r, result) in results.enumerated() {
+            #expect(try result.get() == "llama node0,node0,node1,node1 [0, 10, 20, 30] hello from \((r + 3) % 4)")
+        }
+        withExtendedLifetime(server) {}
+    }
+
+    @Test("a barrier that times out names the ranks that never arrived")
+    func barrierTimeout() throws {
+        let store = InMemoryStore()
+        let results = ranks(4, store: { _ in store }) { group in
+            if group.rank == 1 || group.rank == 3 { return "absent" }
+            do {
+                try group.barrier(timeout: .milliseconds(300))
+                return "passed"
+            } catch {
+                return "\(error)"
+            }
+        }
+        let message = try results[0].get()
+        #expect(message.contains("barrier on group world"), "\(message)")
+        #expect(message.contains("ranks 1, 3 never arrived"), "\(message)")
+    }
+
+    @Test("keys are cleaned up as ranks move on")
+    func cleanup() throws {
+        let store = InMemoryStore()
+        _ = ranks(3, store: { _ in store }) { group in
+            for i in 0..<20 {
+                _ = try group.broadcastObject(group.rank == 0 ? i : nil, from: 0)
+                _ = try group.allGatherObject(i)
+                try group.barrier()
+            }
+        }
+        // Only the last gather and barrier keys of each rank remain.
+        #expect(store.numKeys() == 6, "\(store.keys(prefix: ""))")
+    }
+}
+
+/// Results written by rank threads, read once all are in.
+final class LockedResults<R: Sendable>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var slots: [Result<R, any Error>?]
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ value: Result<R, any Error>) {
+        condition.lock()
+        slots[index] = value
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func waitAll() {
+        condition.lock()
+        while slots.contains(where: { $0 == nil }) { condition.wait() }
+        condition.unlock()
+    }
+
+    var values: [Result<R, any Error>] { slots.compactMap { $0 } }
+}
