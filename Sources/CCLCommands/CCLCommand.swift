@@ -16,7 +16,7 @@ public struct BenchCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure swift-ccl on this machine.",
-        subcommands: [QueueBenchCommand.self, QueueBenchReaderCommand.self]
+        subcommands: [QueueBenchCommand.self, QueueBenchReaderCommand.self, StoreBenchCommand.self]
     )
 
     public init() {}
