@@ -1,0 +1,40 @@
+import Glibc
+
+/// Which machine (node) this process runs on, as a string equal for processes that share a
+/// machine and different across machines.
+///
+/// `CCL_NODE_ID` wins when set (tests that make "nodes" out of network namespaces of one machine
+/// set it). Otherwise it is the kernel's boot id (`/proc/sys/kernel/random/boot_id`, unique per
+/// boot of a machine) plus the network-namespace inode, so two containers or namespaces with
+/// their own network stack count as different nodes and reach each other over TCP. Falls back
+/// to the host name when /proc is unavailable.
+public enum NodeIdentity {
+    public static func current(environment: [String: String]) -> String {
+        if let explicit = environment["CCL_NODE_ID"], !explicit.isEmpty { return explicit }
+        return derived()
+    }
+
+    static func derived() -> String {
+        var info = stat()
+        let network = stat("/proc/self/ns/net", &info) == 0 ? "\(info.st_ino)" : "?"
+        if let boot = readFirstLine("/proc/sys/kernel/random/boot_id") { return "\(boot)/net:\(network)" }
+        return "host:\(hostName())/net:\(network)"
+    }
+
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    static func readFirstLine(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 128)
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        let line = buffer[0..<count].prefix { $0 != 10 }
+        return line.isEmpty ? nil : String(decoding: line, as: UTF8.self)
+    }
+}
