@@ -27,7 +27,7 @@ let package = Package(
         .target(
             name: "CCLQueue",
             dependencies: [
-                "CCLCore", "CCLSystem",
+                "CCLCore", "CCLSystem", "CCLStore",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -29,7 +29,10 @@ struct StoreBenchCommand: ParsableCommand {
                         "{\"clients\": \(count), \"op\": \"\(op)\", \"ops_per_s\": \(Int(result.opsPerSecond)), "
                             + "\"p50_ns\": \(result.p50), \"p99_ns\": \(result.p99)}")
                 } else {
-                    print(String(format: "%7d  %-4@ %9.0f %10.1f %10.1f", count, op, result.opsPerSecond, Double(result.p50) / 1e3, Double(result.p99) / 1e3))
+                    print(
+                        String(
+                            format: "%7d  %-4@ %9.0f %10.1f %10.1f", count, op, result.opsPerSecond, Double(result.p50) / 1e3,
+                            Double(result.p99) / 1e3))
                 }
             }
         }

@@ -9,6 +9,7 @@ import Foundation
 //          [timeout=SECONDS] [stallAfter=K] [rbuf=BYTES]
 //   write  local=a,b remote=c,d count=N seed=S [lengths=…|max=M] [chunk=B] [chunks=C]
 //          [token=T] [typed=1] [pauseAfter=K]
+//   group  port=P token=T rank=R world=W node=ID writer=R count=N seed=S [lengths=…]
 //
 // It prints `HANDLE <json>` (writer), `READY`, `DONE <n>`, or `ERROR <code> <description>` and
 // exits 1. Everything the tests check is on stdout, one line each.
@@ -94,10 +95,33 @@ func write() throws {
     say("DONE \(count)")
 }
 
+/// A rank of a group: joins through the TCP store, learns the node layout, creates the group's
+/// broadcast queue (rank `writer` writes `count` messages, everyone else verifies them).
+func group() throws {
+    let store = try TCPStoreClient(host: "127.0.0.1", port: int("port", 0), token: options.token, timeout: .seconds(30))
+    let group = try StatelessProcessGroup(rank: int("rank", 0), worldSize: int("world", 1), store: store, timeout: .seconds(30))
+    let nodes = try NodeLayout(group: group, nodeID: arguments["node"] ?? "node")
+    say("NODES \(nodes.nodeCount)")
+    switch try MessageQueueEnd.create(from: group, writer: int("writer", 0), nodes: nodes, options: options) {
+    case .writer(let writer):
+        for i in 0..<count { try writer.enqueue(messages.message(i)) }
+        writer.close()
+    case .reader(let reader):
+        for i in 0..<count {
+            guard try reader.dequeue({ raw in messages.matches(raw, index: i) }) else {
+                throw CCLError(.malformed, operation: "verify", "message \(i) differs")
+            }
+        }
+    }
+    try group.barrier()
+    say("DONE \(count)")
+}
+
 do {
     switch CommandLine.arguments.dropFirst().first {
     case "read": try read()
     case "write": try write()
+    case "group": try group()
     default: throw CCLError(.invalidArgument, operation: "worker", "first argument must be read or write")
     }
 } catch {

@@ -1,5 +1,5 @@
-import Foundation
 import CCLSystem
+import Foundation
 import Testing
 
 @testable import CCLStore
