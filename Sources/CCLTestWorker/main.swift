@@ -9,7 +9,8 @@ import Foundation
 //          [timeout=SECONDS] [stallAfter=K] [rbuf=BYTES]
 //   write  local=a,b remote=c,d count=N seed=S [lengths=…|max=M] [chunk=B] [chunks=C]
 //          [token=T] [typed=1] [pauseAfter=K]
-//   group  port=P token=T rank=R world=W node=ID writer=R count=N seed=S [lengths=…]
+//   group  [host=H] port=P token=T rank=R world=W [node=ID] writer=R count=N seed=S [lengths=…] [qhost=H]
+//   store  [host=H] token=T        (a store server; prints PORT p)
 //
 // It prints `HANDLE <json>` (writer), `READY`, `DONE <n>`, or `ERROR <code> <description>` and
 // exits 1. Everything the tests check is on stdout, one line each.
@@ -37,6 +38,7 @@ let options: QueueOptions = {
     options.chunkBytes = int("chunk", 4096)
     options.chunkCount = int("chunks", 4)
     options.remoteBufferBytes = int("rbuf", options.remoteBufferBytes)
+    options.remoteHost = arguments["qhost"] ?? options.remoteHost
     return options
 }()
 
@@ -98,9 +100,10 @@ func write() throws {
 /// A rank of a group: joins through the TCP store, learns the node layout, creates the group's
 /// broadcast queue (rank `writer` writes `count` messages, everyone else verifies them).
 func group() throws {
-    let store = try TCPStoreClient(host: "127.0.0.1", port: int("port", 0), token: options.token, timeout: .seconds(30))
+    let store = try TCPStoreClient(
+        host: arguments["host"] ?? "127.0.0.1", port: int("port", 0), token: options.token, timeout: .seconds(30))
     let group = try StatelessProcessGroup(rank: int("rank", 0), worldSize: int("world", 1), store: store, timeout: .seconds(30))
-    let nodes = try NodeLayout(group: group, nodeID: arguments["node"] ?? "node")
+    let nodes = try NodeLayout(group: group, nodeID: arguments["node"] ?? NodeIdentity.current(environment: [:]))
     say("NODES \(nodes.nodeCount)")
     switch try MessageQueueEnd.create(from: group, writer: int("writer", 0), nodes: nodes, options: options) {
     case .writer(let writer):
@@ -117,8 +120,16 @@ func group() throws {
     say("DONE \(count)")
 }
 
+/// A store server for other workers; prints its port, runs until killed.
+func serveStore() throws {
+    let server = try TCPStoreServer(host: arguments["host"] ?? "127.0.0.1", port: 0, token: options.token)
+    say("PORT \(server.port)")
+    while true { sleep(60) }
+}
+
 do {
     switch CommandLine.arguments.dropFirst().first {
+    case "store": try serveStore()
     case "read": try read()
     case "write": try write()
     case "group": try group()

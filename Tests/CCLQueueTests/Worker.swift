@@ -15,9 +15,16 @@ final class Worker: @unchecked Sendable {
         return me.deletingLastPathComponent().appendingPathComponent("CCLTestWorker")
     }
 
-    init(_ mode: String, _ arguments: [String: String]) throws {
-        process.executableURL = Self.executable
-        process.arguments = [mode] + arguments.map { "\($0.key)=\($0.value)" }
+    /// Starts the worker, inside network namespace `namespace` when given (`ip netns exec`).
+    init(_ mode: String, _ arguments: [String: String], namespace: String? = nil) throws {
+        let words = [mode] + arguments.map { "\($0.key)=\($0.value)" }
+        if let namespace {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["ip", "netns", "exec", namespace, Self.executable.path] + words
+        } else {
+            process.executableURL = Self.executable
+            process.arguments = words
+        }
         process.standardOutput = output
         try process.run()
     }
