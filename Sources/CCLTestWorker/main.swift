@@ -11,6 +11,7 @@ import Foundation
 //          [token=T] [typed=1] [pauseAfter=K]
 //   group  [host=H] port=P token=T rank=R world=W [node=ID] writer=R count=N seed=S [lengths=…] [qhost=H]
 //   store  [host=H] token=T        (a store server; prints PORT p)
+//   rank   [fail=R code=C] [killself=R]   (under `ccl launch`)
 //
 // It prints `HANDLE <json>` (writer), `READY`, `DONE <n>`, or `ERROR <code> <description>` and
 // exits 1. Everything the tests check is on stdout, one line each.
@@ -120,6 +121,24 @@ func group() throws {
     say("DONE \(count)")
 }
 
+/// A rank started by `ccl launch`: reads the launch environment, joins the store, gathers every
+/// rank's identity, and either finishes or fails as told (`fail=R code=C`, `killself=R`).
+func launchedRank() throws {
+    let launch = try LaunchEnvironment.parse(ProcessInfo.processInfo.environment)
+    let store = try TCPStoreClient(
+        host: launch.masterAddress ?? "127.0.0.1", port: launch.masterPort ?? 0, token: launch.token ?? "", timeout: .seconds(30))
+    let group = try StatelessProcessGroup(rank: launch.rank, worldSize: launch.worldSize, store: store, timeout: .seconds(60))
+    let ranks = try group.allGatherObject(launch.rank)
+    say("RANK \(launch.rank) of \(launch.worldSize) local \(launch.localRank ?? -1)/\(launch.localWorldSize ?? -1) saw \(ranks)")
+    if int("fail", -1) == launch.rank {
+        say("failing on purpose")
+        exit(Int32(int("code", 1)))
+    }
+    if int("killself", -1) == launch.rank { kill(getpid(), SIGKILL) }
+    try group.barrier()
+    say("BYE")
+}
+
 /// A store server for other workers; prints its port, runs until killed.
 func serveStore() throws {
     let server = try TCPStoreServer(host: arguments["host"] ?? "127.0.0.1", port: 0, token: options.token)
@@ -130,6 +149,7 @@ func serveStore() throws {
 do {
     switch CommandLine.arguments.dropFirst().first {
     case "store": try serveStore()
+    case "rank": try launchedRank()
     case "read": try read()
     case "write": try write()
     case "group": try group()

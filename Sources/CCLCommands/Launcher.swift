@@ -1,0 +1,153 @@
+import CCL
+import Foundation
+
+/// Starts a node's ranks as child processes with the launch environment, relays their output
+/// with a `[rank R]` prefix, and stops them all when one fails (torchrun's local agent).
+///
+/// Contract: returns the exit status the launcher should have: 0 only when every rank exited 0.
+/// When a rank exits non-zero or dies by a signal, the others get SIGTERM, then SIGKILL after
+/// `stopGrace`; the summary names the rank, its exit code or signal, and its last lines.
+final class Launcher: @unchecked Sendable {
+    struct Rank {
+        let rank: Int
+        let process: Process
+        let tail: OutputTail
+    }
+
+    let program: [String]
+    let environments: [[String: String]]
+    let stopGrace: TimeInterval
+    private let events = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var ranks: [Rank] = []
+    private var outputLock = NSLock()
+
+    init(program: [String], environments: [[String: String]], stopGrace: TimeInterval = 1.5) {
+        self.program = program
+        self.environments = environments
+        self.stopGrace = stopGrace
+    }
+
+    /// Runs every rank to completion; returns (exit status, summary lines for stderr).
+    func run() throws -> (Int32, [String]) {
+        guard let executable = program.first else { throw LaunchFailure("no program to launch") }
+        let url = URL(fileURLWithPath: executable.contains("/") ? executable : try Self.resolve(executable))
+        for (index, environment) in environments.enumerated() {
+            let rank = Int(environment["CCL_RANK"] ?? "") ?? index
+            let process = Process()
+            process.executableURL = url
+            process.arguments = Array(program.dropFirst())
+            process.environment = environment
+            let tail = OutputTail(lines: 20)
+            let stdout = Pipe()
+            let stderr = Pipe()
+            process.standardOutput = stdout
+            process.standardError = stderr
+            relay(stdout, to: FileHandle.standardOutput, rank: rank, tail: tail)
+            relay(stderr, to: FileHandle.standardError, rank: rank, tail: tail)
+            process.terminationHandler = { [events] _ in events.signal() }
+            do {
+                try process.run()
+            } catch {
+                stopAll()
+                throw LaunchFailure("cannot start rank \(rank) (\(executable)): \(error)")
+            }
+            lock.withLock { ranks.append(Rank(rank: rank, process: process, tail: tail)) }
+        }
+        let all = lock.withLock { ranks }
+        var failed: Rank?
+        while all.contains(where: { $0.process.isRunning }) {
+            events.wait()
+            if failed == nil, let first = all.first(where: { !$0.process.isRunning && !Self.succeeded($0.process) }) {
+                failed = first
+                stopAll()
+            }
+        }
+        if failed == nil { failed = all.first { !Self.succeeded($0.process) } }
+        guard let failed else { return (0, []) }
+        var summary = ["ccl launch: rank \(failed.rank) \(Self.describe(failed.process)); stopped the other ranks."]
+        for other in all where other.rank != failed.rank && !Self.succeeded(other.process) {
+            summary.append("  rank \(other.rank) \(Self.describe(other.process))")
+        }
+        let lines = failed.tail.lines
+        if !lines.isEmpty {
+            summary.append("last lines of rank \(failed.rank):")
+            summary += lines.map { "  " + $0 }
+        }
+        return (1, summary)
+    }
+
+    /// SIGTERM to every running rank, SIGKILL after the grace period.
+    func stopAll(signal: Int32 = SIGTERM) {
+        let running = lock.withLock { ranks.filter { $0.process.isRunning } }
+        for rank in running { kill(rank.process.processIdentifier, signal) }
+        let grace = stopGrace
+        DispatchQueue.global().asyncAfter(deadline: .now() + grace) {
+            for rank in running where rank.process.isRunning { kill(rank.process.processIdentifier, SIGKILL) }
+        }
+    }
+
+    static func succeeded(_ process: Process) -> Bool {
+        process.terminationReason == .exit && process.terminationStatus == 0
+    }
+
+    static func describe(_ process: Process) -> String {
+        process.terminationReason == .uncaughtSignal
+            ? "was killed by signal \(process.terminationStatus)" : "exited with code \(process.terminationStatus)"
+    }
+
+    static func resolve(_ name: String) throws -> String {
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let path = "\(directory)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        throw LaunchFailure("'\(name)' is not on PATH")
+    }
+
+    /// Copies `pipe` line by line to `output`, each line prefixed `[rank R] `, keeping the tail.
+    private func relay(_ pipe: Pipe, to output: FileHandle, rank: Int, tail: OutputTail) {
+        let prefix = Data("[rank \(rank)] ".utf8)
+        let reading = pipe.fileHandleForReading
+        Thread { [outputLock] in
+            var pending = Data()
+            while true {
+                let chunk = reading.availableData
+                if chunk.isEmpty { break }
+                pending.append(chunk)
+                while let newline = pending.firstIndex(of: 10) {
+                    let line = pending[pending.startIndex...newline]
+                    tail.append(String(decoding: line.dropLast(), as: UTF8.self))
+                    outputLock.withLock { output.write(prefix + line) }
+                    pending.removeSubrange(pending.startIndex...newline)
+                }
+            }
+            if !pending.isEmpty {
+                tail.append(String(decoding: pending, as: UTF8.self))
+                outputLock.withLock { output.write(prefix + pending + Data("\n".utf8)) }
+            }
+        }.start()
+    }
+}
+
+/// The last `lines` lines a rank printed.
+final class OutputTail: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: [String] = []
+    private let limit: Int
+
+    init(lines: Int) { limit = lines }
+
+    func append(_ line: String) {
+        lock.withLock {
+            stored.append(line)
+            if stored.count > limit { stored.removeFirst(stored.count - limit) }
+        }
+    }
+
+    var lines: [String] { lock.withLock { stored } }
+}
+
+struct LaunchFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
