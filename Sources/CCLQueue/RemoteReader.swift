@@ -1,4 +1,5 @@
 import CCLCore
+import CCLStore
 import CCLSystem
 import Logging
 import NIOCore
@@ -180,13 +181,7 @@ final class RemoteReader: @unchecked Sendable {
             return !shutDown
         }
         guard first else { return }
-        if channel.eventLoop.inEventLoop {
-            channel.close(promise: nil)
-            group.shutdownGracefully { _ in }
-        } else {
-            try? channel.close().wait()
-            try? group.syncShutdownGracefully()
-        }
+        closeChannel(channel, andShutDown: group)
     }
 }
 

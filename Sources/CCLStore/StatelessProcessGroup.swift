@@ -74,6 +74,18 @@ public final class StatelessProcessGroup: @unchecked Sendable {
         }
     }
 
+    /// The value `peer` put under `key`; a timeout says the peer "never broadcast", "sent nothing".
+    private func get(_ key: String, from peer: Int, operation: String, timeout: Timeout?, silence: String) throws(CCLError) -> [UInt8] {
+        do {
+            return try store.get(key, timeout: timeout ?? self.timeout)
+        } catch {
+            guard error.code == .timeout else { throw error.context(operation: operation, rank: rank) }
+            throw CCLError(
+                .timeout, operation: "\(operation) on group \(name)", rank: rank, peer: "rank \(peer)",
+                "waited \(timeout ?? self.timeout); rank \(peer) \(silence)")
+        }
+    }
+
     // MARK: collectives
 
     /// Every rank gets `value` from `root` (only the root's argument is used; others pass nil).
@@ -93,17 +105,7 @@ public final class StatelessProcessGroup: @unchecked Sendable {
             if worldSize == 1 { _ = try store.delete(key) }
             return value
         }
-        let bytes: [UInt8]
-        do {
-            bytes = try store.get(key, timeout: timeout ?? self.timeout)
-        } catch {
-            if error.code == .timeout {
-                throw CCLError(
-                    .timeout, operation: "\(operation) on group \(name)", rank: rank, peer: "rank \(root)",
-                    "waited \(timeout ?? self.timeout); rank \(root) never broadcast")
-            }
-            throw error.context(operation: operation, rank: rank)
-        }
+        let bytes = try get(key, from: root, operation: operation, timeout: timeout, silence: "never broadcast")
         // The last reader removes the value.
         if try store.add(key + "/read", 1) == Int64(worldSize - 1) {
             _ = try store.delete(key)
@@ -159,17 +161,7 @@ public final class StatelessProcessGroup: @unchecked Sendable {
         }
         let sequence = receiveSequence[source, default: 0]
         let key = "p2p/\(source)/\(rank)/\(sequence)"
-        let bytes: [UInt8]
-        do {
-            bytes = try store.get(key, timeout: timeout ?? self.timeout)
-        } catch {
-            if error.code == .timeout {
-                throw CCLError(
-                    .timeout, operation: "\(operation) on group \(name)", rank: rank, peer: "rank \(source)",
-                    "waited \(timeout ?? self.timeout); rank \(source) sent nothing")
-            }
-            throw error.context(operation: operation, rank: rank)
-        }
+        let bytes = try get(key, from: source, operation: operation, timeout: timeout, silence: "sent nothing")
         receiveSequence[source] = sequence + 1
         _ = try store.delete(key)
         return try decode(bytes, as: T.self, operation: operation, peer: source)

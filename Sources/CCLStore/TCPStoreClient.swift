@@ -90,13 +90,7 @@ public final class TCPStoreClient: Store, @unchecked Sendable {
             return !shutDown
         }
         guard first else { return }
-        if channel.eventLoop.inEventLoop {
-            channel.close(promise: nil)
-            group.shutdownGracefully { _ in }
-        } else {
-            try? channel.close().wait()
-            try? group.syncShutdownGracefully()
-        }
+        closeChannel(channel, andShutDown: group)
     }
 
     // MARK: called from the event loop
