@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "CCLStoreTests", dependencies: ["CCLStore", "CCLCore", "CCLSystem", "CCLTestSupport"]),
         .testTarget(
             name: "CCLTopologyTests", dependencies: ["CCLTopology", "CCLCore"], exclude: ["vllm_layout_oracle.py"]),
-        .testTarget(name: "CCLCommandsTests", dependencies: ["ccl", "CCLTestWorker"]),
+        .testTarget(name: "CCLCommandsTests", dependencies: ["ccl", "CCLTestWorker", "CCLTestSupport"]),
         .testTarget(
             name: "CCLQueueTests",
             dependencies: [

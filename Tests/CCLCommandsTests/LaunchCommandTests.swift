@@ -1,3 +1,4 @@
+import CCLTestSupport
 import Foundation
 import Testing
 
@@ -46,5 +47,43 @@ import Testing
             "launch", "--nproc-per-node", "2", "--nnodes", "2", "--node-rank", "2", "--master-port", "29500", "--", "true",
         ])
         #expect(badNode.error.contains("--node-rank 2 must be in 0..<--nnodes 2"))
+    }
+}
+
+/// Two launchers on two network-namespace hosts make one 4-rank job: node 0's launcher hosts the
+/// store on its address, node 1's ranks reach it across the veth pair.
+@Suite(.serialized) struct MultiNodeLaunchTests {
+    @Test(
+        "ccl launch with --nnodes 2 across two network-namespace hosts",
+        .enabled(if: TestHosts.available, "needs root and iproute2 to create network namespaces (ip netns add)"))
+    func twoNodes() throws {
+        let hosts = try TestHosts(tag: 2)
+        defer { hosts.tearDown() }
+        let port = 20000 + Int(getpid() % 20000)
+        let me = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "")
+        let ccl = me.deletingLastPathComponent().appendingPathComponent("ccl").path
+        let launchers = try [hosts.a, hosts.b].enumerated().map { node, namespace in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [
+                "ip", "netns", "exec", namespace, ccl, "launch", "--nproc-per-node", "2", "--nnodes", "2", "--node-rank", "\(node)",
+                "--master-addr", hosts.addressA, "--master-port", "\(port)", "--token", "two-nodes", "--", LaunchCommandTests.worker,
+                "rank",
+            ]
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            return (process, out)
+        }
+        for (node, (process, out)) in launchers.enumerated() {
+            let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0, "node \(node): \(output)")
+            for local in 0..<2 {
+                let rank = node * 2 + local
+                #expect(output.contains("[rank \(rank)] RANK \(rank) of 4 local \(local)/2 saw [0, 1, 2, 3]"), "\(output)")
+            }
+        }
     }
 }

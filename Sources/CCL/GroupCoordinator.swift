@@ -1,0 +1,66 @@
+import CCLCore
+import CCLQueue
+import CCLStore
+import CCLTopology
+
+/// One group a rank belongs to (vLLM's `GroupCoordinator`): its ranks, this rank's place in it,
+/// a process group under its own store prefix, its broadcast queue, and the slot the CPU
+/// communicator (collectives) will fill.
+///
+/// Made collectively: every rank creates, for each kind, the groups of the layout in list order
+/// (`coordinators(for:)`), exactly as vLLM does, so ranks agree on names and keys.
+public final class GroupCoordinator: @unchecked Sendable {
+    /// "tp0", "pp3": the kind and the index in the layout's list.
+    public let name: String
+    public let kind: ParallelLayout.Kind
+    /// Global ranks, in group order.
+    public let ranks: [Int]
+    /// This process's global rank and its index in `ranks`.
+    public let rank: Int
+    public let rankInGroup: Int
+    public let group: StatelessProcessGroup
+    /// The group's broadcast queue (first rank writes), when asked for.
+    public let queue: MessageQueueEnd?
+    /// Filled by the CPU collectives once they exist; nil until then.
+    public var cpuCommunicator: (any Sendable)?
+
+    public var worldSize: Int { ranks.count }
+    public var isFirstRank: Bool { rankInGroup == 0 }
+
+    init(name: String, kind: ParallelLayout.Kind, ranks: [Int], rank: Int, group: StatelessProcessGroup, queue: MessageQueueEnd?) {
+        self.name = name
+        self.kind = kind
+        self.ranks = ranks
+        self.rank = rank
+        rankInGroup = ranks.firstIndex(of: rank) ?? 0
+        self.group = group
+        self.queue = queue
+    }
+
+    /// This rank's group of `kind`, with its store namespace `name` and, when `withQueue`, its
+    /// broadcast queue (same-node members on shared memory, others over TCP).
+    ///
+    /// - Parameters:
+    ///   - nodes: node of every global rank (`NodeLayout` of the world group).
+    public static func create(
+        _ kind: ParallelLayout.Kind, layout: ParallelLayout, rank: Int, store: any Store, nodes: NodeLayout,
+        withQueue: Bool = false, options: QueueOptions = QueueOptions(), timeout: Timeout = .seconds(300)
+    ) throws(CCLError) -> GroupCoordinator {
+        let groups = layout.groups(kind)
+        guard let index = groups.firstIndex(where: { $0.contains(rank) }) else {
+            throw CCLError(.invalidArgument, operation: "create \(kind) group", rank: rank, "rank \(rank) is outside world \(layout.world)")
+        }
+        let ranks = groups[index]
+        let name = "\(kind.rawValue)\(index)"
+        let group = try StatelessProcessGroup(
+            rank: ranks.firstIndex(of: rank) ?? 0, worldSize: ranks.count, store: store, name: name, timeout: timeout)
+        var queue: MessageQueueEnd?
+        if withQueue, ranks.count > 1 {
+            let local = NodeLayout(nodeOfRank: ranks.map { nodes.nodeOfRank[$0] })
+            var queueOptions = options
+            queueOptions.timeout = timeout
+            queue = try MessageQueueEnd.create(from: group, writer: 0, nodes: local, options: queueOptions)
+        }
+        return GroupCoordinator(name: name, kind: kind, ranks: ranks, rank: rank, group: group, queue: queue)
+    }
+}
