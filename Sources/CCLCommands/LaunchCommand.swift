@@ -1,5 +1,6 @@
 import ArgumentParser
 import CCL
+import CCLSystem
 import Foundation
 
 /// `ccl launch`: runs a program as the ranks of this node, with the rendezvous store on node 0.
@@ -64,8 +65,11 @@ struct LaunchCommand: ParsableCommand {
             return env
         }
         let launcher = Launcher(program: command, environments: environments)
-        let signals = forwardSignals(to: launcher)
-        let (status, summary) = try launcher.run()
+        // Ranks must die of SIGINT/SIGTERM even when this launcher was started with them ignored
+        // or blocked: both are inherited through exec.
+        SignalDisposition.restoreDefaults([SIGINT, SIGTERM])
+        var signals: [any DispatchSourceSignal] = []
+        let (status, summary) = try launcher.run { signals = forwardSignals(to: launcher) }
         withExtendedLifetime(signals) {}
         server?.close()
         for line in summary { FileHandle.standardError.write(Data((line + "\n").utf8)) }

@@ -29,7 +29,9 @@ final class Launcher: @unchecked Sendable {
     }
 
     /// Runs every rank to completion; returns (exit status, summary lines for stderr).
-    func run() throws -> (Int32, [String]) {
+    /// `started` runs once every rank is up (install signal forwarding there: an ignored signal
+    /// set before the ranks start would be inherited by them).
+    func run(started: () -> Void = {}) throws -> (Int32, [String]) {
         guard let executable = program.first else { throw LaunchFailure("no program to launch") }
         let url = URL(fileURLWithPath: executable.contains("/") ? executable : try Self.resolve(executable))
         for (index, environment) in environments.enumerated() {
@@ -55,6 +57,7 @@ final class Launcher: @unchecked Sendable {
             lock.withLock { ranks.append(Rank(rank: rank, process: process, tail: tail)) }
         }
         let all = lock.withLock { ranks }
+        started()
         var failed: Rank?
         while all.contains(where: { $0.process.isRunning }) {
             events.wait()

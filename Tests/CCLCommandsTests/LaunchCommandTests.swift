@@ -38,6 +38,32 @@ import Testing
         #expect(result.error.contains("rank 0 was killed by signal 9"), "\(result.error)")
     }
 
+    @Test("SIGINT to the launcher reaches every rank; the launch ends non-zero, saying so")
+    func interrupt() throws {
+        let me = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "")
+        let launcher = Process()
+        launcher.executableURL = me.deletingLastPathComponent().appendingPathComponent("ccl")
+        launcher.arguments = ["launch", "--nproc-per-node", "2", "--", "/bin/sleep", "30"]
+        let err = Pipe()
+        launcher.standardError = err
+        try launcher.run()
+        Thread.sleep(forTimeInterval: 0.5)
+        let start = Date()
+        kill(launcher.processIdentifier, SIGINT)
+        let summary = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        launcher.waitUntilExit()
+        #expect(launcher.terminationStatus != 0)
+        #expect(Date().timeIntervalSince(start) < 5)
+        #expect(summary.contains("was killed by signal 2"), "\(summary)")
+    }
+
+    @Test("an IPv6 master address works end to end (::1)")
+    func ipv6() throws {
+        let result = try runCCL(["launch", "--nproc-per-node", "2", "--master-addr", "::1", "--", Self.worker, "rank"])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output.contains("[rank 1] RANK 1 of 2 local 1/2 saw [0, 1]"), "\(result.output)")
+    }
+
     @Test("bad arguments are refused with the reason")
     func badArguments() throws {
         let noProgram = try runCCL(["launch", "--nproc-per-node", "2"])
