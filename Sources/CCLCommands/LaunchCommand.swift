@@ -7,7 +7,8 @@ import Foundation
 ///
 /// Every rank gets CCL_RANK, CCL_WORLD_SIZE, CCL_LOCAL_RANK, CCL_LOCAL_WORLD_SIZE,
 /// CCL_NODE_RANK, CCL_NNODES, CCL_MASTER_ADDR, CCL_MASTER_PORT and CCL_TOKEN (given, taken from
-/// CCL_TOKEN, or generated; passed only through the environment). Output lines get a
+/// CCL_TOKEN, or generated; passed only through the environment), and CCL_STORE_IN_LAUNCHER=1
+/// (the store runs here, so rank 0 does not start one: see `Rendezvous.join`). Output lines get a
 /// `[rank R]` prefix; SIGINT and SIGTERM are passed to the ranks; when one rank fails the others
 /// are stopped within 2 s and the launcher exits non-zero with a summary.
 struct LaunchCommand: ParsableCommand {
@@ -62,6 +63,7 @@ struct LaunchCommand: ParsableCommand {
             env["CCL_MASTER_ADDR"] = masterAddr
             env["CCL_MASTER_PORT"] = "\(port)"
             env["CCL_TOKEN"] = secret
+            env["CCL_STORE_IN_LAUNCHER"] = "1"
             return env
         }
         let launcher = Launcher(program: command, environments: environments)

@@ -125,8 +125,8 @@ func group() throws {
 /// rank's identity, and either finishes or fails as told (`fail=R code=C`, `killself=R`).
 func launchedRank() throws {
     let launch = try LaunchEnvironment.parse(ProcessInfo.processInfo.environment)
-    let store = try TCPStoreClient(
-        host: launch.masterAddress ?? "127.0.0.1", port: launch.masterPort ?? 0, token: launch.token ?? "", timeout: .seconds(30))
+    let (store, server) = try Rendezvous.join(launch, environment: ProcessInfo.processInfo.environment, timeout: .seconds(30))
+    defer { withExtendedLifetime(server) {} }
     let group = try StatelessProcessGroup(rank: launch.rank, worldSize: launch.worldSize, store: store, timeout: .seconds(60))
     let ranks = try group.allGatherObject(launch.rank)
     say("RANK \(launch.rank) of \(launch.worldSize) local \(launch.localRank ?? -1)/\(launch.localWorldSize ?? -1) saw \(ranks)")

@@ -64,6 +64,30 @@ import Testing
         #expect(result.output.contains("[rank 1] RANK 1 of 2 local 1/2 saw [0, 1]"), "\(result.output)")
     }
 
+    @Test("under torchrun's variables, rank 0 serves the store itself (no ccl launch)")
+    func torchrunStyle() throws {
+        let port = try { () throws -> Int in try RawSocket.listen().1 }()  // free now; rank 0 binds it
+        let ranks = try (0..<2).map { rank in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Self.worker)
+            process.arguments = ["rank"]
+            process.environment = [
+                "RANK": "\(rank)", "WORLD_SIZE": "2", "LOCAL_RANK": "\(rank)", "LOCAL_WORLD_SIZE": "2",
+                "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "\(port)", "CCL_TOKEN": "torchrun-style",
+            ]
+            let out = Pipe()
+            process.standardOutput = out
+            try process.run()
+            return (process, out)
+        }
+        for (rank, (process, out)) in ranks.enumerated() {
+            let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0, "\(output)")
+            #expect(output.contains("RANK \(rank) of 2 local \(rank)/2 saw [0, 1]"), "\(output)")
+        }
+    }
+
     @Test("bad arguments are refused with the reason")
     func badArguments() throws {
         let noProgram = try runCCL(["launch", "--nproc-per-node", "2"])
