@@ -46,6 +46,11 @@ public final class GroupCoordinator: @unchecked Sendable {
         _ kind: ParallelLayout.Kind, layout: ParallelLayout, rank: Int, store: any Store, nodes: NodeLayout,
         withQueue: Bool = false, options: QueueOptions = QueueOptions(), timeout: Timeout = .seconds(300)
     ) throws(CCLError) -> GroupCoordinator {
+        guard nodes.nodeOfRank.count == layout.world else {
+            throw CCLError(
+                .invalidArgument, operation: "create \(kind) group", rank: rank,
+                "the layout has \(layout.world) ranks but the node layout \(nodes.nodeOfRank.count)")
+        }
         let groups = layout.groups(kind)
         guard let index = groups.firstIndex(where: { $0.contains(rank) }) else {
             throw CCLError(.invalidArgument, operation: "create \(kind) group", rank: rank, "rank \(rank) is outside world \(layout.world)")

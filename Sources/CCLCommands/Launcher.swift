@@ -20,6 +20,10 @@ final class Launcher: @unchecked Sendable {
     private let events = DispatchSemaphore(value: 0)
     private let lock = NSLock()
     private var ranks: [Rank] = []
+    /// Ranks in the order they ended (guarded by `lock`): the first failure is the one to blame.
+    private var ended: [Int] = []
+    /// One entry per relayed pipe, left at end of file.
+    private let relays = DispatchGroup()
     private var outputLock = NSLock()
 
     init(program: [String], environments: [[String: String]], stopGrace: TimeInterval = 1.5) {
@@ -47,11 +51,16 @@ final class Launcher: @unchecked Sendable {
             process.standardError = stderr
             relay(stdout, to: FileHandle.standardOutput, rank: rank, tail: tail)
             relay(stderr, to: FileHandle.standardError, rank: rank, tail: tail)
-            process.terminationHandler = { [events] _ in events.signal() }
+            process.terminationHandler = { [events, lock] _ in
+                lock.withLock { self.ended.append(rank) }
+                events.signal()
+            }
             do {
                 try process.run()
             } catch {
-                stopAll()
+                let started = lock.withLock { ranks }
+                for other in started where other.process.isRunning { Self.signal(other.process, SIGKILL) }
+                for other in started { other.process.waitUntilExit() }
                 throw LaunchFailure("cannot start rank \(rank) (\(executable)): \(error)")
             }
             lock.withLock { ranks.append(Rank(rank: rank, process: process, tail: tail)) }
@@ -59,14 +68,20 @@ final class Launcher: @unchecked Sendable {
         let all = lock.withLock { ranks }
         started()
         var failed: Rank?
+        let firstFailure = { [lock] () -> Rank? in
+            let order = lock.withLock { self.ended }
+            return order.lazy.compactMap { r in all.first { $0.rank == r } }.first { !Self.succeeded($0.process) }
+        }
         while all.contains(where: { $0.process.isRunning }) {
             events.wait()
-            if failed == nil, let first = all.first(where: { !$0.process.isRunning && !Self.succeeded($0.process) }) {
+            if failed == nil, let first = firstFailure() {
                 failed = first
                 stopAll()
             }
         }
-        if failed == nil { failed = all.first { !Self.succeeded($0.process) } }
+        if failed == nil { failed = firstFailure() ?? all.first { !Self.succeeded($0.process) } }
+        // Let the relays copy what the ranks printed last (bounded: a grandchild may hold a pipe).
+        _ = relays.wait(timeout: .now() + 2)
         guard let failed else { return (0, []) }
         var summary = ["ccl launch: rank \(failed.rank) \(Self.describe(failed.process)); stopped the other ranks."]
         for other in all where other.rank != failed.rank && !Self.succeeded(other.process) {
@@ -83,11 +98,19 @@ final class Launcher: @unchecked Sendable {
     /// SIGTERM to every running rank, SIGKILL after the grace period.
     func stopAll(signal: Int32 = SIGTERM) {
         let running = lock.withLock { ranks.filter { $0.process.isRunning } }
-        for rank in running { kill(rank.process.processIdentifier, signal) }
+        for rank in running { Self.signal(rank.process, signal) }
         let grace = stopGrace
         DispatchQueue.global().asyncAfter(deadline: .now() + grace) {
-            for rank in running where rank.process.isRunning { kill(rank.process.processIdentifier, SIGKILL) }
+            for rank in running where rank.process.isRunning { Self.signal(rank.process, SIGKILL) }
         }
+    }
+
+    /// Signals a rank and what it started: each rank leads its own process group (Foundation
+    /// starts children that way), so the group gets it; the pid alone if that fails.
+    static func signal(_ process: Process, _ number: Int32) {
+        let pid = process.processIdentifier
+        if getpgid(pid) == pid, kill(-pid, number) == 0 { return }
+        kill(pid, number)
     }
 
     static func succeeded(_ process: Process) -> Bool {
@@ -111,7 +134,9 @@ final class Launcher: @unchecked Sendable {
     private func relay(_ pipe: Pipe, to output: FileHandle, rank: Int, tail: OutputTail) {
         let prefix = Data("[rank \(rank)] ".utf8)
         let reading = pipe.fileHandleForReading
-        Thread { [outputLock] in
+        relays.enter()
+        Thread { [outputLock, relays] in
+            defer { relays.leave() }
             var pending = Data()
             while true {
                 let chunk = reading.availableData

@@ -37,7 +37,10 @@ public final class StatelessProcessGroup: @unchecked Sendable {
         self.worldSize = worldSize
         self.name = name
         self.timeout = timeout
-        self.store = PrefixStore(name, store)
+        // A group made again under the same name (a second "world") gets fresh keys: each rank
+        // counts its own instances of the name, so its k-th instance meets the others' k-th.
+        let instance = try store.add("\(name)/instances/\(rank)", 1)
+        self.store = PrefixStore("\(name)/g\(instance - 1)", store)
     }
 
     // MARK: encoding
@@ -102,14 +105,15 @@ public final class StatelessProcessGroup: @unchecked Sendable {
                 throw CCLError(.invalidArgument, operation: operation, rank: rank, "the root must pass the value")
             }
             try store.set(key, try encode(value, operation: operation))
-            if worldSize == 1 { _ = try store.delete(key) }
+            if worldSize == 1 { _ = try? store.delete(key) }
             return value
         }
         let bytes = try get(key, from: root, operation: operation, timeout: timeout, silence: "never broadcast")
         // The last reader removes the value.
-        if try store.add(key + "/read", 1) == Int64(worldSize - 1) {
-            _ = try store.delete(key)
-            _ = try store.delete(key + "/read")
+        // Cleanup is best effort: the store may already be going away at the end of a job.
+        if (try? store.add(key + "/read", 1)) == Int64(worldSize - 1) {
+            _ = try? store.delete(key)
+            _ = try? store.delete(key + "/read")
         }
         return try decode(bytes, as: T.self, operation: operation, peer: root)
     }
@@ -128,7 +132,7 @@ public final class StatelessProcessGroup: @unchecked Sendable {
             values.append(try decode(try store.get(key(r), timeout: timeout ?? self.timeout), as: T.self, operation: operation, peer: r))
         }
         // Every rank has finished the previous gather (it set this one's key after): drop ours.
-        if sequence > 0 { _ = try store.delete("gather/\(sequence - 1)/\(rank)") }
+        if sequence > 0 { _ = try? store.delete("gather/\(sequence - 1)/\(rank)") }
         return values
     }
 
@@ -139,7 +143,7 @@ public final class StatelessProcessGroup: @unchecked Sendable {
         let key = { (r: Int) in "barrier/\(sequence)/\(r)" }
         try store.set(key(rank), [1])
         try waitForRanks(Array(0..<worldSize), key: key, operation: "barrier", timeout: timeout)
-        if sequence > 0 { _ = try store.delete("barrier/\(sequence - 1)/\(rank)") }
+        if sequence > 0 { _ = try? store.delete("barrier/\(sequence - 1)/\(rank)") }
     }
 
     /// Sends `value` to `destination` (does not wait for it to be received).
@@ -163,7 +167,7 @@ public final class StatelessProcessGroup: @unchecked Sendable {
         let key = "p2p/\(source)/\(rank)/\(sequence)"
         let bytes = try get(key, from: source, operation: operation, timeout: timeout, silence: "sent nothing")
         receiveSequence[source] = sequence + 1
-        _ = try store.delete(key)
+        _ = try? store.delete(key)
         return try decode(bytes, as: T.self, operation: operation, peer: source)
     }
 }

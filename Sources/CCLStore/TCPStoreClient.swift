@@ -117,6 +117,12 @@ public final class TCPStoreClient: Store, @unchecked Sendable {
             while response == nil, failure == nil {
                 let waited = monotonicNanoseconds() &- start
                 if let limit, waited >= limit {
+                    // The request may still be answered later; the connection is out of step, so
+                    // it is given up (later calls fail instead of reading a stale answer).
+                    if failure == nil {
+                        failure = CCLError(.timeout, operation: operation, peer: peer, "an earlier request timed out; reconnect")
+                    }
+                    channel.close(promise: nil)
                     throw CCLError(.timeout, operation: operation, peer: peer, "the server did not answer within \(describe(limit))")
                 }
                 monitor.wait(nanoseconds: min(limit.map { $0 - waited } ?? .max, 100_000_000))
@@ -144,7 +150,7 @@ public final class TCPStoreClient: Store, @unchecked Sendable {
                 switch serverTimeout {
                 case nil: 30_000_000_000
                 case .indefinite?: nil
-                case .nanoseconds(let n)?: n.addingReportingOverflow(Self.gracePeriod).partialValue
+                case .nanoseconds(let n)?: n > .max - Self.gracePeriod ? nil : n + Self.gracePeriod
                 }
             let (status, payload) = try awaitResponse(limit: limit, operation: operation)
             var body = payload

@@ -1,6 +1,7 @@
 import CCLCore
 import CCLSystem
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -57,11 +58,17 @@ public final class TCPStoreServer: @unchecked Sendable {
 
     deinit { close() }
 
-    /// Stops listening and closes every connection. Idempotent.
+    private let closed = NIOLockedValueBox(false)
+
+    /// Stops listening and closes every connection. Idempotent; safe from any thread, the event
+    /// loop's included.
     public func close() {
-        guard listener.isActive else { return }
-        try? listener.close().wait()
-        try? group.syncShutdownGracefully()
+        guard
+            closed.withLockedValue({ old in
+                defer { old = true }; return !old
+            })
+        else { return }
+        closeChannel(listener, andShutDown: group)
     }
 }
 
@@ -72,6 +79,10 @@ final class StoreServerCore: @unchecked Sendable {
     let stallTimeout: TimeAmount
     private var state = StoreState()
     private var parked: [ObjectIdentifier: Parked] = [:]
+    /// Connections that have not presented the token yet; capped so idle sockets cannot use up
+    /// the server's file descriptors and lock real ranks out.
+    var unauthenticated = 0
+    static let maxUnauthenticated = 128
 
     struct Parked {
         let keys: [String]
@@ -159,7 +170,14 @@ final class StoreServerCore: @unchecked Sendable {
         case .keys:
             let prefix = try StoreWire.readKey(&body)
             try finished(body)
-            let keys = Array(state.keys(prefix: prefix).prefix(StoreWire.maxKeys))
+            // Bounded by count and bytes, so the reply always fits a frame.
+            var keys: [String] = []
+            var bytes = 0
+            for key in state.keys(prefix: prefix) {
+                bytes += 4 + key.utf8.count
+                if keys.count == StoreWire.maxKeys || bytes > StoreWire.maxFrame / 2 { break }
+                keys.append(key)
+            }
             reply(.ok) { StoreWire.writeKeys(keys, into: &$0) }
         }
     }
@@ -211,8 +229,24 @@ private final class StoreConnectionHandler: ChannelInboundHandler, @unchecked Se
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        guard core.unauthenticated < StoreServerCore.maxUnauthenticated else {
+            core.logger.warning("store: refusing a connection: \(StoreServerCore.maxUnauthenticated) others have not said hello yet")
+            context.close(promise: nil)
+            return
+        }
+        core.unauthenticated += 1
+        countedUnauthenticated = true
         armStallTimer(context)
         context.fireChannelActive()
+    }
+
+    private var countedUnauthenticated = false
+
+    private func authenticatedOrGone() {
+        if countedUnauthenticated {
+            countedUnauthenticated = false
+            core.unauthenticated -= 1
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -266,6 +300,7 @@ private final class StoreConnectionHandler: ChannelInboundHandler, @unchecked Se
                 return
             }
             authenticated = true
+            authenticatedOrGone()
             context.writeAndFlush(wrapOutboundOut(ack), promise: nil)
         }
         while let frame = try StoreWire.nextFrame(from: &buffer) {
@@ -294,6 +329,7 @@ private final class StoreConnectionHandler: ChannelInboundHandler, @unchecked Se
 
     func channelInactive(context: ChannelHandlerContext) {
         stallTimer?.cancel()
+        authenticatedOrGone()
         core.forget(ObjectIdentifier(self))
         context.fireChannelInactive()
     }

@@ -55,6 +55,17 @@ import Testing
         withExtendedLifetime(server) {}
     }
 
+    @Test("a group made again under the same name does not see the old one's keys")
+    func reusedName() throws {
+        let store = InMemoryStore()
+        let results = ranks(2, store: { _ in store }) { group in
+            _ = try group.allGatherObject("first")
+            let again = try StatelessProcessGroup(rank: group.rank, worldSize: 2, store: store, timeout: .seconds(5))
+            return try again.allGatherObject("second \(group.rank)")
+        }
+        for result in results { #expect(try result.get() == ["second 0", "second 1"]) }
+    }
+
     @Test("a barrier that times out names the ranks that never arrived")
     func barrierTimeout() throws {
         let store = InMemoryStore()
@@ -82,8 +93,8 @@ import Testing
                 try group.barrier()
             }
         }
-        // Only the last gather and barrier keys of each rank remain.
-        #expect(store.numKeys() == 6, "\(store.keys(prefix: ""))")
+        // Only the last gather and barrier keys of each rank remain, and each rank's instance count.
+        #expect(store.numKeys() == 9, "\(store.keys(prefix: ""))")
     }
 }
 
