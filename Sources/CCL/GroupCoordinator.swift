@@ -58,7 +58,8 @@ public final class GroupCoordinator: @unchecked Sendable {
         let ranks = groups[index]
         let name = "\(kind.rawValue)\(index)"
         let group = try StatelessProcessGroup(
-            rank: ranks.firstIndex(of: rank) ?? 0, worldSize: ranks.count, store: store, name: name, timeout: timeout)
+            rank: ranks.firstIndex(of: rank) ?? 0, worldSize: ranks.count, store: store, name: name, timeout: timeout,
+            globalRanks: ranks)
         var queue: MessageQueueEnd?
         if withQueue, ranks.count > 1 {
             let local = NodeLayout(nodeOfRank: ranks.map { nodes.nodeOfRank[$0] })

@@ -15,6 +15,8 @@ public final class StatelessProcessGroup: @unchecked Sendable {
     public let worldSize: Int
     public let name: String
     public let timeout: Timeout
+    /// Global rank of each member, when this is a sub-group.
+    public let globalRanks: [Int]?
     private let store: any Store
     private let encoder = CCLBinaryEncoder()
     private let decoder = CCLBinaryDecoder()
@@ -27,9 +29,12 @@ public final class StatelessProcessGroup: @unchecked Sendable {
     /// - Parameters:
     ///   - store: shared by every rank; the group's keys go under `name/`.
     ///   - name: distinguishes groups sharing one store (e.g. "world", "tp0").
-    public init(rank: Int, worldSize: Int, store: any Store, name: String = "world", timeout: Timeout = .seconds(300))
-        throws(CCLError)
-    {
+    ///   - globalRanks: for a sub-group, the global rank of each member, so errors name processes
+    ///     as the job knows them ("rank 5", not "member 1 of tp2").
+    public init(
+        rank: Int, worldSize: Int, store: any Store, name: String = "world", timeout: Timeout = .seconds(300),
+        globalRanks: [Int]? = nil
+    ) throws(CCLError) {
         guard worldSize >= 1, (0..<worldSize).contains(rank) else {
             throw CCLError(.invalidArgument, operation: "create group \(name)", rank: rank, "rank \(rank) is outside 0..<\(worldSize)")
         }
@@ -37,10 +42,17 @@ public final class StatelessProcessGroup: @unchecked Sendable {
         self.worldSize = worldSize
         self.name = name
         self.timeout = timeout
+        self.globalRanks = globalRanks?.count == worldSize ? globalRanks : nil
         // A group made again under the same name (a second "world") gets fresh keys: each rank
         // counts its own instances of the name, so its k-th instance meets the others' k-th.
         let instance = try store.add("\(name)/instances/\(rank)", 1)
         self.store = PrefixStore("\(name)/g\(instance - 1)", store)
+    }
+
+    /// "rank 5" for member 1 of a sub-group whose global ranks are [4, 5].
+    func who(_ member: Int) -> String {
+        guard let globalRanks else { return "rank \(member)" }
+        return "rank \(globalRanks[member])"
     }
 
     // MARK: encoding
@@ -58,7 +70,7 @@ public final class StatelessProcessGroup: @unchecked Sendable {
             return try decoder.decode(T.self, from: bytes)
         } catch {
             throw CCLError(
-                .malformed, operation: operation, rank: rank, peer: "rank \(peer)", "rank \(peer) sent something that is not a \(T.self)",
+                .malformed, operation: operation, rank: rank, peer: who(peer), "\(who(peer)) sent something that is not a \(T.self)",
                 cause: error)
         }
     }
@@ -72,8 +84,8 @@ public final class StatelessProcessGroup: @unchecked Sendable {
             let missing = ranks.filter { (try? store.check([key($0)])) != true }
             throw CCLError(
                 .timeout, operation: "\(operation) on group \(name)", rank: rank,
-                peer: missing.map { "rank \($0)" }.joined(separator: ", "),
-                "waited \(timeout ?? self.timeout); ranks \(missing.map(String.init).joined(separator: ", ")) never arrived")
+                peer: missing.map(who).joined(separator: ", "),
+                "waited \(timeout ?? self.timeout); ranks \(missing.map { who($0).dropFirst(5) }.joined(separator: ", ")) never arrived")
         }
     }
 
@@ -84,8 +96,8 @@ public final class StatelessProcessGroup: @unchecked Sendable {
         } catch {
             guard error.code == .timeout else { throw error.context(operation: operation, rank: rank) }
             throw CCLError(
-                .timeout, operation: "\(operation) on group \(name)", rank: rank, peer: "rank \(peer)",
-                "waited \(timeout ?? self.timeout); rank \(peer) \(silence)")
+                .timeout, operation: "\(operation) on group \(name)", rank: rank, peer: who(peer),
+                "waited \(timeout ?? self.timeout); \(who(peer)) \(silence)")
         }
     }
 
@@ -93,7 +105,7 @@ public final class StatelessProcessGroup: @unchecked Sendable {
 
     /// Every rank gets `value` from `root` (only the root's argument is used; others pass nil).
     public func broadcastObject<T: Codable>(_ value: T?, from root: Int, timeout: Timeout? = nil) throws(CCLError) -> T {
-        let operation = "broadcastObject from rank \(root)"
+        let operation = "broadcastObject from \(who(root))"
         guard (0..<worldSize).contains(root) else {
             throw CCLError(.invalidArgument, operation: operation, rank: rank, "root \(root) is outside 0..<\(worldSize)")
         }

@@ -66,6 +66,14 @@ import Testing
         for result in results { #expect(try result.get() == ["second 0", "second 1"]) }
     }
 
+    @Test("a sub-group names its members by global rank")
+    func globalNames() throws {
+        let group = try StatelessProcessGroup(rank: 0, worldSize: 2, store: InMemoryStore(), name: "tp2", globalRanks: [4, 5])
+        let error = #expect(throws: CCLError.self) { try group.barrier(timeout: .milliseconds(100)) }
+        #expect(error?.message.contains("ranks 5 never arrived") == true, "\(String(describing: error))")
+        #expect(error?.peer == "rank 5")
+    }
+
     @Test("a barrier that times out names the ranks that never arrived")
     func barrierTimeout() throws {
         let store = InMemoryStore()
