@@ -296,10 +296,9 @@ struct QueueFailureTests {
     @Test("malformed and oversized frames from a fake writer fail the remote reader cleanly", arguments: 0..<4)
     func hostileWriter(variant: Int) throws {
         let (listener, port) = try RawSocket.listen()
-        var handle = MessageQueueHandle(
+        let handle = MessageQueueHandle(
             writerRank: 0, segmentName: nil, chunkBytes: 256, chunkCount: 2, localReaderRanks: [], remoteReaderRanks: [3],
             remoteHost: "127.0.0.1", remotePort: port, maxMessageBytes: 1 << 20)
-        handle.maxMessageBytes = 1 << 20
         let fake = Thread {
             guard let peer = listener.accept() else { return }
             _ = peer.receive(RemoteWire.helloHeaderBytes + 5)

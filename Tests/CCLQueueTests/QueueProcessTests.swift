@@ -21,7 +21,7 @@ struct QueueProcessTests {
         local: Int, remote: Int = 0, count: Int, messages: TestMessages, arguments: [String: String],
         options: QueueOptions
     ) throws {
-        let localRanks = Array(1...max(1, local)).prefix(local).map { $0 }
+        let localRanks = (0..<local).map { $0 + 1 }
         let remoteRanks = (0..<remote).map { 100 + $0 }
         let writer = try MessageQueueWriter(localReaders: localRanks, remoteReaders: remoteRanks, options: options)
         let readers = try (localRanks + remoteRanks).map { rank in
