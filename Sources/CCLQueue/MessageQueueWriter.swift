@@ -115,11 +115,3 @@ public final class MessageQueueWriter: @unchecked Sendable {
     }
 }
 
-extension Timeout {
-    /// What is left of this timeout `start` ns after it began (at least 0).
-    func remaining(since start: UInt64) -> Timeout {
-        guard let limit = nanoseconds else { return .indefinite }
-        let spent = monotonicNanoseconds() &- start
-        return .nanoseconds(limit > spent ? limit - spent : 0)
-    }
-}

@@ -1,5 +1,9 @@
 import CCLCore
+import CCLSystem
 import Logging
+
+/// How waits spin, yield and sleep (defined with the wait loop in the system layer).
+public typealias WaitPolicy = CCLSystem.WaitPolicy
 
 /// Settings of one broadcast queue. Sizes must agree between the writer and its readers; they
 /// travel in the `MessageQueueHandle`, the rest is per process.

@@ -32,10 +32,10 @@ final class RingWriter {
         let layout = try RingLayout.validated(
             readerCount: readerRanks.count, chunkCount: options.chunkCount, chunkBytes: options.chunkBytes,
             operation: operation)
-        SegmentNames.removeStale()
+        SegmentNames.queue.removeStale()
         let me = ProcessIdentity.current()
         do {
-            segment = try SharedMemorySegment.create(name: SegmentNames.make(for: me), size: layout.segmentSize)
+            segment = try SharedMemorySegment.create(name: SegmentNames.queue.make(for: me), size: layout.segmentSize)
         } catch {
             throw error.context(operation: operation + ": " + error.operation, rank: rank)
         }

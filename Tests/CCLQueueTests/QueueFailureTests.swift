@@ -250,15 +250,15 @@ struct QueueFailureTests {
         gone.executableURL = URL(fileURLWithPath: "/bin/true")
         try gone.run()
         gone.waitUntilExit()
-        let stale = "/\(SegmentNames.prefix)\(ProcessIdentity.currentNamespace)-\(gone.processIdentifier)-1-dead"
+        let stale = "/\(SegmentNames.queue.prefix)\(ProcessIdentity.currentNamespace)-\(gone.processIdentifier)-1-dead"
         var segment = try SharedMemorySegment.create(name: stale, size: 4096)
-        let removed = SegmentNames.removeStale()
+        let removed = SegmentNames.queue.removeStale()
         #expect(removed.contains(String(stale.dropFirst())))
         #expect(!FileManager.default.fileExists(atPath: "/dev/shm" + stale))
         segment.unlink()
         // A live process's segment stays.
         let live = try MessageQueueWriter(localReaders: [1], options: Self.options())
-        SegmentNames.removeStale()
+        SegmentNames.queue.removeStale()
         #expect(FileManager.default.fileExists(atPath: "/dev/shm" + (live.handle.segmentName ?? "")))
     }
 

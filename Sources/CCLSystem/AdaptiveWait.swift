@@ -1,5 +1,4 @@
 import CCLCore
-import CCLSystem
 
 /// How a blocked call waits: spin, then yield, then sleep on a futex.
 ///
@@ -25,11 +24,17 @@ public struct WaitPolicy: Sendable, Equatable {
 /// One blocking wait, driven by closures so the writer and readers share the loop.
 ///
 /// Threading: runs on the caller's thread; never spawns or hands off to another thread.
-struct AdaptiveWait {
-    let policy: WaitPolicy
-    let timeout: Timeout
+package struct AdaptiveWait {
+    package let policy: WaitPolicy
+    package let timeout: Timeout
     /// 0 disables stall warnings.
-    let stallIntervalNanoseconds: UInt64
+    package let stallIntervalNanoseconds: UInt64
+
+    package init(policy: WaitPolicy, timeout: Timeout, stallIntervalNanoseconds: UInt64) {
+        self.policy = policy
+        self.timeout = timeout
+        self.stallIntervalNanoseconds = stallIntervalNanoseconds
+    }
 
     /// Returns once `ready()` holds.
     ///
@@ -39,7 +44,7 @@ struct AdaptiveWait {
     /// - `stalled(waited)`: a warning hook, called every `stallIntervalNanoseconds`.
     /// - `timedOut(waited)`: the error to throw at the deadline.
     @inline(__always)
-    func run(
+    package func run(
         until ready: () -> Bool,
         sleep: (UInt64) -> Void,
         check: () throws(CCLError) -> Void,
@@ -95,7 +100,7 @@ struct AdaptiveWait {
 }
 
 /// "1.5 s", "250 ms": durations in messages.
-func describeDuration(_ nanoseconds: UInt64) -> String {
+package func describeDuration(_ nanoseconds: UInt64) -> String {
     if nanoseconds >= 1_000_000_000 {
         let tenths = nanoseconds / 100_000_000
         return "\(tenths / 10).\(tenths % 10) s"
@@ -106,18 +111,27 @@ func describeDuration(_ nanoseconds: UInt64) -> String {
 
 /// What is left of one call's timeout across its several waits. The clock starts at the first
 /// wait, so a call that never has to wait never reads it (the fast path stays a few loads).
-struct CallBudget {
-    let timeout: Timeout
+package struct CallBudget {
+    package let timeout: Timeout
     private var start: UInt64 = 0
 
-    init(_ timeout: Timeout) { self.timeout = timeout }
+    package init(_ timeout: Timeout) { self.timeout = timeout }
 
     /// The timeout for the next wait.
-    mutating func next() -> Timeout {
+    package mutating func next() -> Timeout {
         if start == 0 {
             start = monotonicNanoseconds()
             return timeout
         }
         return timeout.remaining(since: start)
+    }
+}
+
+extension Timeout {
+    /// What is left of this timeout `start` ns after it began (at least 0).
+    package func remaining(since start: UInt64) -> Timeout {
+        guard let limit = nanoseconds else { return .indefinite }
+        let spent = monotonicNanoseconds() &- start
+        return .nanoseconds(limit > spent ? limit - spent : 0)
     }
 }
