@@ -44,9 +44,18 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // CPU collectives: reduction kernels, shared-memory and TCP transports, algorithms.
+        .target(
+            name: "CCLCollectives",
+            dependencies: [
+                "CCLCore", "CCLSystem", "CCLStore",
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Node identity and vLLM's parallel layout.
         .target(name: "CCLTopology", dependencies: ["CCLCore"]),
-        .target(name: "CCL", dependencies: ["CCLCore", "CCLQueue", "CCLStore", "CCLTopology"]),
+        .target(name: "CCL", dependencies: ["CCLCore", "CCLQueue", "CCLStore", "CCLTopology", "CCLCollectives"]),
         .target(
             name: "CCLCommands",
             dependencies: [
@@ -64,6 +73,10 @@ let package = Package(
             dependencies: ["CCL", "CCLSystem", "CCLTestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "CCLCoreTests", dependencies: ["CCLCore"]),
+        .testTarget(
+            name: "CCLCollectivesTests",
+            dependencies: ["CCL", "CCLCollectives", "CCLCore", "CCLSystem", "CCLTestSupport", "CCLTestWorker"]
+        ),
         .testTarget(name: "CCLSystemTests", dependencies: ["CCLSystem", "CCLCore"]),
         .testTarget(name: "CCLStoreTests", dependencies: ["CCLStore", "CCLCore", "CCLSystem", "CCLTestSupport"]),
         .testTarget(

@@ -3,3 +3,4 @@
 @_exported import CCLQueue
 @_exported import CCLStore
 @_exported import CCLTopology
+@_exported import CCLCollectives

@@ -16,7 +16,11 @@ public struct BenchCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Measure swift-ccl on this machine.",
-        subcommands: [QueueBenchCommand.self, QueueBenchReaderCommand.self, StoreBenchCommand.self]
+        subcommands: [
+            QueueBenchCommand.self, QueueBenchReaderCommand.self, StoreBenchCommand.self, AllReduceBenchCommand.self,
+            AllGatherBenchCommand.self, ReduceScatterBenchCommand.self, BroadcastBenchCommand.self, SendRecvBenchCommand.self,
+            CollectiveRankCommand.self,
+        ]
     )
 
     public init() {}

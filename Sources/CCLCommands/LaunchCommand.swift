@@ -71,7 +71,7 @@ struct LaunchCommand: ParsableCommand {
         // or blocked: both are inherited through exec.
         SignalDisposition.restoreDefaults([SIGINT, SIGTERM])
         var signals: [any DispatchSourceSignal] = []
-        let (status, summary) = try launcher.run { signals = forwardSignals(to: launcher) }
+        let (status, summary) = try launcher.run { signals = Self.forwardSignals(to: launcher) }
         withExtendedLifetime(signals) {}
         server?.close()
         for line in summary { FileHandle.standardError.write(Data((line + "\n").utf8)) }
@@ -84,7 +84,7 @@ struct LaunchCommand: ParsableCommand {
     }
 
     /// SIGINT/SIGTERM to the launcher go to every rank (which then exit, ending the launch).
-    func forwardSignals(to launcher: Launcher) -> [any DispatchSourceSignal] {
+    static func forwardSignals(to launcher: Launcher) -> [any DispatchSourceSignal] {
         [SIGINT, SIGTERM].map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())

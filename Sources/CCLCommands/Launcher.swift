@@ -26,10 +26,14 @@ final class Launcher: @unchecked Sendable {
     private let relays = DispatchGroup()
     private var outputLock = NSLock()
 
-    init(program: [String], environments: [[String: String]], stopGrace: TimeInterval = 1.5) {
+    /// Ranks whose output is copied without the `[rank R] ` prefix (a report printed by rank 0).
+    let unprefixedRanks: Set<Int>
+
+    init(program: [String], environments: [[String: String]], stopGrace: TimeInterval = 1.5, unprefixedRanks: Set<Int> = []) {
         self.program = program
         self.environments = environments
         self.stopGrace = stopGrace
+        self.unprefixedRanks = unprefixedRanks
     }
 
     /// Runs every rank to completion; returns (exit status, summary lines for stderr).
@@ -132,7 +136,7 @@ final class Launcher: @unchecked Sendable {
 
     /// Copies `pipe` line by line to `output`, each line prefixed `[rank R] `, keeping the tail.
     private func relay(_ pipe: Pipe, to output: FileHandle, rank: Int, tail: OutputTail) {
-        let prefix = Data("[rank \(rank)] ".utf8)
+        let prefix = unprefixedRanks.contains(rank) ? Data() : Data("[rank \(rank)] ".utf8)
         let reading = pipe.fileHandleForReading
         relays.enter()
         Thread { [outputLock, relays] in

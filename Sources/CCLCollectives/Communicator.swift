@@ -1,0 +1,91 @@
+import CCLCore
+
+/// Collectives on CPU buffers among the ranks of one group (torch.distributed's `ProcessGroup`,
+/// NCCL's `ncclComm_t`, MPI's communicator).
+///
+/// Contract, for every implementation:
+/// - Every rank calls the same collectives in the same order with the same kind, dtype, op,
+///   count and root; a disagreement fails on every rank with an error naming each rank's call.
+/// - `count` is in elements of `dtype`. Buffers must hold at least the bytes the call needs;
+///   `input` may be the same memory as `output` (in place).
+/// - Every rank gets bit-identical results: reductions combine ranks in rank order, and 16-bit
+///   floats accumulate in float32 and round once per combination step.
+/// - Threading: one thread at a time per communicator (like an NCCL communicator); calls run on
+///   the caller's thread.
+/// - Every call waits at most the communicator's timeout; the error names the ranks that did not
+///   arrive, or the dead rank. After a timeout or a dead peer the communicator is broken and
+///   every later call fails at once; after a mismatched call it stays usable.
+public protocol Communicator: AnyObject, Sendable {
+    /// This process's rank in the group.
+    var rank: Int { get }
+    var worldSize: Int { get }
+    /// Says what the communicator runs on ("shm", "tcp", "hierarchical (2 nodes)").
+    var transportDescription: String { get }
+
+    /// `output[i] = op(input of rank 0 [i], ..., input of rank n-1 [i])`; `MPI_Allreduce`.
+    func allReduce(
+        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
+    ) throws(CCLError)
+    /// `output` (worldSize × count elements) receives every rank's `input` in rank order.
+    func allGather(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
+        throws(CCLError)
+    /// `input` holds worldSize × count elements; rank r's `output` (count elements) receives the
+    /// reduction of block r of every rank's input (`MPI_Reduce_scatter_block`).
+    func reduceScatter(
+        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
+    ) throws(CCLError)
+    /// Every rank's `buffer` receives `root`'s.
+    func broadcast(_ buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from root: Int) throws(CCLError)
+    /// `root`'s `output` (worldSize × count elements) receives every rank's input; other ranks
+    /// may pass an empty output.
+    func gather(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, to root: Int)
+        throws(CCLError)
+    /// Sends `count` elements to `peer`, who calls `recv` with the same count and dtype. Messages
+    /// between one pair arrive in order. May return before the peer has received.
+    func send(_ buffer: UnsafeRawBufferPointer, count: Int, dtype: DType, to peer: Int) throws(CCLError)
+    func recv(into buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from peer: Int) throws(CCLError)
+    /// Sends `buffer` to `destination` while receiving `count` elements from `source`
+    /// (`MPI_Sendrecv`): a ring shift where every rank calls it at once never deadlocks.
+    func sendRecv(
+        _ buffer: UnsafeRawBufferPointer, to destination: Int, into output: UnsafeMutableRawBufferPointer, from source: Int, count: Int,
+        dtype: DType
+    ) throws(CCLError)
+    /// Returns once every rank has called it.
+    func barrier() throws(CCLError)
+}
+
+/// Checks one call's arguments before any rank is waited on; errors name the call and the rank.
+struct CallCheck {
+    let operation: String
+    let rank: Int
+    let worldSize: Int
+
+    func count(_ count: Int, _ dtype: DType) throws(CCLError) -> Int {
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.size)
+        guard count >= 0, !overflow else {
+            throw CCLError(.invalidArgument, operation: operation, rank: rank, "count \(count) of \(dtype) is not a valid size")
+        }
+        return bytes
+    }
+
+    func buffer(_ name: String, has available: Int, needs bytes: Int) throws(CCLError) {
+        guard available >= bytes else {
+            throw CCLError(
+                .invalidArgument, operation: operation, rank: rank, "\(name) buffer holds \(available) bytes, the call needs \(bytes)")
+        }
+    }
+
+    func peer(_ peer: Int, role: String) throws(CCLError) {
+        guard (0..<worldSize).contains(peer) else {
+            throw CCLError(.invalidArgument, operation: operation, rank: rank, "\(role) \(peer) is outside 0..<\(worldSize)")
+        }
+    }
+
+    func times(_ bytes: Int, _ factor: Int) throws(CCLError) -> Int {
+        let (total, overflow) = bytes.multipliedReportingOverflow(by: factor)
+        guard !overflow else {
+            throw CCLError(.invalidArgument, operation: operation, rank: rank, "\(bytes) bytes × \(factor) ranks overflows")
+        }
+        return total
+    }
+}

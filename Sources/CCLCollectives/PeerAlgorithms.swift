@@ -1,0 +1,204 @@
+import CCLCore
+
+/// What point-to-point algorithms need from a transport: exchange one frame of the current call
+/// with two peers at once (send to one, receive from another, possibly the same). The TCP mesh
+/// provides it; the algorithms never see a socket.
+///
+/// A received frame must belong to the same call (its fingerprint) and carry exactly
+/// `receive.count` bytes; anything else fails the call on every rank.
+protocol PeerTransport: AnyObject {
+    var peerRank: Int { get }
+    var peerWorldSize: Int { get }
+    /// Bytes per frame when a block is pipelined.
+    var chunkBytes: Int { get }
+    func exchange(send: UnsafeRawBufferPointer, to: Int?, receive: UnsafeMutableRawBufferPointer, from: Int?) throws(CCLError)
+    /// Scratch memory of at least `bytes`, owned by the transport, valid until the next call.
+    func scratch(_ bytes: Int) -> UnsafeMutableRawPointer
+}
+
+/// Which all-reduce the point-to-point path runs.
+public enum PeerAllReduce: String, Sendable, CaseIterable {
+    /// Reduce-scatter then all-gather around a ring: 2(n-1)/n of the data per rank, 2(n-1) steps.
+    case ring
+    /// log2(n) full exchanges with partners at distance 1, 2, 4, …: fewest steps (powers of two).
+    case recursiveDoubling = "rd"
+
+    /// Pure choice: recursive doubling for small calls on power-of-two groups, ring otherwise.
+    static func choose(bytes: Int, worldSize: Int) -> PeerAllReduce {
+        worldSize & (worldSize - 1) == 0 && bytes <= 32 << 10 ? .recursiveDoubling : .ring
+    }
+}
+
+extension PeerTransport {
+    private func send(_ base: UnsafeRawPointer, _ bytes: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: base, count: bytes)
+    }
+    private func receive(_ base: UnsafeMutableRawPointer, _ bytes: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: base, count: bytes)
+    }
+    private static var none: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: nil, count: 0) }
+    private func mod(_ value: Int) -> Int { ((value % peerWorldSize) + peerWorldSize) % peerWorldSize }
+
+    /// Sub-chunks per block: the same on every rank, so neighbours exchange the same number of
+    /// frames even when their blocks differ in length by one element.
+    private func rounds(blockElements: Int, size: Int) -> (rounds: Int, elements: Int) {
+        let perChunk = max(1, chunkBytes / size)
+        return (max(1, (blockElements + perChunk - 1) / perChunk), perChunk)
+    }
+
+    /// Elements [start, end) of sub-chunk `index` of a block.
+    private func sub(_ block: Range<Int>, _ index: Int, _ perChunk: Int) -> Range<Int> {
+        let start = min(block.upperBound, block.lowerBound + index * perChunk)
+        return start..<min(block.upperBound, start + perChunk)
+    }
+
+    func peerAllReduce(
+        _ input: UnsafeRawPointer, _ output: UnsafeMutableRawPointer, count: Int, dtype: DType, op: ReduceOp, algorithm: PeerAllReduce
+    ) throws(CCLError) {
+        let size = dtype.size, n = peerWorldSize, r = peerRank
+        if UnsafeRawPointer(output) != input { output.copyMemory(from: input, byteCount: count * size) }
+        switch algorithm {
+        case .recursiveDoubling where n & (n - 1) == 0:
+            let incoming = scratch(count * size)
+            var distance = 1
+            while distance < n {
+                let partner = r ^ distance
+                try exchange(send: send(output, count * size), to: partner, receive: receive(incoming, count * size), from: partner)
+                let pair = r < partner ? [UnsafeRawPointer(output), UnsafeRawPointer(incoming)] : [UnsafeRawPointer(incoming), UnsafeRawPointer(output)]
+                pair.withUnsafeBufferPointer { Reduction.reduce($0, into: output, count: count, dtype: dtype, op: op, divisor: 1) }
+                distance <<= 1
+            }
+            if op == .avg {
+                [UnsafeRawPointer(output)].withUnsafeBufferPointer {
+                    Reduction.reduce($0, into: output, count: count, dtype: dtype, op: .avg, divisor: n)
+                }
+            }
+        default:
+            let maxBlock = (count + n - 1) / n
+            let (rounds, perChunk) = rounds(blockElements: maxBlock, size: size)
+            let incoming = scratch(perChunk * size)
+            let left = mod(r - 1), right = mod(r + 1)
+            // Reduce-scatter: after n-1 steps this rank holds block r+1 fully reduced.
+            for step in 0..<(n - 1) {
+                let sendBlock = partRange(mod(r - step), of: count, parts: n)
+                let receiveBlock = partRange(mod(r - step - 1), of: count, parts: n)
+                for index in 0..<rounds {
+                    let out = sub(sendBlock, index, perChunk), into = sub(receiveBlock, index, perChunk)
+                    try exchange(
+                        send: send(output + out.lowerBound * size, out.count * size), to: right,
+                        receive: receive(incoming, into.count * size), from: left)
+                    let target = output + into.lowerBound * size
+                    [UnsafeRawPointer(target), UnsafeRawPointer(incoming)].withUnsafeBufferPointer {
+                        Reduction.reduce($0, into: target, count: into.count, dtype: dtype, op: op, divisor: step == n - 2 ? n : 1)
+                    }
+                }
+            }
+            // All-gather: pass the reduced blocks around.
+            for step in 0..<(n - 1) {
+                let sendBlock = partRange(mod(r + 1 - step), of: count, parts: n)
+                let receiveBlock = partRange(mod(r - step), of: count, parts: n)
+                for index in 0..<rounds {
+                    let out = sub(sendBlock, index, perChunk), into = sub(receiveBlock, index, perChunk)
+                    try exchange(
+                        send: send(output + out.lowerBound * size, out.count * size), to: right,
+                        receive: receive(output + into.lowerBound * size, into.count * size), from: left)
+                }
+            }
+        }
+    }
+
+    func peerAllGather(_ input: UnsafeRawPointer, _ output: UnsafeMutableRawPointer, count: Int, dtype: DType) throws(CCLError) {
+        let size = dtype.size, n = peerWorldSize, r = peerRank
+        let mine = output + r * count * size
+        if UnsafeRawPointer(mine) != input { mine.copyMemory(from: input, byteCount: count * size) }
+        let (rounds, perChunk) = rounds(blockElements: count, size: size)
+        for step in 0..<(n - 1) {
+            let sendBlock = mod(r - step) * count, receiveBlock = mod(r - step - 1) * count
+            for index in 0..<rounds {
+                let part = sub(0..<count, index, perChunk)
+                try exchange(
+                    send: send(output + (sendBlock + part.lowerBound) * size, part.count * size), to: mod(r + 1),
+                    receive: receive(output + (receiveBlock + part.lowerBound) * size, part.count * size), from: mod(r - 1))
+            }
+        }
+    }
+
+    func peerReduceScatter(
+        _ input: UnsafeRawPointer, _ output: UnsafeMutableRawPointer, count: Int, dtype: DType, op: ReduceOp
+    ) throws(CCLError) {
+        let size = dtype.size, n = peerWorldSize, r = peerRank
+        let (rounds, perChunk) = rounds(blockElements: count, size: size)
+        // accumulated partial of the block being passed on, then the frame coming in.
+        let partial = scratch(count * size + perChunk * size)
+        let incoming = partial + count * size
+        for step in 0..<(n - 1) {
+            let sendBlock = mod(r - step - 1), receiveBlock = mod(r - step - 2)
+            let last = step == n - 2
+            for index in 0..<rounds {
+                let part = sub(0..<count, index, perChunk)
+                let outgoing = step == 0 ? input + (sendBlock * count + part.lowerBound) * size : UnsafeRawPointer(partial + part.lowerBound * size)
+                try exchange(
+                    send: send(outgoing, part.count * size), to: mod(r + 1), receive: receive(incoming, part.count * size), from: mod(r - 1))
+                let target = last ? output + part.lowerBound * size : partial + part.lowerBound * size
+                [UnsafeRawPointer(incoming), input + (receiveBlock * count + part.lowerBound) * size].withUnsafeBufferPointer {
+                    Reduction.reduce($0, into: target, count: part.count, dtype: dtype, op: op, divisor: last ? n : 1)
+                }
+            }
+        }
+        if n == 1, UnsafeRawPointer(output) != input { output.copyMemory(from: input, byteCount: count * size) }
+    }
+
+    /// Binomial tree from `root`, piece by piece.
+    func peerBroadcast(_ buffer: UnsafeMutableRawPointer, count: Int, dtype: DType, root: Int) throws(CCLError) {
+        let size = dtype.size, n = peerWorldSize
+        let relative = mod(peerRank - root)
+        let (rounds, perChunk) = rounds(blockElements: count, size: size)
+        for index in 0..<rounds {
+            let part = sub(0..<count, index, perChunk)
+            let piece = buffer + part.lowerBound * size, bytes = part.count * size
+            var distance = 1
+            while distance < n {
+                if relative < distance, relative + distance < n {
+                    try exchange(send: send(piece, bytes), to: mod(peerRank + distance), receive: Self.none, from: nil)
+                } else if relative >= distance, relative < 2 * distance {
+                    try exchange(send: send(piece, 0), to: nil, receive: receive(piece, bytes), from: mod(peerRank - distance))
+                }
+                distance <<= 1
+            }
+        }
+    }
+
+    /// Every rank sends straight to `root`.
+    func peerGather(_ input: UnsafeRawPointer, _ output: UnsafeMutableRawPointer?, count: Int, dtype: DType, root: Int) throws(CCLError) {
+        let size = dtype.size
+        let (rounds, perChunk) = rounds(blockElements: count, size: size)
+        guard peerRank == root, let output else {
+            for index in 0..<rounds {
+                let part = sub(0..<count, index, perChunk)
+                try exchange(send: send(input + part.lowerBound * size, part.count * size), to: root, receive: Self.none, from: nil)
+            }
+            return
+        }
+        let mine = output + root * count * size
+        if UnsafeRawPointer(mine) != input { mine.copyMemory(from: input, byteCount: count * size) }
+        for peer in 0..<peerWorldSize where peer != root {
+            for index in 0..<rounds {
+                let part = sub(0..<count, index, perChunk)
+                try exchange(
+                    send: send(input, 0), to: nil, receive: receive(output + (peer * count + part.lowerBound) * size, part.count * size),
+                    from: peer)
+            }
+        }
+    }
+
+    /// Dissemination barrier: ⌈log2 n⌉ empty exchanges.
+    func peerBarrier() throws(CCLError) {
+        var distance = 1
+        while distance < peerWorldSize {
+            try exchange(
+                send: UnsafeRawBufferPointer(start: nil, count: 0), to: mod(peerRank + distance), receive: Self.none,
+                from: mod(peerRank - distance))
+            distance <<= 1
+        }
+    }
+}

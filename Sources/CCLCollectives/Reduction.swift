@@ -1,0 +1,295 @@
+/// Element-wise reduction of equally sized buffers: the arithmetic under all-reduce and reduce-scatter.
+///
+/// The contract, the same for every dtype:
+/// - Sources combine strictly left to right, `((s0 ∘ s1) ∘ s2) ∘ …`, per element, so ranks that reduce the same
+///   sources in the same order get bit-identical results (except which NaN payload survives; see below).
+/// - `.avg` sums, then divides by `divisor`; a divisor of 1 skips the division (intermediate ring steps). Other
+///   ops ignore `divisor`.
+/// - Integers wrap on overflow (`&+`, `&*`); `.avg` divides the wrapped sum, truncating toward zero.
+/// - float32 and float64 compute in their own type, IEEE round-to-nearest-even; `.avg` divides by the divisor
+///   converted to that type (a true division, not a multiplication by the reciprocal).
+/// - float16 and bfloat16 widen to Float32, combine all sources (and divide) there, and round once to the storage
+///   type, to nearest, ties to even.
+/// - Floating-point `.min` and `.max` propagate NaN: any NaN operand makes the result NaN (like
+///   `torch.minimum`, unlike `Float.minimum`, which ignores a quiet NaN). When several NaN meet, or NaN meets a
+///   sum or product, which payload survives is unspecified. Of two equal operands the later source's value is
+///   kept, which only matters for zeros: `min(-0, +0)` is `+0`, `min(+0, -0)` is `-0`.
+/// - One source without a division is a byte copy (signaling NaN, payloads and `-0` preserved).
+/// - Aliasing: `dst` may be exactly any source pointer (in place); otherwise it must not overlap any source.
+///   Sources may overlap each other.
+/// - Alignment: none is required. Elements are read with `loadUnaligned` and written with `storeBytes`, which
+///   on x86-64 and arm64 compile to the same vector loads and stores as aligned access, so aligned buffers pay
+///   nothing for this and there is no separate slow path.
+package enum Reduction {
+    /// The size of the scratch accumulator. More than two sources are reduced block by block so that the
+    /// accumulator stays in L1 while each source streams through once.
+    static let blockBytes = 8192
+
+    /// `dst[i] = sources[0][i] ∘ sources[1][i] ∘ … ∘ sources[k-1][i]` for `i` in `0..<count`, elements of
+    /// `dtype`, under the contract above.
+    ///
+    /// - Precondition: `sources` is not empty, `count >= 0`, `divisor >= 1`, and every buffer holds `count`
+    ///   elements.
+    package static func reduce(
+        _ sources: UnsafeBufferPointer<UnsafeRawPointer>, into dst: UnsafeMutableRawPointer, count: Int,
+        dtype: DType, op: ReduceOp, divisor: Int
+    ) {
+        precondition(!sources.isEmpty, "Reduction.reduce needs at least one source")
+        precondition(count >= 0, "Reduction.reduce: negative count \(count)")
+        precondition(divisor >= 1, "Reduction.reduce: divisor \(divisor) is less than 1")
+        guard count > 0 else { return }
+        let divisor = op == .avg && divisor != 1 ? divisor : nil
+        if sources.count == 1 && divisor == nil {
+            if UnsafeRawPointer(dst) != sources[0] {
+                dst.copyMemory(from: sources[0], byteCount: count * dtype.size)
+            }
+            return
+        }
+        switch dtype {
+        case .float32: reduce(NativeLane<Float>.self, sources, dst, count, op, divisor)
+        case .float64: reduce(NativeLane<Double>.self, sources, dst, count, op, divisor)
+        case .int8: reduce(NativeLane<Int8>.self, sources, dst, count, op, divisor)
+        case .uint8: reduce(NativeLane<UInt8>.self, sources, dst, count, op, divisor)
+        case .int32: reduce(NativeLane<Int32>.self, sources, dst, count, op, divisor)
+        case .int64: reduce(NativeLane<Int64>.self, sources, dst, count, op, divisor)
+        case .float16: reduce(HalfLane<IEEEHalfFormat>.self, sources, dst, count, op, divisor)
+        case .bfloat16: reduce(HalfLane<BFloat16Format>.self, sources, dst, count, op, divisor)
+        }
+    }
+
+    private static func reduce<L: ReductionLane>(
+        _: L.Type, _ sources: UnsafeBufferPointer<UnsafeRawPointer>, _ dst: UnsafeMutableRawPointer, _ count: Int,
+        _ op: ReduceOp, _ divisor: Int?
+    ) {
+        let keep = KeepFinish<L.Value>()
+        switch op {
+        case .sum: reduce(L.self, SumCombiner<L.Value>.self, sources, dst, count, keep)
+        case .avg:
+            if let divisor {
+                let finish = DivideFinish<L.Value>(divisor: L.Value.reductionDivisor(divisor))
+                reduce(L.self, SumCombiner<L.Value>.self, sources, dst, count, finish)
+            } else {
+                reduce(L.self, SumCombiner<L.Value>.self, sources, dst, count, keep)
+            }
+        case .prod: reduce(L.self, ProductCombiner<L.Value>.self, sources, dst, count, keep)
+        case .min: reduce(L.self, MinCombiner<L.Value>.self, sources, dst, count, keep)
+        case .max: reduce(L.self, MaxCombiner<L.Value>.self, sources, dst, count, keep)
+        }
+    }
+
+    /// One or two sources: a single pass into `dst`. More: the first `k - 1` sources fold into a scratch
+    /// block of `L.Value` (so `dst` may alias any source), and the last pass combines, finishes and stores.
+    private static func reduce<L: ReductionLane, C: ReductionCombiner, F: ReductionFinish>(
+        _: L.Type, _: C.Type, _ sources: UnsafeBufferPointer<UnsafeRawPointer>, _ dst: UnsafeMutableRawPointer,
+        _ count: Int, _ finish: F
+    ) where C.Element == L.Value, F.Value == L.Value {
+        typealias Acc = NativeLane<L.Value>
+        let k = sources.count
+        if k == 1 {
+            map(into: dst, sources[0], count: count, Convert<L, L, F>(finish: finish))
+            return
+        }
+        if k == 2 {
+            map(into: dst, sources[0], sources[1], count: count, Combine<L, L, L, C, F>(finish: finish))
+            return
+        }
+        let acc = UnsafeMutableRawPointer.allocate(byteCount: blockBytes, alignment: 64)
+        defer { acc.deallocate() }
+        let blockCount = blockBytes / MemoryLayout<L.Value>.stride
+        var start = 0
+        while start < count {
+            let n = Swift.min(blockCount, count - start)
+            let offset = start * MemoryLayout<L.Stored>.stride
+            let keep = KeepFinish<L.Value>()
+            map(into: acc, sources[0] + offset, sources[1] + offset, count: n, Combine<L, L, Acc, C, KeepFinish<L.Value>>(finish: keep))
+            for j in 2..<(k - 1) {
+                map(into: acc, acc, sources[j] + offset, count: n, Combine<Acc, L, Acc, C, KeepFinish<L.Value>>(finish: keep))
+            }
+            map(into: dst + offset, acc, sources[k - 1] + offset, count: n, Combine<Acc, L, L, C, F>(finish: finish))
+            start += n
+        }
+    }
+
+    // MARK: Loops
+
+    // Each loop has a variant for `d` equal to an input: the vectorizer's runtime overlap check would reject an
+    // exact alias and fall back to scalar code, while the same pointer read and written at the same index is
+    // recognizably safe.
+
+    /// `d[i] = f(a[i])`; `d` may equal `a`.
+    @inline(__always)
+    private static func map<F: ElementFunction1>(
+        into d: UnsafeMutableRawPointer, _ a: UnsafeRawPointer, count n: Int, _ f: F
+    ) {
+        if UnsafeRawPointer(d) == a {
+            for i in 0..<n { store(f(load(d, i)), d, i) }
+        } else {
+            for i in 0..<n { store(f(load(a, i)), d, i) }
+        }
+    }
+
+    /// `d[i] = f(a[i], b[i])`; `d` may equal `a` or `b`.
+    @inline(__always)
+    private static func map<F: ElementFunction2>(
+        into d: UnsafeMutableRawPointer, _ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count n: Int, _ f: F
+    ) {
+        if UnsafeRawPointer(d) == a {
+            for i in 0..<n { store(f(load(d, i), load(b, i)), d, i) }
+        } else if UnsafeRawPointer(d) == b {
+            for i in 0..<n { store(f(load(a, i), load(d, i)), d, i) }
+        } else {
+            for i in 0..<n { store(f(load(a, i), load(b, i)), d, i) }
+        }
+    }
+
+    @inline(__always)
+    private static func load<T: BitwiseCopyable>(_ p: UnsafeRawPointer, _ i: Int) -> T {
+        p.loadUnaligned(fromByteOffset: i &* MemoryLayout<T>.stride, as: T.self)
+    }
+
+    @inline(__always)
+    private static func load<T: BitwiseCopyable>(_ p: UnsafeMutableRawPointer, _ i: Int) -> T {
+        p.loadUnaligned(fromByteOffset: i &* MemoryLayout<T>.stride, as: T.self)
+    }
+
+    @inline(__always)
+    private static func store<T: BitwiseCopyable>(_ value: T, _ p: UnsafeMutableRawPointer, _ i: Int) {
+        p.storeBytes(of: value, toByteOffset: i &* MemoryLayout<T>.stride, as: T.self)
+    }
+}
+
+// MARK: - Element functions
+
+// Loops take their element function as a value of a concrete type with an `@inline(__always)` call, not as a
+// closure, so that it is reliably inlined and the loop vectorizes.
+
+/// How a buffer stores elements (`Stored`) versus how they are combined (`Value`).
+protocol ReductionLane {
+    associatedtype Stored: BitwiseCopyable
+    associatedtype Value: ReductionArithmetic
+    static func widen(_ x: Stored) -> Value
+    static func narrow(_ x: Value) -> Stored
+}
+
+/// Stored and combined as is.
+enum NativeLane<Value: ReductionArithmetic>: ReductionLane {
+    @inline(__always) static func widen(_ x: Value) -> Value { x }
+    @inline(__always) static func narrow(_ x: Value) -> Value { x }
+}
+
+/// Stored as 16-bit floats, combined as Float32.
+enum HalfLane<Format: HalfPrecisionFormat>: ReductionLane {
+    @inline(__always) static func widen(_ x: UInt16) -> Float { Format.widen(x) }
+    @inline(__always) static func narrow(_ x: Float) -> UInt16 { Format.narrow(x) }
+}
+
+/// What happens to a fully combined element before it is stored: nothing, or the division of `.avg`.
+protocol ReductionFinish {
+    associatedtype Value
+    func callAsFunction(_ x: Value) -> Value
+}
+
+struct KeepFinish<Value>: ReductionFinish {
+    @inline(__always) func callAsFunction(_ x: Value) -> Value { x }
+}
+
+struct DivideFinish<Value: ReductionArithmetic>: ReductionFinish {
+    var divisor: Value.Divisor
+    @inline(__always) func callAsFunction(_ x: Value) -> Value { Value.reductionDivide(x, by: divisor) }
+}
+
+protocol ElementFunction1 {
+    associatedtype Input: BitwiseCopyable
+    associatedtype Output: BitwiseCopyable
+    func callAsFunction(_ a: Input) -> Output
+}
+
+protocol ElementFunction2 {
+    associatedtype First: BitwiseCopyable
+    associatedtype Second: BitwiseCopyable
+    associatedtype Output: BitwiseCopyable
+    func callAsFunction(_ a: First, _ b: Second) -> Output
+}
+
+/// `finish(a)`, between lanes of the same value type.
+struct Convert<In: ReductionLane, Out: ReductionLane, F: ReductionFinish>: ElementFunction1
+where In.Value == Out.Value, F.Value == In.Value {
+    var finish: F
+    @inline(__always) func callAsFunction(_ a: In.Stored) -> Out.Stored { Out.narrow(finish(In.widen(a))) }
+}
+
+/// `finish(combine(a, b))`, read from lanes `A` and `B` and stored to lane `Out`.
+struct Combine<A: ReductionLane, B: ReductionLane, Out: ReductionLane, C: ReductionCombiner, F: ReductionFinish>:
+    ElementFunction2
+where A.Value == C.Element, B.Value == C.Element, Out.Value == C.Element, F.Value == C.Element {
+    var finish: F
+    @inline(__always) func callAsFunction(_ a: A.Stored, _ b: B.Stored) -> Out.Stored {
+        Out.narrow(finish(C.combine(A.widen(a), B.widen(b))))
+    }
+}
+
+// MARK: - Element arithmetic
+
+/// One element type's arithmetic with `Reduction`'s semantics.
+protocol ReductionArithmetic: BitwiseCopyable {
+    /// The divisor of `.avg`, converted once per call.
+    associatedtype Divisor
+    static func reductionSum(_ a: Self, _ b: Self) -> Self
+    static func reductionProduct(_ a: Self, _ b: Self) -> Self
+    static func reductionMin(_ a: Self, _ b: Self) -> Self
+    static func reductionMax(_ a: Self, _ b: Self) -> Self
+    static func reductionDivisor(_ divisor: Int) -> Divisor
+    static func reductionDivide(_ a: Self, by divisor: Divisor) -> Self
+}
+
+extension ReductionArithmetic where Self: BinaryFloatingPoint, Divisor == Self {
+    @inline(__always) static func reductionSum(_ a: Self, _ b: Self) -> Self { a + b }
+    @inline(__always) static func reductionProduct(_ a: Self, _ b: Self) -> Self { a * b }
+    // NaN-propagating; of equal operands, `b`. `a != a` is the NaN test as one vectorizable compare
+    // (`isNaN` lowers to integer bit tests and branches for Double).
+    @inline(__always) static func reductionMin(_ a: Self, _ b: Self) -> Self { a < b || a != a ? a : b }
+    @inline(__always) static func reductionMax(_ a: Self, _ b: Self) -> Self { a > b || a != a ? a : b }
+    @inline(__always) static func reductionDivisor(_ divisor: Int) -> Self { Self(divisor) }
+    @inline(__always) static func reductionDivide(_ a: Self, by divisor: Self) -> Self { a / divisor }
+}
+
+extension ReductionArithmetic where Self: FixedWidthInteger, Divisor == Int {
+    @inline(__always) static func reductionSum(_ a: Self, _ b: Self) -> Self { a &+ b }
+    @inline(__always) static func reductionProduct(_ a: Self, _ b: Self) -> Self { a &* b }
+    @inline(__always) static func reductionMin(_ a: Self, _ b: Self) -> Self { a < b ? a : b }
+    @inline(__always) static func reductionMax(_ a: Self, _ b: Self) -> Self { a > b ? a : b }
+    @inline(__always) static func reductionDivisor(_ divisor: Int) -> Int { divisor }
+    /// Truncating division, computed in `Int` so that any divisor works for the narrow types.
+    @inline(__always) static func reductionDivide(_ a: Self, by divisor: Int) -> Self {
+        Self(truncatingIfNeeded: Int(truncatingIfNeeded: a) / divisor)
+    }
+}
+
+extension Float: ReductionArithmetic { typealias Divisor = Float }
+extension Double: ReductionArithmetic { typealias Divisor = Double }
+extension Int8: ReductionArithmetic { typealias Divisor = Int }
+extension UInt8: ReductionArithmetic { typealias Divisor = Int }
+extension Int32: ReductionArithmetic { typealias Divisor = Int }
+extension Int64: ReductionArithmetic { typealias Divisor = Int }
+
+/// A binary reduction operator, resolved statically so that each dtype × op gets its own vectorized loops.
+protocol ReductionCombiner {
+    associatedtype Element: ReductionArithmetic
+    static func combine(_ a: Element, _ b: Element) -> Element
+}
+
+enum SumCombiner<Element: ReductionArithmetic>: ReductionCombiner {
+    @inline(__always) static func combine(_ a: Element, _ b: Element) -> Element { Element.reductionSum(a, b) }
+}
+
+enum ProductCombiner<Element: ReductionArithmetic>: ReductionCombiner {
+    @inline(__always) static func combine(_ a: Element, _ b: Element) -> Element { Element.reductionProduct(a, b) }
+}
+
+enum MinCombiner<Element: ReductionArithmetic>: ReductionCombiner {
+    @inline(__always) static func combine(_ a: Element, _ b: Element) -> Element { Element.reductionMin(a, b) }
+}
+
+enum MaxCombiner<Element: ReductionArithmetic>: ReductionCombiner {
+    @inline(__always) static func combine(_ a: Element, _ b: Element) -> Element { Element.reductionMax(a, b) }
+}

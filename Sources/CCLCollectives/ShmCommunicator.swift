@@ -1,0 +1,208 @@
+import Atomics
+import CCLCore
+import CCLStore
+import CCLSystem
+
+/// Collectives among ranks of one node through a shared-memory arena (`ArenaLayout`): small
+/// all-reduces one-shot, large ones two-shot, pipelined through slots of `slotBytes`; point to
+/// point through per-pair mailboxes. No socket is touched after creation.
+///
+/// Threading: one thread at a time (see `Communicator`).
+public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Sendable {
+    let arena: ShmArena
+    public let options: CollectiveOptions
+    public var rank: Int { arena.rank }
+    public var worldSize: Int { arena.worldSize }
+    public var transportDescription: String { "shm" }
+
+    /// Collectives called so far (fingerprint sequence numbers).
+    private var sequence: UInt64 = 0
+    /// Slot rounds so far; the parity picks the slot set.
+    private var round: UInt64 = 0
+    private var parity = 0
+    /// The call being run, checked at its first sync.
+    private var pendingCheck: Fingerprint?
+    private var operation = ""
+    private var budget = CallBudget(.indefinite)
+    /// Per peer: pieces sent and received through its mailbox, and messages sent and received.
+    var piecesSent: [UInt64]
+    var piecesReceived: [UInt64]
+    var messagesSent: [UInt64]
+    var messagesReceived: [UInt64]
+
+    /// Collective over `group`, whose ranks must share this node's /dev/shm.
+    public init(group: StatelessProcessGroup, options: CollectiveOptions = CollectiveOptions()) throws(CCLError) {
+        arena = try ShmArena.create(
+            group: group, slotBytes: options.slotBytes,
+            mailboxBytes: options.mailboxBytes ?? CollectiveOptions.defaultMailboxBytes(worldSize: group.worldSize),
+            policy: options.wait)
+        self.options = options
+        piecesSent = Array(repeating: 0, count: group.worldSize)
+        piecesReceived = piecesSent
+        messagesSent = piecesSent
+        messagesReceived = piecesSent
+    }
+
+    // MARK: SlotTransport
+
+    var slotRank: Int { arena.rank }
+    var slotWorldSize: Int { arena.worldSize }
+    var slotBytes: Int { arena.view.layout.slotBytes }
+
+    func nextRound() {
+        round &+= 1
+        parity = Int(round & 1)
+    }
+
+    @inline(__always)
+    func slot(of rank: Int) -> UnsafeMutableRawPointer { arena.view.slot(rank: rank, parity: parity) }
+
+    func sync() throws(CCLError) {
+        try arena.syncAll(operation, budget: &budget)
+        if let expected = pendingCheck {
+            pendingCheck = nil
+            try compareCalls(expected)
+        }
+    }
+
+    // MARK: Calls
+
+    /// Starts a call: its fingerprint goes into this rank's line before the first sync.
+    private func begin(_ kind: CollectiveKind, dtype: DType, op: ReduceOp? = nil, count: Int, root: Int? = nil) throws(CCLError) {
+        if let broken = arena.broken { throw broken }
+        sequence &+= 1
+        let call = Fingerprint(sequence: sequence, kind: kind, dtype: dtype, op: op, count: count, root: root)
+        operation = "\(call) on group \(arena.groupName)"
+        budget = CallBudget(options.timeout)
+        if options.checkCalls {
+            let words = call.words
+            let address = arena.view.fingerprintAddress(rank, parity: Int(sequence & 1))
+            address[0] = words.0
+            address[1] = words.1
+            address[2] = words.2
+            pendingCheck = call
+        }
+    }
+
+    /// Every rank has reached the call's first sync: compare what each called. All ranks read the
+    /// same words, so either all pass or all throw (and the arena stays in step).
+    private func compareCalls(_ mine: Fingerprint) throws(CCLError) {
+        let parity = Int(sequence & 1)
+        let mineWords = mine.words
+        var differs = false
+        for peer in 0..<worldSize where peer != rank {
+            let words = arena.view.fingerprintAddress(peer, parity: parity)
+            if words[0] != mineWords.0 || words[1] != mineWords.1 || words[2] != mineWords.2 {
+                differs = true
+                break
+            }
+        }
+        guard differs else { return }
+        let calls = (0..<worldSize).map { peer -> Fingerprint? in
+            let words = arena.view.fingerprintAddress(peer, parity: parity)
+            return Fingerprint(words: (words[0], words[1], words[2]))
+        }
+        throw Fingerprint.mismatch(calls, ranks: arena.globalRanks, rank: arena.globalRanks[rank], group: arena.groupName)
+    }
+
+    /// Argument errors before the first sync: the other ranks are told at once (they would
+    /// otherwise wait for this rank until their timeout).
+    func rejected(_ error: CCLError) -> CCLError {
+        arena.fail(error)
+        return error
+    }
+
+    func check(_ name: String) -> CallCheck {
+        CallCheck(operation: "\(name) on group \(arena.groupName)", rank: arena.globalRanks[rank], worldSize: worldSize)
+    }
+
+    public func allReduce(
+        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
+    ) throws(CCLError) {
+        let bytes: Int
+        do throws(CCLError) {
+            let check = check("allReduce")
+            bytes = try check.count(count, dtype)
+            try check.buffer("input", has: input.count, needs: bytes)
+            try check.buffer("output", has: output.count, needs: bytes)
+        } catch { throw rejected(error) }
+        try begin(.allReduce, dtype: dtype, op: op, count: count)
+        let source = address(input), target = address(output)
+        guard worldSize > 1 else {
+            if source != UnsafeRawPointer(target) { target.copyMemory(from: source, byteCount: bytes) }
+            return
+        }
+        let algorithm = options.shmAllReduce ?? SlotAllReduce.choose(bytes: bytes, worldSize: worldSize)
+        try slotAllReduce(source, target, count: count, dtype: dtype, op: op, algorithm: algorithm)
+    }
+
+    public func allGather(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
+        throws(CCLError)
+    {
+        do throws(CCLError) {
+            let check = check("allGather")
+            let bytes = try check.count(count, dtype)
+            try check.buffer("input", has: input.count, needs: bytes)
+            try check.buffer("output", has: output.count, needs: check.times(bytes, worldSize))
+        } catch { throw rejected(error) }
+        try begin(.allGather, dtype: dtype, count: count)
+        try slotAllGather(address(input), address(output), count: count, dtype: dtype)
+    }
+
+    public func reduceScatter(
+        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
+    ) throws(CCLError) {
+        do throws(CCLError) {
+            let check = check("reduceScatter")
+            let bytes = try check.count(count, dtype)
+            try check.buffer("input", has: input.count, needs: check.times(bytes, worldSize))
+            try check.buffer("output", has: output.count, needs: bytes)
+        } catch { throw rejected(error) }
+        try begin(.reduceScatter, dtype: dtype, op: op, count: count)
+        guard worldSize > 1 else {
+            let source = address(input), target = address(output)
+            if source != UnsafeRawPointer(target) { target.copyMemory(from: source, byteCount: count * dtype.size) }
+            return
+        }
+        try slotReduceScatter(address(input), address(output), count: count, dtype: dtype, op: op)
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from root: Int) throws(CCLError) {
+        do throws(CCLError) {
+            let check = check("broadcast")
+            try check.peer(root, role: "root")
+            try check.buffer("", has: buffer.count, needs: check.count(count, dtype))
+        } catch { throw rejected(error) }
+        try begin(.broadcast, dtype: dtype, count: count, root: root)
+        guard worldSize > 1 else { return }
+        try slotBroadcast(address(buffer), count: count, dtype: dtype, root: root)
+    }
+
+    public func gather(
+        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, to root: Int
+    ) throws(CCLError) {
+        do throws(CCLError) {
+            let check = check("gather")
+            try check.peer(root, role: "root")
+            let bytes = try check.count(count, dtype)
+            try check.buffer("input", has: input.count, needs: bytes)
+            if rank == root { try check.buffer("output", has: output.count, needs: check.times(bytes, worldSize)) }
+        } catch { throw rejected(error) }
+        try begin(.gather, dtype: dtype, count: count, root: root)
+        try slotGather(address(input), rank == root ? address(output) : nil, count: count, dtype: dtype, root: root)
+    }
+
+    public func barrier() throws(CCLError) {
+        try begin(.barrier, dtype: .uint8, count: 0)
+        guard worldSize > 1 else { return }
+        try sync()
+    }
+
+    /// A buffer's start; an empty buffer may have none, and is then never dereferenced.
+    func address(_ buffer: UnsafeRawBufferPointer) -> UnsafeRawPointer {
+        buffer.baseAddress ?? UnsafeRawPointer(arena.view.base)
+    }
+    func address(_ buffer: UnsafeMutableRawBufferPointer) -> UnsafeMutableRawPointer {
+        buffer.baseAddress ?? arena.view.base
+    }
+}

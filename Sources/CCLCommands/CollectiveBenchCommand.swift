@@ -1,0 +1,93 @@
+import ArgumentParser
+import CCL
+import Foundation
+
+/// Options shared by `ccl bench allreduce|allgather|reducescatter|broadcast|sendrecv`.
+struct CollectiveBenchOptions: ParsableArguments {
+    @Option(help: "Local ranks to launch.") var nproc: Int = 2
+    @Option(help: "shm, tcp or auto.") var transport: String = "auto"
+    @Option(help: "float32, float64, float16, bfloat16, int8, uint8, int32, int64.") var dtype: String = "float32"
+    @Option(help: "Reduce op for allreduce and reducescatter: sum, min or max (verified exactly).") var redop: String = "sum"
+    @Option(help: "Bytes per rank (suffix K, M), comma separated: allreduce/broadcast/sendrecv buffer, allgather contribution, reducescatter output block.")
+    var sizes: String = "8,1K,64K,1M,16M,64M"
+    @Option(help: "Milliseconds of timed iterations per size (iterations clamped to 3...2000).") var targetMs: Double = 400
+    @Flag(inversion: .prefixedNo, help: "Verify every element after every iteration.") var check = true
+    @Flag(help: "One JSON object per line.") var json = false
+
+    func validate() throws {
+        guard (1...64).contains(nproc) else { throw ValidationError("--nproc must be in 1...64") }
+        guard CollectiveOptions.Transport(rawValue: transport) != nil else { throw ValidationError("--transport must be shm, tcp or auto") }
+        guard DType(name: dtype) != nil else { throw ValidationError("unknown --dtype '\(dtype)'") }
+        guard let op = ReduceOp(name: redop), [.sum, .min, .max].contains(op) else {
+            throw ValidationError("--redop must be sum, min or max")
+        }
+        for text in sizes.split(separator: ",") { _ = try parseSize(String(text)) }
+    }
+
+    var forwarded: [String] {
+        ["--nproc", "\(nproc)", "--transport", transport, "--dtype", dtype, "--redop", redop, "--sizes", sizes, "--target-ms", "\(targetMs)"]
+            + (check ? [] : ["--no-check"]) + (json ? ["--json"] : [])
+    }
+}
+
+/// One `ccl bench <collective>` subcommand: launches `--nproc` local ranks that run
+/// `ccl bench collective-rank`, which prints the nccl-tests table from rank 0.
+protocol CollectiveBenchSubcommand: ParsableCommand {
+    static var collective: BenchCollective { get }
+    var options: CollectiveBenchOptions { get }
+}
+
+extension CollectiveBenchSubcommand {
+    func run() throws {
+        try LocalJob.run(
+            ranks: options.nproc, arguments: ["bench", "collective-rank", "--collective", Self.collective.rawValue] + options.forwarded)
+    }
+}
+
+struct AllReduceBenchCommand: CollectiveBenchSubcommand {
+    static let configuration = CommandConfiguration(commandName: "allreduce", abstract: "Benchmark all-reduce across local ranks.")
+    static let collective = BenchCollective.allreduce
+    @OptionGroup var options: CollectiveBenchOptions
+}
+struct AllGatherBenchCommand: CollectiveBenchSubcommand {
+    static let configuration = CommandConfiguration(commandName: "allgather", abstract: "Benchmark all-gather across local ranks.")
+    static let collective = BenchCollective.allgather
+    @OptionGroup var options: CollectiveBenchOptions
+}
+struct ReduceScatterBenchCommand: CollectiveBenchSubcommand {
+    static let configuration = CommandConfiguration(commandName: "reducescatter", abstract: "Benchmark reduce-scatter across local ranks.")
+    static let collective = BenchCollective.reducescatter
+    @OptionGroup var options: CollectiveBenchOptions
+}
+struct BroadcastBenchCommand: CollectiveBenchSubcommand {
+    static let configuration = CommandConfiguration(commandName: "broadcast", abstract: "Benchmark broadcast from rank 0.")
+    static let collective = BenchCollective.broadcast
+    @OptionGroup var options: CollectiveBenchOptions
+}
+struct SendRecvBenchCommand: CollectiveBenchSubcommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sendrecv", abstract: "Benchmark send/recv: every rank sends to the next and receives from the previous.")
+    static let collective = BenchCollective.sendrecv
+    @OptionGroup var options: CollectiveBenchOptions
+}
+
+enum BenchCollective: String, ExpressibleByArgument, CaseIterable {
+    case allreduce, allgather, reducescatter, broadcast, sendrecv
+
+    /// nccl-tests' bus-bandwidth factor for `n` ranks.
+    func busFactor(_ n: Int) -> Double {
+        switch self {
+        case .allreduce: n > 1 ? 2 * Double(n - 1) / Double(n) : 1
+        case .allgather, .reducescatter: n > 1 ? Double(n - 1) / Double(n) : 1
+        case .broadcast, .sendrecv: 1
+        }
+    }
+
+    /// Bytes the algorithm bandwidth divides by time: allgather/reducescatter move n × size.
+    func algorithmBytes(size: Int, ranks: Int) -> Int {
+        switch self {
+        case .allgather, .reducescatter: size * ranks
+        default: size
+        }
+    }
+}

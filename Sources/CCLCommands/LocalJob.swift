@@ -1,0 +1,40 @@
+import ArgumentParser
+import CCL
+import CCLSystem
+import Foundation
+
+/// Runs this executable again as `ranks` local processes (`ccl <subcommand> ...`), with a store
+/// here, the way `ccl launch` does: used by `ccl bench <collective>` and `ccl demo`.
+///
+/// Rank 0's output is copied as is (it prints the report); other ranks' lines get `[rank R]`.
+/// Exits non-zero (ExitCode) when a rank fails, after the launcher's summary.
+enum LocalJob {
+    static func run(ranks: Int, arguments: [String], environment extra: [String: String] = [:]) throws {
+        let secret = LaunchCommand.randomToken()
+        let server = try TCPStoreServer(host: "127.0.0.1", port: 0, token: secret)
+        defer { server.close() }
+        let base = ProcessInfo.processInfo.environment
+        let environments = (0..<ranks).map { rank in
+            var env = base.merging(extra) { _, new in new }
+            env["CCL_RANK"] = "\(rank)"
+            env["CCL_WORLD_SIZE"] = "\(ranks)"
+            env["CCL_LOCAL_RANK"] = "\(rank)"
+            env["CCL_LOCAL_WORLD_SIZE"] = "\(ranks)"
+            env["CCL_NODE_RANK"] = "0"
+            env["CCL_NNODES"] = "1"
+            env["CCL_MASTER_ADDR"] = "127.0.0.1"
+            env["CCL_MASTER_PORT"] = "\(server.port)"
+            env["CCL_TOKEN"] = secret
+            env["CCL_STORE_IN_LAUNCHER"] = "1"
+            return env
+        }
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let launcher = Launcher(program: [executable] + arguments, environments: environments, unprefixedRanks: [0])
+        SignalDisposition.restoreDefaults([SIGINT, SIGTERM])
+        var signals: [any DispatchSourceSignal] = []
+        let (status, summary) = try launcher.run { signals = LaunchCommand.forwardSignals(to: launcher) }
+        withExtendedLifetime(signals) {}
+        for line in summary { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+        if status != 0 { throw ExitCode(status) }
+    }
+}

@@ -1,0 +1,31 @@
+import CCL
+import CCLSystem
+import Foundation
+
+/// What one rank of a `LocalJob` (or of `ccl launch`) needs: its place in the job, the store,
+/// the world group, the node of every rank, and the CPU communicator over the world.
+///
+/// Ownership: keep it alive until the rank is done; `server` is rank 0's store when it hosts one.
+final class RankSetup {
+    let launch: LaunchEnvironment
+    let store: TCPStoreClient
+    let server: TCPStoreServer?
+    let world: StatelessProcessGroup
+    let nodes: NodeLayout
+    let environment: [String: String]
+
+    init(timeout: Timeout = .seconds(120)) throws {
+        environment = ProcessInfo.processInfo.environment
+        launch = try LaunchEnvironment.parse(environment)
+        (store, server) = try Rendezvous.join(launch, environment: environment, timeout: timeout)
+        world = try StatelessProcessGroup(rank: launch.rank, worldSize: launch.worldSize, store: store, name: "world", timeout: timeout)
+        nodes = try NodeLayout(group: world, nodeID: launch.nodeID ?? NodeIdentity.current(environment: environment))
+    }
+
+    /// The world's CPU communicator, with options from the environment over `base`.
+    func communicator(_ base: CollectiveOptions) throws -> any Communicator {
+        var options = try CollectiveOptions.fromEnvironment(environment, base: base)
+        if options.token.isEmpty { options.token = launch.token ?? "" }
+        return try CPUCommunicator.create(group: world, nodes: nodes, options: options)
+    }
+}
