@@ -51,7 +51,10 @@ let package = Package(
                 "CCLCore", "CCLSystem", "CCLStore",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // The reduction kernels are always optimized: unoptimized, they are ~100× slower and
+            // the tests' million-element collectives would take minutes.
+            swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
         // Node identity and vLLM's parallel layout.
         .target(name: "CCLTopology", dependencies: ["CCLCore"]),
@@ -70,7 +73,9 @@ let package = Package(
         // Spawned by the tests as a real reader/writer process.
         .executableTarget(
             name: "CCLTestWorker",
-            dependencies: ["CCL", "CCLSystem", "CCLTestSupport", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CCL", "CCLSystem", "CCLTestSupport", .product(name: "Logging", package: "swift-log")],
+            // Its reference checks run over millions of elements.
+            swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
         .testTarget(name: "CCLCoreTests", dependencies: ["CCLCore"]),
         .testTarget(

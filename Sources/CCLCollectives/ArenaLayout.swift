@@ -63,7 +63,8 @@ struct ArenaLayout: Sendable, Equatable {
             }
         }
         guard slotBytes >= worldSize * 64 else {
-            throw CCLError(.invalidArgument, operation: operation, "slot size \(slotBytes) is below 64 bytes per rank for \(worldSize) ranks")
+            throw CCLError(
+                .invalidArgument, operation: operation, "slot size \(slotBytes) is below 64 bytes per rank for \(worldSize) ranks")
         }
         let layout = ArenaLayout(worldSize: worldSize, slotBytes: slotBytes, mailboxBytes: mailboxBytes)
         let (total, overflow) = (worldSize * worldSize).multipliedReportingOverflow(by: layout.mailboxStride)

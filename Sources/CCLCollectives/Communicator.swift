@@ -75,6 +75,10 @@ struct CallCheck {
         }
     }
 
+    func tooSmall(_ bytes: Int) -> CCLError {
+        CCLError(.invalidArgument, operation: operation, rank: rank, "a buffer holds fewer than the \(bytes) bytes the call needs")
+    }
+
     func peer(_ peer: Int, role: String) throws(CCLError) {
         guard (0..<worldSize).contains(peer) else {
             throw CCLError(.invalidArgument, operation: operation, rank: rank, "\(role) \(peer) is outside 0..<\(worldSize)")

@@ -2,7 +2,9 @@
 ///
 /// Both directions are exact IEEE conversions (narrowing rounds to nearest, ties to even, including into and
 /// out of subnormals and overflow to infinity). They are branch-free integer arithmetic so that loops over
-/// them vectorize; Swift's own `Float16` conversions are a libcall per element on x86-64 without F16C.
+/// them vectorize; Swift's own `Float16` conversions are a libcall per element on x86-64 without F16C. The
+/// few floating-point steps never see or produce a Float32 subnormal that matters, so the results are also
+/// exact when the thread flushes subnormals to zero (FTZ/DAZ).
 package protocol HalfPrecisionFormat {
     /// The Float32 equal to the 16-bit value; NaN keeps its sign and payload.
     static func widen(_ bits: UInt16) -> Float

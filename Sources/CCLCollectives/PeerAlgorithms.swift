@@ -64,7 +64,9 @@ extension PeerTransport {
             while distance < n {
                 let partner = r ^ distance
                 try exchange(send: send(output, count * size), to: partner, receive: receive(incoming, count * size), from: partner)
-                let pair = r < partner ? [UnsafeRawPointer(output), UnsafeRawPointer(incoming)] : [UnsafeRawPointer(incoming), UnsafeRawPointer(output)]
+                let pair =
+                    r < partner
+                    ? [UnsafeRawPointer(output), UnsafeRawPointer(incoming)] : [UnsafeRawPointer(incoming), UnsafeRawPointer(output)]
                 pair.withUnsafeBufferPointer { Reduction.reduce($0, into: output, count: count, dtype: dtype, op: op, divisor: 1) }
                 distance <<= 1
             }
@@ -136,9 +138,11 @@ extension PeerTransport {
             let last = step == n - 2
             for index in 0..<rounds {
                 let part = sub(0..<count, index, perChunk)
-                let outgoing = step == 0 ? input + (sendBlock * count + part.lowerBound) * size : UnsafeRawPointer(partial + part.lowerBound * size)
+                let outgoing =
+                    step == 0 ? input + (sendBlock * count + part.lowerBound) * size : UnsafeRawPointer(partial + part.lowerBound * size)
                 try exchange(
-                    send: send(outgoing, part.count * size), to: mod(r + 1), receive: receive(incoming, part.count * size), from: mod(r - 1))
+                    send: send(outgoing, part.count * size), to: mod(r + 1), receive: receive(incoming, part.count * size), from: mod(r - 1)
+                )
                 let target = last ? output + part.lowerBound * size : partial + part.lowerBound * size
                 [UnsafeRawPointer(incoming), input + (receiveBlock * count + part.lowerBound) * size].withUnsafeBufferPointer {
                     Reduction.reduce($0, into: target, count: part.count, dtype: dtype, op: op, divisor: last ? n : 1)

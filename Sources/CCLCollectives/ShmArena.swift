@@ -60,8 +60,9 @@ final class ShmArena: @unchecked Sendable {
         let name = try group.broadcastObject(String?.none, from: 0)
         let segment = try SharedMemorySegment.attach(name: name, minimumSize: ArenaLayout.ranksOffset)
         let base = segment.base
-        guard UnsafeAtomic<UInt64>(at: base.assumingMemoryBound(to: UInt64.AtomicRepresentation.self)).load(ordering: .acquiring)
-            == ArenaLayout.magic
+        guard
+            UnsafeAtomic<UInt64>(at: base.assumingMemoryBound(to: UInt64.AtomicRepresentation.self)).load(ordering: .acquiring)
+                == ArenaLayout.magic
         else {
             throw CCLError(.malformed, operation: operation, rank: group.rank, "segment \(name) is not a collective arena")
         }
@@ -150,7 +151,8 @@ final class ShmArena: @unchecked Sendable {
                     let missing = waitingFor().map { self.name(of: $0) }.joined(separator: ", ")
                     return CCLError(
                         .timeout, operation: what(), rank: globalRanks[rank],
-                        "waited \(describeDuration(waited)) on group \(groupName); not arrived: \(missing.isEmpty ? "none (raced)" : missing)")
+                        "waited \(describeDuration(waited)) on group \(groupName); not arrived: \(missing.isEmpty ? "none (raced)" : missing)"
+                    )
                 },
                 cancelled: { CCLError(.cancelled, operation: what(), rank: globalRanks[rank], "the task was cancelled") })
         } catch {

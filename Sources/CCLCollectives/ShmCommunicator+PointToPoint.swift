@@ -34,6 +34,14 @@ extension ShmCommunicator {
         _ buffer: UnsafeRawBufferPointer, to destination: Int, into output: UnsafeMutableRawBufferPointer, from source: Int, count: Int,
         dtype: DType
     ) throws(CCLError) {
+        if destination == rank, source == rank {
+            let bytes = try check("sendRecv with itself").count(count, dtype)
+            guard buffer.count >= bytes, output.count >= bytes else { throw rejected(check("sendRecv with itself").tooSmall(bytes)) }
+            if bytes > 0, let from = buffer.baseAddress, let to = output.baseAddress, from != UnsafeRawPointer(to) {
+                to.copyMemory(from: from, byteCount: bytes)
+            }
+            return
+        }
         var outgoing: Transfer? = try outgoingTransfer(buffer, count: count, dtype: dtype, to: destination)
         var incoming: Transfer? = try incomingTransfer(output, count: count, dtype: dtype, from: source)
         try run(&outgoing, &incoming)
@@ -79,7 +87,10 @@ extension ShmCommunicator {
     private func run(_ outgoing: inout Transfer?, _ incoming: inout Transfer?) throws(CCLError) {
         var budget = CallBudget(options.timeout)
         let what =
-            [outgoing.map { "send \($0.call) to \(arena.name(of: $0.peer))" }, incoming.map { "recv \($0.call) from \(arena.name(of: $0.peer))" }]
+            [
+                outgoing.map { "send \($0.call) to \(arena.name(of: $0.peer))" },
+                incoming.map { "recv \($0.call) from \(arena.name(of: $0.peer))" },
+            ]
             .compactMap { $0 }.joined(separator: " and ") + " on group \(arena.groupName)"
         while !(outgoing?.done ?? true) || !(incoming?.done ?? true) {
             var moved = false

@@ -116,7 +116,8 @@ extension SlotTransport {
                 }
                 try sync()
                 for r in 0..<n { sources[r] = UnsafeRawPointer(slot(of: r) + slotRank * length * size) }
-                Reduction.reduce(UnsafeBufferPointer(sources), into: output + offset * size, count: length, dtype: dtype, op: op, divisor: n)
+                Reduction.reduce(
+                    UnsafeBufferPointer(sources), into: output + offset * size, count: length, dtype: dtype, op: op, divisor: n)
             }
         }
     }

@@ -60,13 +60,16 @@ enum BenchPattern {
         return result
     }
 
-    static func fill<T: BenchValue>(_ buffer: UnsafeMutableRawBufferPointer, as _: T.Type, count: Int, rank: Int, first: Int, iteration: Int) {
+    static func fill<T: BenchValue>(
+        _ buffer: UnsafeMutableRawBufferPointer, as _: T.Type, count: Int, rank: Int, first: Int, iteration: Int
+    ) {
         let typed = buffer.bindMemory(to: T.self)
         for index in 0..<count { typed[index] = T(benchInteger: value(rank: rank, index: first + index, iteration: iteration)) }
     }
 
     /// Elements of `buffer` (count from `first`) that differ from `expected(index)`.
-    static func wrong<T: BenchValue>(_ buffer: UnsafeRawBufferPointer, as _: T.Type, count: Int, first: Int, expected: (Int) -> Int) -> Int {
+    static func wrong<T: BenchValue>(_ buffer: UnsafeRawBufferPointer, as _: T.Type, count: Int, first: Int, expected: (Int) -> Int) -> Int
+    {
         let typed = buffer.bindMemory(to: T.self)
         var wrong = 0
         for index in 0..<count where typed[index].benchInteger != expected(first + index) { wrong += 1 }

@@ -8,7 +8,10 @@ struct CollectiveBenchOptions: ParsableArguments {
     @Option(help: "shm, tcp or auto.") var transport: String = "auto"
     @Option(help: "float32, float64, float16, bfloat16, int8, uint8, int32, int64.") var dtype: String = "float32"
     @Option(help: "Reduce op for allreduce and reducescatter: sum, min or max (verified exactly).") var redop: String = "sum"
-    @Option(help: "Bytes per rank (suffix K, M), comma separated: allreduce/broadcast/sendrecv buffer, allgather contribution, reducescatter output block.")
+    @Option(
+        help:
+            "Bytes per rank (suffix K, M), comma separated: allreduce/broadcast/sendrecv buffer, allgather contribution, reducescatter output block."
+    )
     var sizes: String = "8,1K,64K,1M,16M,64M"
     @Option(help: "Milliseconds of timed iterations per size (iterations clamped to 3...2000).") var targetMs: Double = 400
     @Flag(inversion: .prefixedNo, help: "Verify every element after every iteration.") var check = true
@@ -25,7 +28,10 @@ struct CollectiveBenchOptions: ParsableArguments {
     }
 
     var forwarded: [String] {
-        ["--nproc", "\(nproc)", "--transport", transport, "--dtype", dtype, "--redop", redop, "--sizes", sizes, "--target-ms", "\(targetMs)"]
+        [
+            "--nproc", "\(nproc)", "--transport", transport, "--dtype", dtype, "--redop", redop, "--sizes", sizes, "--target-ms",
+            "\(targetMs)",
+        ]
             + (check ? [] : ["--no-check"]) + (json ? ["--json"] : [])
     }
 }

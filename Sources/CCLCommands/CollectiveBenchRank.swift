@@ -52,10 +52,13 @@ struct CollectiveBench {
 
     func printHeader(dtype: DType) {
         guard !options.json else { return }
-        print("# ccl bench \(collective.rawValue): \(ranks) ranks, transport \(communicator.transportDescription), \(dtype), redop \(op), check \(options.check ? "every iteration" : "off")")
+        print(
+            "# ccl bench \(collective.rawValue): \(ranks) ranks, transport \(communicator.transportDescription), \(dtype), redop \(op), check \(options.check ? "every iteration" : "off")"
+        )
         print("# time = p50 over iterations of the slowest rank's time; avg also shown; bandwidths from p50")
-        print(pad("size", 12) + pad("count", 12) + pad("type", 10) + pad("redop", 7) + pad("avg(us)", 11) + pad("time(us)", 11)
-            + pad("algbw(GB/s)", 13) + pad("busbw(GB/s)", 13) + pad("#wrong", 8) + pad("iters", 7))
+        print(
+            pad("size", 12) + pad("count", 12) + pad("type", 10) + pad("redop", 7) + pad("avg(us)", 11) + pad("time(us)", 11)
+                + pad("algbw(GB/s)", 13) + pad("busbw(GB/s)", 13) + pad("#wrong", 8) + pad("iters", 7))
     }
 
     func run<T: BenchValue>(_ type: T.Type, size: Int) throws {
@@ -170,7 +173,8 @@ struct CollectiveBench {
 
     private func allReduce<T: CollectiveScalar>(_ values: inout [T], op: ReduceOp) throws {
         try values.withUnsafeMutableBytes { bytes in
-            try communicator.allReduce(UnsafeRawBufferPointer(bytes), into: bytes, count: bytes.count / MemoryLayout<T>.stride, dtype: T.dtype, op: op)
+            try communicator.allReduce(
+                UnsafeRawBufferPointer(bytes), into: bytes, count: bytes.count / MemoryLayout<T>.stride, dtype: T.dtype, op: op)
         }
     }
 }

@@ -114,4 +114,3 @@ public final class MessageQueueWriter: @unchecked Sendable {
         remote?.close()
     }
 }
-

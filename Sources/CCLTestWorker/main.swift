@@ -153,6 +153,7 @@ do {
     case "read": try read()
     case "write": try write()
     case "group": try group()
+    case "collectives": try collectives()
     default: throw CCLError(.invalidArgument, operation: "worker", "first argument must be read or write")
     }
 } catch {

@@ -1,4 +1,5 @@
 import CCL
+import CCLTestSupport
 import Foundation
 import Testing
 

@@ -3,20 +3,20 @@ import Foundation
 
 /// A `CCLTestWorker` process: a real reader or writer, driven by `key=value` arguments, that
 /// reports on stdout one line per event (see Sources/CCLTestWorker/main.swift).
-final class Worker: @unchecked Sendable {
-    let process = Process()
+public final class Worker: @unchecked Sendable {
+    public let process = Process()
     private let output = Pipe()
     private var pending: [UInt8] = []
-    private(set) var lines: [String] = []
+    public private(set) var lines: [String] = []
 
-    static var executable: URL {
+    public static var executable: URL {
         let me = URL(
             fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
         return me.deletingLastPathComponent().appendingPathComponent("CCLTestWorker")
     }
 
     /// Starts the worker, inside network namespace `namespace` when given (`ip netns exec`).
-    init(_ mode: String, _ arguments: [String: String], namespace: String? = nil) throws {
+    public init(_ mode: String, _ arguments: [String: String], namespace: String? = nil) throws {
         let words = [mode] + arguments.map { "\($0.key)=\($0.value)" }
         if let namespace {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -33,10 +33,10 @@ final class Worker: @unchecked Sendable {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
 
-    var pid: Int32 { process.processIdentifier }
+    public var pid: Int32 { process.processIdentifier }
 
     /// The next stdout line, or nil at end of file.
-    func readLine() -> String? {
+    public func readLine() -> String? {
         while true {
             if let newline = pending.firstIndex(of: 10) {
                 let line = String(decoding: pending[..<newline], as: UTF8.self)
@@ -53,7 +53,7 @@ final class Worker: @unchecked Sendable {
     /// Reads lines until one starts with `prefix` (returned) or an ERROR line or end of output
     /// (thrown, with everything the worker printed).
     @discardableResult
-    func expect(_ prefix: String) throws -> String {
+    public func expect(_ prefix: String) throws -> String {
         while let line = readLine() {
             if line.hasPrefix(prefix) { return line }
             if line.hasPrefix("ERROR") && !prefix.hasPrefix("ERROR") { throw WorkerFailure(lines: lines) }
@@ -62,24 +62,24 @@ final class Worker: @unchecked Sendable {
     }
 
     /// The handle a writer worker printed.
-    func handle() throws -> MessageQueueHandle {
+    public func handle() throws -> MessageQueueHandle {
         let line = try expect("HANDLE ")
         return try JSONDecoder().decode(MessageQueueHandle.self, from: Data(line.dropFirst(7).utf8))
     }
 
-    func sigkill() { kill(process.processIdentifier, SIGKILL) }
+    public func sigkill() { kill(process.processIdentifier, SIGKILL) }
 
-    func exitStatus() -> Int32 {
+    public func exitStatus() -> Int32 {
         process.waitUntilExit()
         return process.terminationStatus
     }
 }
 
-struct WorkerFailure: Error, CustomStringConvertible {
-    let lines: [String]
-    var description: String { "worker output: " + lines.joined(separator: " | ") }
+public struct WorkerFailure: Error, CustomStringConvertible {
+    public let lines: [String]
+    public var description: String { "worker output: " + lines.joined(separator: " | ") }
 }
 
-func json(_ handle: MessageQueueHandle) -> String {
+public func json(_ handle: MessageQueueHandle) -> String {
     (try? String(decoding: JSONEncoder().encode(handle), as: UTF8.self)) ?? ""
 }

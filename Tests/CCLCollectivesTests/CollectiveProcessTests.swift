@@ -1,0 +1,71 @@
+import CCL
+import CCLTestSupport
+import Foundation
+import Testing
+
+/// Runs `world` worker processes in `collectives` mode that meet through a TCP store here.
+func runCollectiveWorkers(
+    world: Int, _ arguments: [String: String], nodes: [String]? = nil, perRank: (Int) -> [String: String] = { _ in [:] }
+) throws -> [Worker] {
+    let server = try TCPStoreServer(token: "coll")
+    let workers = try (0..<world).map { rank in
+        var words = arguments.merging(["port": "\(server.port)", "token": "coll", "rank": "\(rank)", "world": "\(world)"]) { _, new in new }
+        if let nodes { words["node"] = nodes[rank] }
+        words.merge(perRank(rank)) { _, new in new }
+        return try Worker("collectives", words)
+    }
+    // The server must outlive the rendezvous: wait for every worker's first line.
+    for worker in workers { _ = worker.readLine() }
+    withExtendedLifetime(server) {}
+    return workers
+}
+
+/// Every collective, every dtype and reduce op, against the integer reference, in real processes.
+@Suite(.serialized) struct CollectiveProcessTests {
+    static let counts = "0,1,7,1023,1048579"
+
+    @Test("shared memory: every op × dtype × count", arguments: [1, 2, 3, 4])
+    func sharedMemory(world: Int) throws {
+        let workers = try runCollectiveWorkers(world: world, ["transport": "shm", "counts": Self.counts])
+        for worker in workers {
+            try worker.expect("DONE")
+            #expect(worker.exitStatus() == 0, "\(worker.lines)")
+        }
+    }
+
+    @Test("shared memory with small slots: every call pipelined in many pieces", arguments: [2, 3])
+    func smallSlots(world: Int) throws {
+        let workers = try runCollectiveWorkers(
+            world: world, ["transport": "shm", "counts": "1023,70001", "dtypes": "float32,bfloat16,int8", "slot": "4096"])
+        for worker in workers {
+            try worker.expect("DONE")
+            #expect(worker.exitStatus() == 0, "\(worker.lines)")
+        }
+    }
+
+    @Test(
+        "a mismatched call fails on every rank, naming what each rank called",
+        arguments: ["shm"], ["count", "op", "dtype", "root", "kind"])
+    func mismatch(transport: String, what: String) throws {
+        let workers = try runCollectiveWorkers(world: 3, ["transport": transport, "mismatch": "1", "what": what, "timeout": "20"])
+        for worker in workers {
+            let line = try worker.expect("ERROR")
+            #expect(line.contains("ranks disagree") || line.contains("gave up"), "\(line)")
+            #expect(line.contains("rank 1"), "\(line)")
+            #expect(worker.exitStatus() == 1)
+        }
+    }
+
+    @Test("a rank killed mid-collective makes the others fail naming it", arguments: ["shm"])
+    func killedRank(transport: String) throws {
+        let start = Date()
+        let workers = try runCollectiveWorkers(
+            world: 3, ["transport": transport, "counts": "7,1023", "dtypes": "float32", "killself": "2", "timeout": "10"])
+        try workers[2].expect("KILLING")
+        for worker in workers.prefix(2) {
+            let line = try worker.expect("ERROR")
+            #expect(line.contains("peerDead") && line.contains("rank 2"), "\(line)")
+        }
+        #expect(Date().timeIntervalSince(start) < 20, "the others must fail within twice the timeout")
+    }
+}
