@@ -40,8 +40,8 @@ public enum CPUCommunicator {
         }
         switch try choose(options.transport, nodes: nodes) {
         case .shm: return try ShmCommunicator(group: group, options: options)
-        case .tcp, .hierarchical:
-            throw CCLError(.invalidArgument, operation: "create CPU communicator", "TCP and hierarchical transports are being built")
+        case .tcp: return try TCPCommunicator(group: group, options: options)
+        case .hierarchical: return try HierarchicalCommunicator(group: group, nodes: nodes, options: options)
         }
     }
 }

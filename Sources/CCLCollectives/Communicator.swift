@@ -8,13 +8,16 @@ import CCLCore
 ///   count and root; a disagreement fails on every rank with an error naming each rank's call.
 /// - `count` is in elements of `dtype`. Buffers must hold at least the bytes the call needs;
 ///   `input` may be the same memory as `output` (in place).
-/// - Every rank gets bit-identical results: reductions combine ranks in rank order, and 16-bit
-///   floats accumulate in float32 and round once per combination step.
+/// - Every rank gets bit-identical results (each element is reduced once, in a fixed order, and
+///   the result is copied to everyone); 16-bit floats accumulate in float32 and round once per
+///   combination step.
 /// - Threading: one thread at a time per communicator (like an NCCL communicator); calls run on
 ///   the caller's thread.
 /// - Every call waits at most the communicator's timeout; the error names the ranks that did not
 ///   arrive, or the dead rank. After a timeout or a dead peer the communicator is broken and
-///   every later call fails at once; after a mismatched call it stays usable.
+///   every later call fails at once. After a mismatched call a shared-memory communicator stays
+///   usable (every rank stopped at the same point); a TCP one is broken. Over TCP, a rank that
+///   only sends in the mismatched call (a broadcast root) learns of it at its next call.
 public protocol Communicator: AnyObject, Sendable {
     /// This process's rank in the group.
     var rank: Int { get }
@@ -92,4 +95,9 @@ struct CallCheck {
         }
         return total
     }
+}
+
+extension CCLError {
+    /// What a failing rank tells the others: its operation, the peer it blames, the message.
+    var relayText: String { "\(operation): " + (peer.map { "\($0): " } ?? "") + message }
 }

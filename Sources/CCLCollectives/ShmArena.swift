@@ -183,7 +183,7 @@ final class ShmArena: @unchecked Sendable {
     func fail(_ error: CCLError) {
         guard broken == nil else { return }
         broken = error
-        view.setReason(rank, "\(error.operation): \(error.message)")
+        view.setReason(rank, error.relayText)
         view.aborted(rank).store(1, ordering: .sequentiallyConsistent)
         view.wakeWord.wrappingIncrement(ordering: .sequentiallyConsistent)
         Futex.wake(view.wakeWordAddress)

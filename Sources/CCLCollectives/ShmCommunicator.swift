@@ -105,6 +105,10 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
         throw Fingerprint.mismatch(calls, ranks: arena.globalRanks, rank: arena.globalRanks[rank], group: arena.groupName)
     }
 
+    /// Breaks the communicator because of a failure elsewhere (a hierarchical composition),
+    /// telling the other ranks why.
+    func fail(_ error: CCLError) { arena.fail(error) }
+
     /// Argument errors before the first sync: the other ranks are told at once (they would
     /// otherwise wait for this rank until their timeout).
     func rejected(_ error: CCLError) -> CCLError {

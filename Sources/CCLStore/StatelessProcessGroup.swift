@@ -49,6 +49,20 @@ public final class StatelessProcessGroup: @unchecked Sendable {
         self.store = PrefixStore("\(name)/g\(instance - 1)", store)
     }
 
+    /// A group of some of this group's members (their indices here, in the new group's order),
+    /// with keys under this group's. Called by exactly those members, with the same arguments.
+    public func subgroup(_ name: String, members: [Int]) throws(CCLError) -> StatelessProcessGroup {
+        guard let index = members.firstIndex(of: rank), Set(members).count == members.count, members.allSatisfy((0..<worldSize).contains)
+        else {
+            throw CCLError(
+                .invalidArgument, operation: "create sub-group \(name) of \(self.name)", rank: rank,
+                "members \(members) must be distinct ranks of 0..<\(worldSize) including this one")
+        }
+        let names = members.map { globalRanks?[$0] ?? $0 }
+        return try StatelessProcessGroup(
+            rank: index, worldSize: members.count, store: store, name: name, timeout: timeout, globalRanks: names)
+    }
+
     /// "rank 5" for member 1 of a sub-group whose global ranks are [4, 5].
     func who(_ member: Int) -> String {
         guard let globalRanks else { return "rank \(member)" }

@@ -270,5 +270,7 @@ func mismatch(_ communicator: any Communicator, bad: Int, what: String) throws {
         default: try communicator.allReduce(input, into: bytes, count: isBad ? 7 : 8, dtype: .float32, op: .sum)
         }
     }
+    // Over TCP a rank that only sent in the mismatched call (a broadcast root) learns of it here.
+    try communicator.barrier()
     say("DONE 1")
 }

@@ -33,6 +33,27 @@ func runCollectiveWorkers(
         }
     }
 
+    @Test("TCP: every op × dtype × count", arguments: [1, 2, 3, 4])
+    func tcp(world: Int) throws {
+        let workers = try runCollectiveWorkers(world: world, ["transport": "tcp", "counts": Self.counts])
+        for worker in workers {
+            try worker.expect("DONE")
+            #expect(worker.exitStatus() == 0, "\(worker.lines)")
+        }
+    }
+
+    @Test(
+        "hierarchical: two node identities on loopback, grouped and interleaved",
+        arguments: [["A", "A", "B", "B"], ["A", "B", "A", "B"], ["A", "A", "A", "B"]])
+    func hierarchical(nodes: [String]) throws {
+        let workers = try runCollectiveWorkers(world: nodes.count, ["counts": Self.counts], nodes: nodes)
+        for worker in workers {
+            #expect(worker.lines.first?.contains("hierarchical") == true, "\(worker.lines)")
+            try worker.expect("DONE")
+            #expect(worker.exitStatus() == 0, "\(worker.lines)")
+        }
+    }
+
     @Test("shared memory with small slots: every call pipelined in many pieces", arguments: [2, 3])
     func smallSlots(world: Int) throws {
         let workers = try runCollectiveWorkers(
@@ -45,18 +66,20 @@ func runCollectiveWorkers(
 
     @Test(
         "a mismatched call fails on every rank, naming what each rank called",
-        arguments: ["shm"], ["count", "op", "dtype", "root", "kind"])
+        arguments: ["shm", "tcp", "auto"], ["count", "op", "dtype", "root", "kind"])
     func mismatch(transport: String, what: String) throws {
-        let workers = try runCollectiveWorkers(world: 3, ["transport": transport, "mismatch": "1", "what": what, "timeout": "20"])
+        let nodes = transport == "auto" ? ["A", "A", "B"] : nil
+        let workers = try runCollectiveWorkers(
+            world: 3, ["transport": transport, "mismatch": "1", "what": what, "timeout": "20"], nodes: nodes)
         for worker in workers {
             let line = try worker.expect("ERROR")
-            #expect(line.contains("ranks disagree") || line.contains("gave up"), "\(line)")
-            #expect(line.contains("rank 1"), "\(line)")
+            #expect(line.contains("ranks disagree"), "\(line)")
+            #expect(line.contains("rank 1 called"), "\(line)")
             #expect(worker.exitStatus() == 1)
         }
     }
 
-    @Test("a rank killed mid-collective makes the others fail naming it", arguments: ["shm"])
+    @Test("a rank killed mid-collective makes the others fail naming it", arguments: ["shm", "tcp"])
     func killedRank(transport: String) throws {
         let start = Date()
         let workers = try runCollectiveWorkers(

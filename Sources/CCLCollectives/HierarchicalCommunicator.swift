@@ -1,0 +1,241 @@
+import CCLCore
+import CCLStore
+import Dispatch
+
+/// Collectives on a group that spans nodes with several ranks on some of them: shared memory
+/// inside each node, TCP among the node leaders (each node's first rank), composed.
+///
+/// - allReduce: all-reduce in the node, all-reduce among leaders, broadcast in the node (avg
+///   sums throughout and divides once at the end).
+/// - allGather, gather: gather to the leader, leaders exchange node blocks (padded to the largest
+///   node), the leader puts them in group order (and broadcasts them in the node).
+/// - reduceScatter: the all-reduce above on the whole input, each rank keeping its block.
+/// - broadcast: in the root's node, among leaders, then in the other nodes.
+/// - send/recv: shared memory between ranks of one node, else a TCP mesh of the whole group.
+///
+/// Threading: one thread at a time (see `Communicator`).
+public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
+    public let rank: Int
+    public let worldSize: Int
+    public var transportDescription: String { "hierarchical (\(nodeRanks.count) nodes: shm inside, tcp between)" }
+    let local: ShmCommunicator
+    /// Among node leaders; nil on other ranks.
+    let leaders: TCPCommunicator?
+    /// The whole group, for send/recv between nodes.
+    let mesh: TCPCommunicator
+    /// Group ranks of each node, node order by first rank.
+    let nodeRanks: [[Int]]
+    let myNode: Int
+    private var scratchBuffer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+
+    public init(group: StatelessProcessGroup, nodes: NodeLayout, options: CollectiveOptions = CollectiveOptions()) throws(CCLError) {
+        rank = group.rank
+        worldSize = group.worldSize
+        var byNode: [String: [Int]] = [:]
+        var order: [String] = []
+        for (member, node) in nodes.nodeOfRank.enumerated() {
+            if byNode[node] == nil { order.append(node) }
+            byNode[node, default: []].append(member)
+        }
+        nodeRanks = order.map { byNode[$0] ?? [] }
+        myNode = nodeRanks.firstIndex { $0.contains(group.rank) } ?? 0
+        var localOptions = options
+        localOptions.transport = .shm
+        local = try ShmCommunicator(group: try group.subgroup("node\(myNode)", members: nodeRanks[myNode]), options: localOptions)
+        leaders =
+            nodeRanks[myNode].first == group.rank
+            ? try TCPCommunicator(group: try group.subgroup("leaders", members: nodeRanks.map { $0[0] }), options: options) : nil
+        mesh = try TCPCommunicator(group: group, options: options)
+    }
+
+    deinit { scratchBuffer.deallocate() }
+
+    private func scratch(_ bytes: Int) -> UnsafeMutableRawBufferPointer {
+        if scratchBuffer.count < bytes {
+            scratchBuffer.deallocate()
+            scratchBuffer = .allocate(byteCount: max(bytes, 64), alignment: 64)
+        }
+        return UnsafeMutableRawBufferPointer(rebasing: scratchBuffer[0..<bytes])
+    }
+
+    private var isLeader: Bool { leaders != nil }
+
+    /// Runs one call's steps; a failure in any part is passed to the others (their peers then
+    /// fail with its reason instead of a lost connection or a timeout).
+    private func guarded(_ body: () throws(CCLError) -> Void) throws(CCLError) {
+        do {
+            try body()
+        } catch {
+            local.fail(error)
+            leaders?.fail(error)
+            mesh.fail(error)
+            throw error
+        }
+    }
+
+    public func allReduce(
+        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
+    ) throws(CCLError) {
+        try guarded { () throws(CCLError) in
+            let step = op == .avg ? ReduceOp.sum : op
+            try local.allReduce(input, into: output, count: count, dtype: dtype, op: step)
+            let bytes = count * dtype.size
+            if let leaders {
+                try leaders.allReduce(UnsafeRawBufferPointer(output), into: output, count: count, dtype: dtype, op: step)
+            }
+            try local.broadcast(output, count: count, dtype: dtype, from: 0)
+            if op == .avg, bytes > 0, let base = output.baseAddress {
+                [UnsafeRawPointer(base)].withUnsafeBufferPointer {
+                    Reduction.reduce($0, into: base, count: count, dtype: dtype, op: .avg, divisor: worldSize)
+                }
+            }
+        }
+    }
+
+    public func allGather(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
+        throws(CCLError)
+    {
+        try guarded { () throws(CCLError) in
+            try gatherBlocks(input, into: output, count: count, dtype: dtype, toNode: nil)
+            try local.broadcast(output, count: worldSize * count, dtype: dtype, from: 0)
+        }
+    }
+
+    public func gather(
+        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, to root: Int
+    ) throws(CCLError) {
+        try guarded { () throws(CCLError) in
+            let rootNode = nodeRanks.firstIndex { $0.contains(root) } ?? 0
+            let leaderOutput =
+                isLeader && myNode == rootNode
+                ? scratch(worldSize * count * dtype.size) : UnsafeMutableRawBufferPointer(start: nil, count: 0)
+            try gatherBlocks(input, into: rank == root ? output : leaderOutput, count: count, dtype: dtype, toNode: rootNode)
+            // The root's leader holds the result; pass it to the root when that is another rank.
+            let rootLeader = nodeRanks[rootNode][0]
+            guard root != rootLeader, myNode == rootNode else { return }
+            let localRoot = nodeRanks[rootNode].firstIndex(of: root) ?? 0
+            if rank == rootLeader {
+                try local.send(UnsafeRawBufferPointer(leaderOutput), count: worldSize * count, dtype: dtype, to: localRoot)
+            } else if rank == root {
+                try local.recv(into: output, count: worldSize * count, dtype: dtype, from: 0)
+            }
+        }
+    }
+
+    /// Gathers every rank's block, in group order, into the output of the leader of `toNode`
+    /// (every leader when nil); `output` must hold worldSize × count elements there.
+    private func gatherBlocks(
+        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, toNode: Int?
+    ) throws(CCLError) {
+        let size = dtype.size, block = count * size
+        let widest = nodeRanks.map(\.count).max() ?? 1
+        let mine = nodeRanks[myNode]
+        let nodeBlocks = scratch(2 * widest * block * nodeRanks.count + widest * block)
+        let localGathered = UnsafeMutableRawBufferPointer(rebasing: nodeBlocks[0..<(widest * block)])
+        try local.gather(input, into: localGathered, count: count, dtype: dtype, to: 0)
+        guard let leaders else { return }
+        let all = UnsafeMutableRawBufferPointer(rebasing: nodeBlocks[(widest * block)..<(widest * block * (1 + nodeRanks.count))])
+        if let toNode {
+            try leaders.gather(UnsafeRawBufferPointer(localGathered), into: all, count: widest * count, dtype: dtype, to: toNode)
+            guard myNode == toNode else { return }
+        } else {
+            try leaders.allGather(UnsafeRawBufferPointer(localGathered), into: all, count: widest * count, dtype: dtype)
+        }
+        guard let target = output.baseAddress, let source = all.baseAddress, block > 0 else { return }
+        for (node, members) in nodeRanks.enumerated() {
+            for (index, member) in members.enumerated() {
+                (target + member * block).copyMemory(from: source + (node * widest + index) * block, byteCount: block)
+            }
+        }
+        _ = mine
+    }
+
+    public func reduceScatter(
+        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
+    ) throws(CCLError) {
+        try guarded { () throws(CCLError) in
+            let block = count * dtype.size
+            let whole = UnsafeMutableRawBufferPointer.allocate(byteCount: max(64, worldSize * block), alignment: 64)
+            defer { whole.deallocate() }
+            guard input.count >= worldSize * block, output.count >= block else {
+                throw CCLError(
+                    .invalidArgument, operation: "reduceScatter", rank: rank,
+                    "buffers hold \(input.count) and \(output.count) bytes; \(worldSize * block) and \(block) needed")
+            }
+            try allReduce(
+                input, into: UnsafeMutableRawBufferPointer(rebasing: whole[0..<(worldSize * block)]), count: worldSize * count,
+                dtype: dtype, op: op)
+            if block > 0, let target = output.baseAddress, let source = whole.baseAddress {
+                target.copyMemory(from: source + rank * block, byteCount: block)
+            }
+        }
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from root: Int) throws(CCLError) {
+        try guarded { () throws(CCLError) in
+            let rootNode = nodeRanks.firstIndex { $0.contains(root) } ?? 0
+            if myNode == rootNode {
+                try local.broadcast(buffer, count: count, dtype: dtype, from: nodeRanks[rootNode].firstIndex(of: root) ?? 0)
+            }
+            try leaders?.broadcast(buffer, count: count, dtype: dtype, from: rootNode)
+            if myNode != rootNode { try local.broadcast(buffer, count: count, dtype: dtype, from: 0) }
+        }
+    }
+
+    public func send(_ buffer: UnsafeRawBufferPointer, count: Int, dtype: DType, to peer: Int) throws(CCLError) {
+        try guarded { () throws(CCLError) in
+            if let localPeer = nodeRanks[myNode].firstIndex(of: peer) {
+                try local.send(buffer, count: count, dtype: dtype, to: localPeer)
+            } else {
+                try mesh.send(buffer, count: count, dtype: dtype, to: peer)
+            }
+        }
+    }
+
+    public func recv(into buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from peer: Int) throws(CCLError) {
+        try guarded { () throws(CCLError) in
+            if let localPeer = nodeRanks[myNode].firstIndex(of: peer) {
+                try local.recv(into: buffer, count: count, dtype: dtype, from: localPeer)
+            } else {
+                try mesh.recv(into: buffer, count: count, dtype: dtype, from: peer)
+            }
+        }
+    }
+
+    public func sendRecv(
+        _ buffer: UnsafeRawBufferPointer, to destination: Int, into output: UnsafeMutableRawBufferPointer, from source: Int, count: Int,
+        dtype: DType
+    ) throws(CCLError) {
+        try guarded { () throws(CCLError) in
+            let members = nodeRanks[myNode]
+            let localDestination = members.firstIndex(of: destination), localSource = members.firstIndex(of: source)
+            if let localDestination, let localSource {
+                try local.sendRecv(buffer, to: localDestination, into: output, from: localSource, count: count, dtype: dtype)
+            } else if localDestination == nil, localSource == nil {
+                try mesh.sendRecv(buffer, to: destination, into: output, from: source, count: count, dtype: dtype)
+            } else {
+                // One side in the node, one outside: each message takes its pair's channel, so run the
+                // send on another thread (the two communicators are independent) while receiving here.
+                nonisolated(unsafe) let sending = buffer
+                nonisolated(unsafe) var sendError: CCLError?
+                let sent = DispatchSemaphore(value: 0)
+                DispatchQueue.global().async { [self] in
+                    do throws(CCLError) { try send(sending, count: count, dtype: dtype, to: destination) } catch { sendError = error }
+                    sent.signal()
+                }
+                var receiveError: CCLError?
+                do throws(CCLError) { try recv(into: output, count: count, dtype: dtype, from: source) } catch { receiveError = error }
+                sent.wait()
+                if let error = receiveError ?? sendError { throw error }
+            }
+        }
+    }
+
+    public func barrier() throws(CCLError) {
+        try guarded { () throws(CCLError) in
+            try local.barrier()
+            try leaders?.barrier()
+            try local.barrier()
+        }
+    }
+}
