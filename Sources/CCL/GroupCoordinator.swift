@@ -4,8 +4,8 @@ import CCLStore
 import CCLTopology
 
 /// One group a rank belongs to (vLLM's `GroupCoordinator`): its ranks, this rank's place in it,
-/// a process group under its own store prefix, its broadcast queue, and the slot the CPU
-/// communicator (collectives) will fill.
+/// a process group under its own store prefix, its broadcast queue, and its CPU communicator
+/// (vLLM's `cpu_group`: shared memory inside a node, TCP across, hierarchical for both).
 ///
 /// Made collectively: every rank creates, for each kind, the groups of the layout in list order
 /// (`coordinators(for:)`), exactly as vLLM does, so ranks agree on names and keys.
@@ -21,13 +21,16 @@ public final class GroupCoordinator: @unchecked Sendable {
     public let group: StatelessProcessGroup
     /// The group's broadcast queue (first rank writes), when asked for.
     public let queue: MessageQueueEnd?
-    /// Filled by the CPU collectives once they exist; nil until then.
-    public var cpuCommunicator: (any Sendable)?
+    /// The group's collectives, when asked for.
+    public let cpuCommunicator: (any Communicator)?
 
     public var worldSize: Int { ranks.count }
     public var isFirstRank: Bool { rankInGroup == 0 }
 
-    init(name: String, kind: ParallelLayout.Kind, ranks: [Int], rank: Int, group: StatelessProcessGroup, queue: MessageQueueEnd?) {
+    init(
+        name: String, kind: ParallelLayout.Kind, ranks: [Int], rank: Int, group: StatelessProcessGroup, queue: MessageQueueEnd?,
+        cpuCommunicator: (any Communicator)?
+    ) {
         self.name = name
         self.kind = kind
         self.ranks = ranks
@@ -35,16 +38,19 @@ public final class GroupCoordinator: @unchecked Sendable {
         rankInGroup = ranks.firstIndex(of: rank) ?? 0
         self.group = group
         self.queue = queue
+        self.cpuCommunicator = cpuCommunicator
     }
 
     /// This rank's group of `kind`, with its store namespace `name` and, when `withQueue`, its
-    /// broadcast queue (same-node members on shared memory, others over TCP).
+    /// broadcast queue (same-node members on shared memory, others over TCP), and, when
+    /// `collectives` is given, its CPU communicator (`CPUCommunicator.create`).
     ///
     /// - Parameters:
     ///   - nodes: node of every global rank (`NodeLayout` of the world group).
     public static func create(
         _ kind: ParallelLayout.Kind, layout: ParallelLayout, rank: Int, store: any Store, nodes: NodeLayout,
-        withQueue: Bool = false, options: QueueOptions = QueueOptions(), timeout: Timeout = .seconds(300)
+        withQueue: Bool = false, options: QueueOptions = QueueOptions(), collectives: CollectiveOptions? = nil,
+        timeout: Timeout = .seconds(300)
     ) throws(CCLError) -> GroupCoordinator {
         guard nodes.nodeOfRank.count == layout.world else {
             throw CCLError(
@@ -60,13 +66,17 @@ public final class GroupCoordinator: @unchecked Sendable {
         let group = try StatelessProcessGroup(
             rank: ranks.firstIndex(of: rank) ?? 0, worldSize: ranks.count, store: store, name: name, timeout: timeout,
             globalRanks: ranks)
+        let local = NodeLayout(nodeOfRank: ranks.map { nodes.nodeOfRank[$0] })
         var queue: MessageQueueEnd?
         if withQueue, ranks.count > 1 {
-            let local = NodeLayout(nodeOfRank: ranks.map { nodes.nodeOfRank[$0] })
             var queueOptions = options
             queueOptions.timeout = timeout
             queue = try MessageQueueEnd.create(from: group, writer: 0, nodes: local, options: queueOptions)
         }
-        return GroupCoordinator(name: name, kind: kind, ranks: ranks, rank: rank, group: group, queue: queue)
+        let communicator = try collectives.map { (options) throws(CCLError) in
+            try CPUCommunicator.create(group: group, nodes: local, options: options)
+        }
+        return GroupCoordinator(
+            name: name, kind: kind, ranks: ranks, rank: rank, group: group, queue: queue, cpuCommunicator: communicator)
     }
 }

@@ -5,7 +5,9 @@ public struct CCLCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "ccl",
         abstract: "swift-ccl: distributed communication for LLM inference.",
-        subcommands: [BenchCommand.self, LaunchCommand.self, StoreCommand.self, TopologyCommand.self]
+        subcommands: [
+            DemoCommand.self, DemoRankCommand.self, BenchCommand.self, LaunchCommand.self, StoreCommand.self, TopologyCommand.self,
+        ]
     )
 
     public init() {}
