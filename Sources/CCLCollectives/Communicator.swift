@@ -59,9 +59,13 @@ public protocol Communicator: AnyObject, Sendable {
 
 /// Checks one call's arguments before any rank is waited on; errors name the call and the rank.
 struct CallCheck {
-    let operation: String
+    let name: String
+    let group: String
     let rank: Int
     let worldSize: Int
+
+    /// Built only when an error needs it (the checks run on every call).
+    var operation: String { "\(name) on group \(group)" }
 
     func count(_ count: Int, _ dtype: DType) throws(CCLError) -> Int {
         let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.size)

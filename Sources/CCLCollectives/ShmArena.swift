@@ -34,7 +34,12 @@ final class ShmArena: @unchecked Sendable {
         self.rank = rank
         globalRanks = group.globalRanks ?? Array(0..<group.worldSize)
         groupName = group.name
+        let cpus = CPUAffinity.allowedCPUs().count
+        let oversubscribed = cpus > 0 && group.worldSize > cpus
+        var policy = policy
+        if oversubscribed { policy.spinNanoseconds = 0 }
         self.policy = policy
+        inlineSpins = oversubscribed ? 0 : 64
     }
 
     /// Collective over `group` (all ranks on this node): rank 0 creates the arena and passes its
@@ -112,20 +117,34 @@ final class ShmArena: @unchecked Sendable {
     }
 
     /// Reaches the next sync point and waits for every rank to reach it.
+    ///
+    /// The fast path (everyone already there, or arriving within a short spin) reads the epochs
+    /// in a plain loop: no closure, no allocation.
     func syncAll(_ what: @autoclosure () -> String, budget: inout CallBudget) throws(CCLError) {
         let target = arrive()
-        var pending = 0
-        let ready = { () -> Bool in
-            while pending < self.worldSize {
-                if self.view.epoch(pending).load(ordering: .acquiring) < target { return false }
-                pending += 1
-            }
-            return true
+        firstPending = 0
+        for _ in 0..<inlineSpins {
+            if allArrived(target) { return }
+            Futex.relax()
         }
-        if ready() { return }
         try wait(
-            until: ready, budget: &budget, what,
-            waitingFor: { (pending..<self.worldSize).filter { self.view.epoch($0).load(ordering: .acquiring) < target } })
+            until: { self.allArrived(target) }, budget: &budget, what,
+            waitingFor: { (0..<self.worldSize).filter { self.view.epoch($0).load(ordering: .acquiring) < target } })
+    }
+
+    /// Spins of the inline fast path before the adaptive wait (~1 µs); none when the node's
+    /// ranks outnumber this process's CPUs (spinning would hold the core a peer needs).
+    private let inlineSpins: Int
+    /// Ranks below this one are known to have reached the current sync point.
+    private var firstPending = 0
+
+    @inline(__always)
+    private func allArrived(_ target: UInt64) -> Bool {
+        while firstPending < worldSize {
+            if view.epoch(firstPending).load(ordering: .acquiring) < target { return false }
+            firstPending += 1
+        }
+        return true
     }
 
     /// Waits until `ready()`; after each sleep slice checks that the ranks `waitingFor()` names

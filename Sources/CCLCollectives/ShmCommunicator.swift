@@ -22,7 +22,10 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     private var parity = 0
     /// The call being run, checked at its first sync.
     private var pendingCheck: Fingerprint?
-    private var operation = ""
+    /// The call being run (its description is built only for errors).
+    private var call = Fingerprint(sequence: 0, kind: .barrier, dtype: .uint8, count: 0)
+    /// Source pointers for the reductions, one per rank (allocated once).
+    let sources: UnsafeMutableBufferPointer<UnsafeRawPointer>
     private var budget = CallBudget(.indefinite)
     /// Per peer: pieces sent and received through its mailbox, and messages sent and received.
     var piecesSent: [UInt64]
@@ -37,11 +40,15 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
             mailboxBytes: options.mailboxBytes ?? CollectiveOptions.defaultMailboxBytes(worldSize: group.worldSize),
             policy: options.wait)
         self.options = options
+        sources = .allocate(capacity: group.worldSize)
+        sources.initialize(repeating: UnsafeRawPointer(arena.view.base))
         piecesSent = Array(repeating: 0, count: group.worldSize)
         piecesReceived = piecesSent
         messagesSent = piecesSent
         messagesReceived = piecesSent
     }
+
+    deinit { sources.deallocate() }
 
     // MARK: SlotTransport
 
@@ -58,7 +65,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     func slot(of rank: Int) -> UnsafeMutableRawPointer { arena.view.slot(rank: rank, parity: parity) }
 
     func sync() throws(CCLError) {
-        try arena.syncAll(operation, budget: &budget)
+        try arena.syncAll("\(call) on group \(arena.groupName)", budget: &budget)
         if let expected = pendingCheck {
             pendingCheck = nil
             try compareCalls(expected)
@@ -71,8 +78,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     private func begin(_ kind: CollectiveKind, dtype: DType, op: ReduceOp? = nil, count: Int, root: Int? = nil) throws(CCLError) {
         if let broken = arena.broken { throw broken }
         sequence &+= 1
-        let call = Fingerprint(sequence: sequence, kind: kind, dtype: dtype, op: op, count: count, root: root)
-        operation = "\(call) on group \(arena.groupName)"
+        call = Fingerprint(sequence: sequence, kind: kind, dtype: dtype, op: op, count: count, root: root)
         budget = CallBudget(options.timeout)
         if options.checkCalls {
             let words = call.words
@@ -117,7 +123,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     }
 
     func check(_ name: String) -> CallCheck {
-        CallCheck(operation: "\(name) on group \(arena.groupName)", rank: arena.globalRanks[rank], worldSize: worldSize)
+        CallCheck(name: name, group: arena.groupName, rank: arena.globalRanks[rank], worldSize: worldSize)
     }
 
     public func allReduce(

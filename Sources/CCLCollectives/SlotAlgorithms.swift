@@ -11,6 +11,8 @@ protocol SlotTransport: AnyObject {
     var slotWorldSize: Int { get }
     var slotBytes: Int { get }
     /// Starts the next round: `slot(of:)` now gives that round's slots.
+    /// Scratch for one source pointer per rank (owned by the transport).
+    var sources: UnsafeMutableBufferPointer<UnsafeRawPointer> { get }
     func nextRound()
     func slot(of rank: Int) -> UnsafeMutableRawPointer
     /// Every rank reached this point (the first sync of a call also compares the calls).
@@ -50,18 +52,12 @@ extension SlotTransport {
         } while offset < count
     }
 
-    private func withSources<R>(_ body: (UnsafeMutableBufferPointer<UnsafeRawPointer>) throws(CCLError) -> R) throws(CCLError) -> R {
-        let sources = UnsafeMutableBufferPointer<UnsafeRawPointer>.allocate(capacity: slotWorldSize)
-        defer { sources.deallocate() }
-        return try body(sources)
-    }
-
     func slotAllReduce(
         _ input: UnsafeRawPointer, _ output: UnsafeMutableRawPointer, count: Int, dtype: DType, op: ReduceOp, algorithm: SlotAllReduce
     ) throws(CCLError) {
         let size = dtype.size
         let n = slotWorldSize
-        try withSources { (sources) throws(CCLError) in
+        do {
             try forEachPiece(count: count, capacity: slotBytes / size) { (offset, length) throws(CCLError) in
                 nextRound()
                 slot(of: slotRank).copyMemory(from: input + offset * size, byteCount: length * size)
@@ -107,7 +103,7 @@ extension SlotTransport {
     ) throws(CCLError) {
         let size = dtype.size
         let n = slotWorldSize
-        try withSources { (sources) throws(CCLError) in
+        do {
             try forEachPiece(count: count, capacity: slotBytes / size / n) { (offset, length) throws(CCLError) in
                 nextRound()
                 let mine = slot(of: slotRank)

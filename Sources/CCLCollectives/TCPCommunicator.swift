@@ -19,6 +19,8 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     static let abortKind: UInt64 = 0xFF
     static let maxReasonBytes = 4096
     static let stagedBytes = 16 << 10
+    /// The operation socket errors carry until `exchange` replaces it with the call's description.
+    static let pendingLabel = "tcp transfer"
 
     public let rank: Int
     public let worldSize: Int
@@ -33,7 +35,20 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     /// What frames of the current call carry, and what the ones received must carry.
     private var sendCall = (UInt64(0), UInt64(0), UInt64(0))
     private var expectedCall = (UInt64(0), UInt64(0), UInt64(0))
-    private var operation = ""
+    /// What the current call is, described only when an error needs it.
+    private enum CallLabel {
+        case collective(Fingerprint)
+        case pointToPoint(destination: Int?, source: Int?, dtype: DType, count: Int)
+    }
+    private var label = CallLabel.collective(Fingerprint(sequence: 0, kind: .barrier, dtype: .uint8, count: 0))
+    private var operation: String {
+        switch label {
+        case .collective(let call): return "\(call) on group \(groupName)"
+        case .pointToPoint(let destination, let source, let dtype, let count):
+            let parts = [destination.map { "send to \(name(of: $0))" }, source.map { "recv from \(name(of: $0))" }].compactMap { $0 }
+            return parts.joined(separator: " and ") + " (\(dtype), count \(count)) on group \(groupName)"
+        }
+    }
     private var budget = CallBudget(.indefinite)
     private var broken: CCLError?
     private var scratchBuffer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
@@ -81,8 +96,11 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         do {
             try transfer(send: send, to: to, receive: receive, from: from)
         } catch {
-            fail(error)
-            throw error
+            // Socket errors carry a placeholder operation: name the call now.
+            var named = error
+            if named.operation == Self.pendingLabel { named.operation = operation }
+            fail(named)
+            throw named
         }
     }
 
@@ -121,12 +139,12 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         }
         try TCPConnection.exchange(
             send: outgoing.map { ($0, sendFirst) }, receive: incoming.map { ($0, incomingHeader) }, timeout: budget.next(),
-            operation: operation)
+            operation: Self.pendingLabel)
         if let incoming, let from { try checkHeader(from: from, connection: incoming, expecting: receive.count) }
         if sendLater.count > 0 || receive.count > 0 {
             try TCPConnection.exchange(
                 send: sendLater.count > 0 ? outgoing.map { ($0, sendLater) } : nil,
-                receive: receive.count > 0 ? incoming.map { ($0, receive) } : nil, timeout: budget.next(), operation: operation)
+                receive: receive.count > 0 ? incoming.map { ($0, receive) } : nil, timeout: budget.next(), operation: Self.pendingLabel)
         }
     }
 
@@ -195,12 +213,12 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         let call = Fingerprint(sequence: sequence, kind: kind, dtype: dtype, op: op, count: count, root: root)
         sendCall = call.words
         expectedCall = sendCall
-        operation = "\(call) on group \(groupName)"
+        label = .collective(call)
         budget = CallBudget(options.timeout)
     }
 
     private func check(_ name: String) -> CallCheck {
-        CallCheck(operation: "\(name) on group \(groupName)", rank: globalRanks[rank], worldSize: worldSize)
+        CallCheck(name: name, group: groupName, rank: globalRanks[rank], worldSize: worldSize)
     }
 
     /// Argument errors: the peers are told at once rather than at their timeout.
@@ -343,9 +361,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
             expectedCall = Fingerprint(sequence: messagesReceived[source], kind: .sendRecv, dtype: dtype, count: count, root: source).words
             incoming = UnsafeMutableRawBufferPointer(rebasing: receive[0..<bytes])
         }
-        operation =
-            [destination.map { "send to \(name(of: $0))" }, source.map { "recv from \(name(of: $0))" }].compactMap { $0 }
-            .joined(separator: " and ") + " (\(dtype), count \(count)) on group \(groupName)"
+        label = .pointToPoint(destination: destination, source: source, dtype: dtype, count: count)
         // One frame per message, in chunks when large, so both directions progress together.
         var offset = 0
         repeat {

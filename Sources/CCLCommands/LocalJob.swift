@@ -6,6 +6,7 @@ import Foundation
 /// Runs this executable again as `ranks` local processes (`ccl <subcommand> ...`), with a store
 /// here, the way `ccl launch` does: used by `ccl bench <collective>` and `ccl demo`.
 ///
+/// Ranks are pinned to one CPU each (`CCL_CPU`) when there are no more ranks than CPUs.
 /// Rank 0's output is copied as is (it prints the report); other ranks' lines get `[rank R]`.
 /// Exits non-zero (ExitCode) when a rank fails, after the launcher's summary.
 enum LocalJob {
@@ -14,6 +15,9 @@ enum LocalJob {
         let server = try TCPStoreServer(host: "127.0.0.1", port: 0, token: secret)
         defer { server.close() }
         let base = ProcessInfo.processInfo.environment
+        // Like Open MPI: one core per rank when there are enough (CCL_BIND=0 turns it off).
+        let cpus = CPUAffinity.allowedCPUs()
+        let bind = base["CCL_BIND"] != "0" && ranks > 1 && ranks <= cpus.count
         let environments = (0..<ranks).map { rank in
             var env = base.merging(extra) { _, new in new }
             env["CCL_RANK"] = "\(rank)"
@@ -26,6 +30,7 @@ enum LocalJob {
             env["CCL_MASTER_PORT"] = "\(server.port)"
             env["CCL_TOKEN"] = secret
             env["CCL_STORE_IN_LAUNCHER"] = "1"
+            if bind { env["CCL_CPU"] = "\(cpus[rank])" }
             return env
         }
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]

@@ -16,6 +16,14 @@ final class RankSetup {
 
     init(timeout: Timeout = .seconds(120)) throws {
         environment = ProcessInfo.processInfo.environment
+        if let text = environment["CCL_CPU"], !text.isEmpty {
+            guard let cpu = Int(text), cpu >= 0 else {
+                throw CCLError(.invalidArgument, operation: "bind to a CPU", "CCL_CPU=\(text) is not a CPU number")
+            }
+            do { try CPUAffinity.bind(to: cpu) } catch {
+                throw CCLError.system(error, operation: "bind to CPU \(cpu) (CCL_CPU)")
+            }
+        }
         launch = try LaunchEnvironment.parse(environment)
         (store, server) = try Rendezvous.join(launch, environment: environment, timeout: timeout)
         world = try StatelessProcessGroup(rank: launch.rank, worldSize: launch.worldSize, store: store, name: "world", timeout: timeout)

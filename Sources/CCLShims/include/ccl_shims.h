@@ -21,4 +21,9 @@ static inline void ccl_cpu_relax(void) {
 #endif
 }
 
+/// Fills `cpus` with the CPUs this process may run on (at most `capacity`); returns how many, or -1.
+int ccl_allowed_cpus(int *cpus, int capacity);
+/// Pins the calling thread to `cpu` (sched_setaffinity); 0 or -1 with errno.
+int ccl_bind_to_cpu(int cpu);
+
 #endif
