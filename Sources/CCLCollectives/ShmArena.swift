@@ -34,8 +34,7 @@ final class ShmArena: @unchecked Sendable {
         self.rank = rank
         globalRanks = group.globalRanks ?? Array(0..<group.worldSize)
         groupName = group.name
-        let cpus = CPUAffinity.allowedCPUs().count
-        let oversubscribed = cpus > 0 && group.worldSize > cpus
+        let oversubscribed = group.worldSize > CPUAffinity.onlineCPUs
         var policy = policy
         if oversubscribed { policy.spinNanoseconds = 0 }
         self.policy = policy

@@ -11,6 +11,9 @@ public enum CPUAffinity {
         return count > 0 ? cpus.prefix(Int(count)).map(Int.init) : []
     }
 
+    /// CPUs online on this machine (not this process's mask, which pinning narrows to one).
+    public static var onlineCPUs: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+
     /// Pins this process's calling thread (and threads it starts later) to `cpu`.
     public static func bind(to cpu: Int) throws(SystemError) {
         _ = try sysCall("sched_setaffinity") { ccl_bind_to_cpu(Int32(cpu)) }
