@@ -5,8 +5,8 @@ import Foundation
 // `collectives` mode: one rank that checks every collective against a straightforward reference.
 //
 //   collectives port=P token=T rank=R world=W [node=ID] [transport=auto|shm|tcp] [counts=0,1,7]
-//               [dtypes=float32,…] [groups=tp2pp2] [mismatch=R what=count|op|dtype|root|kind]
-//               [killself=R] [timeout=SECONDS]
+//               [dtypes=float32,…] [mismatch=R what=count|op|dtype|root|kind]
+//               [killself=R] [timeout=SECONDS] [chost=ADDRESS] [host=STORE-ADDRESS] [slot=BYTES]
 //
 // Prints `TRANSPORT <description>`, then `DONE <checks>`, or `ERROR <code> <description>`.
 
@@ -228,6 +228,7 @@ func collectives() throws {
     options.transport = CollectiveOptions.Transport(rawValue: arguments["transport"] ?? "auto") ?? .auto
     options.timeout = .seconds(Double(int("timeout", 60)))
     options.token = arguments["token"] ?? ""
+    options.host = arguments["chost"] ?? options.host
     if let slot = arguments["slot"].flatMap(Int.init) { options.slotBytes = slot }
     let communicator = try CPUCommunicator.create(group: world, nodes: nodes, options: options)
     say("TRANSPORT \(communicator.transportDescription)")
