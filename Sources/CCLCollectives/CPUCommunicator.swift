@@ -1,5 +1,6 @@
 import CCLCore
 import CCLStore
+import Logging
 
 /// Picks and makes the CPU communicator of a group (vLLM's `cpu_group` / torch's Gloo group).
 public enum CPUCommunicator {
@@ -38,7 +39,14 @@ public enum CPUCommunicator {
                 .invalidArgument, operation: "create CPU communicator for group \(group.name)", rank: group.rank,
                 "the node layout has \(nodes.nodeOfRank.count) ranks, the group \(group.worldSize)")
         }
-        switch try choose(options.transport, nodes: nodes) {
+        let choice = try choose(options.transport, nodes: nodes)
+        if choice != .shm, nodes.nodeCount > 1, ["127.0.0.1", "::1", "localhost"].contains(options.host) {
+            // Right only when the "nodes" share this machine's loopback (tests); say so.
+            options.logger.warning(
+                "group \(group.name) spans \(nodes.nodeCount) nodes but rank \(group.rank) listens on \(options.host); set CCL_HOST to an address of this node the others reach"
+            )
+        }
+        switch choice {
         case .shm: return try ShmCommunicator(group: group, options: options)
         case .tcp: return try TCPCommunicator(group: group, options: options)
         case .hierarchical: return try HierarchicalCommunicator(group: group, nodes: nodes, options: options)

@@ -1,5 +1,6 @@
 import CCLCore
 import CCLSystem
+import Logging
 
 /// Settings of a CPU communicator. Every rank of a group must use the same sizes and algorithm
 /// overrides (the arena checks the sizes when it attaches).
@@ -25,12 +26,16 @@ public struct CollectiveOptions: Sendable {
     public var shmAllReduce: SlotAllReduce?
     /// How waits spin, yield and sleep.
     public var wait = WaitPolicy()
-    /// The address this rank's TCP listener binds and advertises to its peers.
+    /// The address this rank's TCP listener binds and advertises to its peers (`CCL_HOST`): an
+    /// address of this node the other nodes reach. Loopback works only within one machine.
     public var host = "127.0.0.1"
     /// Shared secret every TCP connection presents (the store's token; `CCL_TOKEN`).
     public var token = ""
     /// Forces the TCP all-reduce (`CCL_ALGO=ring|rd`); nil chooses by size.
     public var tcpAllReduce: PeerAllReduce?
+
+    /// Warnings (a multi-node group listening on loopback).
+    public var logger = Logger(label: "ccl.collectives")
 
     public init() {}
 
@@ -41,7 +46,8 @@ public struct CollectiveOptions: Sendable {
     }
 
     /// Options from `CCL_ALGO`, `CCL_CHECK_CALLS`, `CCL_SHM_SLOT_BYTES`, `CCL_TRANSPORT`,
-    /// `CCL_TIMEOUT` (seconds) and `CCL_TOKEN`, over `base`. Errors name the variable and value.
+    /// `CCL_TIMEOUT` (seconds), `CCL_HOST` and `CCL_TOKEN`, over `base`. Errors name the variable
+    /// and value.
     public static func fromEnvironment(_ environment: [String: String], base: CollectiveOptions = CollectiveOptions())
         throws(CCLError) -> CollectiveOptions
     {
@@ -83,6 +89,11 @@ public struct CollectiveOptions: Sendable {
             options.timeout = .seconds(seconds)
         }
         if let value = environment["CCL_TOKEN"] { options.token = value }
+        if let value = environment["CCL_HOST"], !value.isEmpty {
+            let host = value.hasPrefix("[") && value.hasSuffix("]") ? String(value.dropFirst().dropLast()) : value
+            guard !host.contains(where: { $0 == " " || $0 == "/" }) else { throw bad("CCL_HOST", value, "an address or host name") }
+            options.host = host
+        }
         return options
     }
 }

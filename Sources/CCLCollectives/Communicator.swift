@@ -44,7 +44,9 @@ public protocol Communicator: AnyObject, Sendable {
     func gather(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, to root: Int)
         throws(CCLError)
     /// Sends `count` elements to `peer`, who calls `recv` with the same count and dtype. Messages
-    /// between one pair arrive in order. May return before the peer has received.
+    /// between one pair arrive in order. May return before the peer has received. Like MPI, keep
+    /// the order of sends, receives and collectives consistent between a pair: over TCP a receive
+    /// or collective that meets the other's message of another kind fails as a mismatch.
     func send(_ buffer: UnsafeRawBufferPointer, count: Int, dtype: DType, to peer: Int) throws(CCLError)
     func recv(into buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from peer: Int) throws(CCLError)
     /// Sends `buffer` to `destination` while receiving `count` elements from `source`

@@ -17,6 +17,7 @@ import Dispatch
 public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
     public let rank: Int
     public let worldSize: Int
+    let groupName: String
     public var transportDescription: String { "hierarchical (\(nodeRanks.count) nodes: shm inside, tcp between)" }
     let local: ShmCommunicator
     /// Among node leaders; nil on other ranks.
@@ -31,6 +32,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
     public init(group: StatelessProcessGroup, nodes: NodeLayout, options: CollectiveOptions = CollectiveOptions()) throws(CCLError) {
         rank = group.rank
         worldSize = group.worldSize
+        groupName = group.name
         var byNode: [String: [Int]] = [:]
         var order: [String] = []
         for (member, node) in nodes.nodeOfRank.enumerated() {
@@ -60,6 +62,10 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
 
     private var isLeader: Bool { leaders != nil }
 
+    private func check(_ name: String) -> CallCheck {
+        CallCheck(name: name, group: groupName, rank: rank, worldSize: worldSize)
+    }
+
     /// Runs one call's steps; a failure in any part is passed to the others (their peers then
     /// fail with its reason instead of a lost connection or a timeout).
     private func guarded(_ body: () throws(CCLError) -> Void) throws(CCLError) {
@@ -77,9 +83,12 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
     ) throws(CCLError) {
         try guarded { () throws(CCLError) in
+            let check = check("allReduce")
+            let bytes = try check.count(count, dtype)
+            try check.buffer("input", has: input.count, needs: bytes)
+            try check.buffer("output", has: output.count, needs: bytes)
             let step = op == .avg ? ReduceOp.sum : op
             try local.allReduce(input, into: output, count: count, dtype: dtype, op: step)
-            let bytes = count * dtype.size
             if let leaders {
                 try leaders.allReduce(UnsafeRawBufferPointer(output), into: output, count: count, dtype: dtype, op: step)
             }
@@ -96,7 +105,12 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         throws(CCLError)
     {
         try guarded { () throws(CCLError) in
-            try gatherBlocks(input, into: output, count: count, dtype: dtype, toNode: nil)
+            let check = check("allGather")
+            let bytes = try check.count(count, dtype)
+            try check.buffer("input", has: input.count, needs: bytes)
+            try check.buffer("output", has: output.count, needs: check.times(bytes, worldSize))
+            let workspace = scratch(try workspaceBytes(block: bytes, check: check))
+            try gatherBlocks(input, into: output, count: count, dtype: dtype, toNode: nil, workspace: workspace)
             try local.broadcast(output, count: worldSize * count, dtype: dtype, from: 0)
         }
     }
@@ -105,11 +119,23 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, to root: Int
     ) throws(CCLError) {
         try guarded { () throws(CCLError) in
+            let check = check("gather")
+            try check.peer(root, role: "root")
+            let bytes = try check.count(count, dtype)
+            try check.buffer("input", has: input.count, needs: bytes)
+            let all = try check.times(bytes, worldSize)
+            if rank == root { try check.buffer("output", has: output.count, needs: all) }
             let rootNode = nodeRanks.firstIndex { $0.contains(root) } ?? 0
+            // One region: the workspace, then (on the root's leader) the gathered result.
+            let needed = try workspaceBytes(block: bytes, check: check)
+            let region = scratch(needed + all)
+            let workspace = UnsafeMutableRawBufferPointer(rebasing: region[0..<needed])
             let leaderOutput =
                 isLeader && myNode == rootNode
-                ? scratch(worldSize * count * dtype.size) : UnsafeMutableRawBufferPointer(start: nil, count: 0)
-            try gatherBlocks(input, into: rank == root ? output : leaderOutput, count: count, dtype: dtype, toNode: rootNode)
+                ? UnsafeMutableRawBufferPointer(rebasing: region[needed..<(needed + all)])
+                : UnsafeMutableRawBufferPointer(start: nil, count: 0)
+            try gatherBlocks(
+                input, into: rank == root ? output : leaderOutput, count: count, dtype: dtype, toNode: rootNode, workspace: workspace)
             // The root's leader holds the result; pass it to the root when that is another rank.
             let rootLeader = nodeRanks[rootNode][0]
             guard root != rootLeader, myNode == rootNode else { return }
@@ -122,15 +148,22 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         }
     }
 
+    /// Bytes `gatherBlocks` needs as workspace for blocks of `block` bytes: this node's blocks and
+    /// every node's, each padded to the widest node.
+    private func workspaceBytes(block: Int, check: CallCheck) throws(CCLError) -> Int {
+        let widest = nodeRanks.map(\.count).max() ?? 1
+        return try check.times(try check.times(block, widest), nodeRanks.count + 1)
+    }
+
     /// Gathers every rank's block, in group order, into the output of the leader of `toNode`
-    /// (every leader when nil); `output` must hold worldSize × count elements there.
+    /// (every leader when nil); `output` must hold worldSize × count elements there, and must not
+    /// overlap `workspace` (`workspaceBytes`).
     private func gatherBlocks(
-        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, toNode: Int?
+        _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, toNode: Int?,
+        workspace nodeBlocks: UnsafeMutableRawBufferPointer
     ) throws(CCLError) {
         let size = dtype.size, block = count * size
         let widest = nodeRanks.map(\.count).max() ?? 1
-        let mine = nodeRanks[myNode]
-        let nodeBlocks = scratch(2 * widest * block * nodeRanks.count + widest * block)
         let localGathered = UnsafeMutableRawBufferPointer(rebasing: nodeBlocks[0..<(widest * block)])
         try local.gather(input, into: localGathered, count: count, dtype: dtype, to: 0)
         guard let leaders else { return }
@@ -147,21 +180,18 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
                 (target + member * block).copyMemory(from: source + (node * widest + index) * block, byteCount: block)
             }
         }
-        _ = mine
     }
 
     public func reduceScatter(
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
     ) throws(CCLError) {
         try guarded { () throws(CCLError) in
-            let block = count * dtype.size
+            let check = check("reduceScatter")
+            let block = try check.count(count, dtype)
+            try check.buffer("input", has: input.count, needs: check.times(block, worldSize))
+            try check.buffer("output", has: output.count, needs: block)
             let whole = UnsafeMutableRawBufferPointer.allocate(byteCount: max(64, worldSize * block), alignment: 64)
             defer { whole.deallocate() }
-            guard input.count >= worldSize * block, output.count >= block else {
-                throw CCLError(
-                    .invalidArgument, operation: "reduceScatter", rank: rank,
-                    "buffers hold \(input.count) and \(output.count) bytes; \(worldSize * block) and \(block) needed")
-            }
             try allReduce(
                 input, into: UnsafeMutableRawBufferPointer(rebasing: whole[0..<(worldSize * block)]), count: worldSize * count,
                 dtype: dtype, op: op)
@@ -173,6 +203,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
 
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from root: Int) throws(CCLError) {
         try guarded { () throws(CCLError) in
+            try check("broadcast").peer(root, role: "root")
             let rootNode = nodeRanks.firstIndex { $0.contains(root) } ?? 0
             if myNode == rootNode {
                 try local.broadcast(buffer, count: count, dtype: dtype, from: nodeRanks[rootNode].firstIndex(of: root) ?? 0)
@@ -220,11 +251,23 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
                 nonisolated(unsafe) var sendError: CCLError?
                 let sent = DispatchSemaphore(value: 0)
                 DispatchQueue.global().async { [self] in
-                    do throws(CCLError) { try send(sending, count: count, dtype: dtype, to: destination) } catch { sendError = error }
+                    do throws(CCLError) {
+                        if let localDestination {
+                            try local.send(sending, count: count, dtype: dtype, to: localDestination)
+                        } else {
+                            try mesh.send(sending, count: count, dtype: dtype, to: destination)
+                        }
+                    } catch { sendError = error }
                     sent.signal()
                 }
                 var receiveError: CCLError?
-                do throws(CCLError) { try recv(into: output, count: count, dtype: dtype, from: source) } catch { receiveError = error }
+                do throws(CCLError) {
+                    if let localSource {
+                        try local.recv(into: output, count: count, dtype: dtype, from: localSource)
+                    } else {
+                        try mesh.recv(into: output, count: count, dtype: dtype, from: source)
+                    }
+                } catch { receiveError = error }
                 sent.wait()
                 if let error = receiveError ?? sendError { throw error }
             }

@@ -205,6 +205,9 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     public func barrier() throws(CCLError) {
         try begin(.barrier, dtype: .uint8, count: 0)
         guard worldSize > 1 else { return }
+        // Every call takes one round before its first sync, so a mismatched call (a barrier
+        // against an all-reduce) leaves every rank on the same slot parity.
+        nextRound()
         try sync()
     }
 

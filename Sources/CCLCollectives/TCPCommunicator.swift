@@ -51,6 +51,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     }
     private var budget = CallBudget(.indefinite)
     private var broken: CCLError?
+    private var announced = false
     private var scratchBuffer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     private let staging = UnsafeMutableRawBufferPointer.allocate(
         byteCount: TCPCommunicator.headerBytes + TCPCommunicator.stagedBytes, alignment: 64)
@@ -99,6 +100,17 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
             // Socket errors carry a placeholder operation: name the call now.
             var named = error
             if named.operation == Self.pendingLabel { named.operation = operation }
+            // The peer waited on may itself be waiting on the rank that is really missing and time
+            // out at the same moment: tell the others first, then give its notice a moment to
+            // arrive, since it names that rank.
+            if broken == nil, named.code == .timeout, let from {
+                announce(named)
+                if let notice = abortNotice(from: from, within: 1_000_000_000) {
+                    named = CCLError(
+                        .timeout, operation: operation, rank: globalRanks[rank], peer: name(of: from),
+                        "timed out waiting for \(name(of: from)), which gave up too: \(notice)")
+                }
+            }
             fail(named)
             throw named
         }
@@ -175,6 +187,16 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
             "ranks disagree on the call: \(name(of: peer)) called \(theirs); \(name(of: rank)) called \(mine)")
     }
 
+    /// The reason in an abort notice arriving from `peer` within `nanoseconds`, or nil.
+    private func abortNotice(from peer: Int, within nanoseconds: UInt64) -> String? {
+        guard let connection = connections[peer],
+            (try? connection.receiveAll(into: incomingHeader, timeout: .nanoseconds(nanoseconds))) != nil
+        else { return nil }
+        let raw = UnsafeRawBufferPointer(incomingHeader)
+        guard UInt64(littleEndian: raw.load(fromByteOffset: 8, as: UInt64.self)) & 0xFF == Self.abortKind else { return nil }
+        return readReason(connection, length: UInt64(littleEndian: raw.load(fromByteOffset: 24, as: UInt64.self)))
+    }
+
     private func readReason(_ connection: TCPConnection, length: UInt64) -> String {
         let count = Int(min(length, UInt64(Self.maxReasonBytes)))
         var bytes = [UInt8](repeating: 0, count: count)
@@ -184,10 +206,21 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         return received ? String(decoding: bytes, as: UTF8.self) : "(reason not received)"
     }
 
-    /// Marks the communicator broken and tells every peer why, best effort (bounded wait).
+    /// Marks the communicator broken and tells every peer why (unless already told), then waits,
+    /// bounded, for them to read it and close.
     func fail(_ error: CCLError) {
         guard broken == nil else { return }
         broken = error
+        if !announced { announce(error) }
+        let open = connections.compactMap { $0 }
+        for connection in open { connection.shutdownSending() }
+        // Closing with unread data would reset the connections before the peers read the notice.
+        TCPConnection.drain(open, for: 1_000_000_000)
+    }
+
+    /// Sends an abort notice with `error`'s reason to every peer, best effort (never blocks).
+    private func announce(_ error: CCLError) {
+        announced = true
         let reason = Array(error.relayText.utf8.prefix(Self.maxReasonBytes))
         var frame = [UInt8](repeating: 0, count: Self.headerBytes)
         frame.withUnsafeMutableBytes { raw in
@@ -195,14 +228,9 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
             raw.storeBytes(of: UInt64(reason.count).littleEndian, toByteOffset: 24, as: UInt64.self)
         }
         frame += reason
-        let open = connections.compactMap { $0 }
-        for connection in open {
+        for connection in connections.compactMap({ $0 }) {
             _ = frame.withUnsafeBytes { try? connection.sendSome($0) }
-            connection.shutdownSending()
         }
-        // Wait (bounded) for the peers to read the notice and close, so closing here cannot reset
-        // the connections before they have read it.
-        TCPConnection.drain(open, for: 1_000_000_000)
     }
 
     // MARK: Calls

@@ -35,7 +35,8 @@ struct DemoOptions: ParsableArguments {
         guard steps >= 1, hidden >= 1, tokens >= 1, ffn >= tp, ffn % tp == 0 else {
             throw ValidationError("--steps, --hidden, --tokens must be ≥ 1 and --ffn a multiple of --tp")
         }
-        guard hidden <= 4096, ffn <= 16384 else { throw ValidationError("--hidden ≤ 4096 and --ffn ≤ 16384 keep the sums exact") }
+        // |output| ≤ 2 · ffn · (2 · 2 · hidden) must stay below 2^24 for Float32 sums to be exact.
+        guard hidden * ffn <= 1 << 21 else { throw ValidationError("--hidden × --ffn must be at most 2097152 to keep the sums exact") }
         guard CollectiveOptions.Transport(rawValue: transport) != nil else { throw ValidationError("--transport must be auto, shm or tcp") }
     }
 

@@ -6,7 +6,7 @@ import Foundation
 //
 //   collectives port=P token=T rank=R world=W [node=ID] [transport=auto|shm|tcp] [counts=0,1,7]
 //               [dtypes=float32,…] [mismatch=R what=count|op|dtype|root|kind]
-//               [killself=R] [timeout=SECONDS] [chost=ADDRESS] [host=STORE-ADDRESS] [slot=BYTES]
+//               [killself=R] [stall=R] [timeout=SECONDS] [chost=ADDRESS] [host=STORE-ADDRESS] [slot=BYTES]
 //
 // Prints `TRANSPORT <description>`, then `DONE <checks>`, or `ERROR <code> <description>`.
 
@@ -239,6 +239,10 @@ func collectives() throws {
         try mismatch(communicator, bad: bad, what: arguments["what"] ?? "count")
         return
     }
+    if int("stall", -1) == communicator.rank {
+        say("STALLING")
+        sleep(UInt32(int("timeout", 60) * 3))
+    }
     let victim = int("killself", -1)
     for dtype in dtypes.isEmpty ? DType.allCases : dtypes {
         for count in counts {
@@ -252,26 +256,42 @@ func collectives() throws {
     say("DONE \(checks.checks)")
 }
 
-/// Rank `bad` calls something different from the others; every rank must fail naming it.
+/// Rank `bad` calls something different from the others; every rank must fail naming it. With
+/// `recover=1` (shared memory) the ranks then check that the communicator still works.
 func mismatch(_ communicator: any Communicator, bad: Int, what: String) throws {
     var values = [Float](repeating: 1, count: 8)
     let isBad = communicator.rank == bad
-    try values.withUnsafeMutableBytes { bytes in
-        let input = UnsafeRawBufferPointer(bytes)
-        switch what {
-        case "op": try communicator.allReduce(input, into: bytes, count: 8, dtype: .float32, op: isBad ? .max : .sum)
-        case "dtype": try communicator.allReduce(input, into: bytes, count: isBad ? 4 : 8, dtype: isBad ? .float64 : .float32, op: .sum)
-        case "root": try communicator.broadcast(bytes, count: 8, dtype: .float32, from: isBad ? 1 : 0)
-        case "kind":
-            if isBad {
-                try communicator.broadcast(bytes, count: 8, dtype: .float32, from: 0)
-            } else {
-                try communicator.allReduce(input, into: bytes, count: 8, dtype: .float32, op: .sum)
+    do {
+        try values.withUnsafeMutableBytes { bytes in
+            let input = UnsafeRawBufferPointer(bytes)
+            switch what {
+            case "op": try communicator.allReduce(input, into: bytes, count: 8, dtype: .float32, op: isBad ? .max : .sum)
+            case "dtype": try communicator.allReduce(input, into: bytes, count: isBad ? 4 : 8, dtype: isBad ? .float64 : .float32, op: .sum)
+            case "root": try communicator.broadcast(bytes, count: 8, dtype: .float32, from: isBad ? 1 : 0)
+            case "barrier":
+                if isBad {
+                    try communicator.barrier()
+                } else {
+                    try communicator.allReduce(input, into: bytes, count: 8, dtype: .float32, op: .sum)
+                }
+            case "kind":
+                if isBad {
+                    try communicator.broadcast(bytes, count: 8, dtype: .float32, from: 0)
+                } else {
+                    try communicator.allReduce(input, into: bytes, count: 8, dtype: .float32, op: .sum)
+                }
+            default: try communicator.allReduce(input, into: bytes, count: isBad ? 7 : 8, dtype: .float32, op: .sum)
             }
-        default: try communicator.allReduce(input, into: bytes, count: isBad ? 7 : 8, dtype: .float32, op: .sum)
         }
+        // Over TCP a rank that only sent in the mismatched call (a broadcast root) learns of it here.
+        try communicator.barrier()
+    } catch {
+        guard arguments["recover"] == "1" else { throw error }
+        say("MISMATCH \(error)")
+        var checks = CollectiveChecks(communicator: communicator)
+        try checks.run(.float32, count: 1023)
+        say("DONE \(checks.checks)")
+        return
     }
-    // Over TCP a rank that only sent in the mismatched call (a broadcast root) learns of it here.
-    try communicator.barrier()
     say("DONE 1")
 }

@@ -33,6 +33,18 @@ func runCollectiveWorkers(
         }
     }
 
+    @Test("shared memory stays usable after a mismatched call", arguments: ["count", "kind", "barrier"])
+    func recoverAfterMismatch(what: String) throws {
+        let workers = try runCollectiveWorkers(
+            world: 3, ["transport": "shm", "mismatch": "2", "what": what, "recover": "1", "timeout": "20"])
+        for worker in workers {
+            let line = try worker.expect("MISMATCH")
+            #expect(line.contains("ranks disagree") && line.contains("rank 2 called"), "\(line)")
+            try worker.expect("DONE")
+            #expect(worker.exitStatus() == 0, "\(worker.lines)")
+        }
+    }
+
     @Test("TCP: every op × dtype × count", arguments: [1, 2, 3, 4])
     func tcp(world: Int) throws {
         let workers = try runCollectiveWorkers(world: world, ["transport": "tcp", "counts": Self.counts])
@@ -66,7 +78,7 @@ func runCollectiveWorkers(
 
     @Test(
         "a mismatched call fails on every rank, naming what each rank called",
-        arguments: ["shm", "tcp", "auto"], ["count", "op", "dtype", "root", "kind"])
+        arguments: ["shm", "tcp", "auto"], ["count", "op", "dtype", "root", "kind", "barrier"])
     func mismatch(transport: String, what: String) throws {
         let nodes = transport == "auto" ? ["A", "A", "B"] : nil
         let workers = try runCollectiveWorkers(
@@ -77,6 +89,18 @@ func runCollectiveWorkers(
             #expect(line.contains("rank 1 called"), "\(line)")
             #expect(worker.exitStatus() == 1)
         }
+    }
+
+    @Test("a rank that never calls makes the others time out naming it", arguments: ["shm", "tcp"])
+    func stalledRank(transport: String) throws {
+        let workers = try runCollectiveWorkers(
+            world: 3, ["transport": transport, "counts": "7", "dtypes": "float32", "stall": "1", "timeout": "2"])
+        try workers[1].expect("STALLING")
+        for worker in [workers[0], workers[2]] {
+            let line = try worker.expect("ERROR")
+            #expect((line.contains("timeout") || line.contains("timed out")) && line.contains("rank 1"), "\(line)")
+        }
+        workers[1].sigkill()
     }
 
     @Test("a rank killed mid-collective makes the others fail naming it", arguments: ["shm", "tcp"])

@@ -1,0 +1,100 @@
+import CCLCore
+import CCLStore
+import Testing
+
+@testable import CCLCollectives
+
+/// The pure parts: algorithm and transport choice, option parsing, fingerprint packing.
+@Suite struct CollectiveSelectionTests {
+    @Test("shared memory: one-shot for 2 ranks and small calls, two-shot for large calls on more ranks")
+    func slotChoice() {
+        #expect(SlotAllReduce.choose(bytes: 8, worldSize: 4) == .oneShot)
+        #expect(SlotAllReduce.choose(bytes: 64 << 10, worldSize: 4) == .oneShot)
+        #expect(SlotAllReduce.choose(bytes: (64 << 10) + 1, worldSize: 4) == .twoShot)
+        #expect(SlotAllReduce.choose(bytes: 64 << 20, worldSize: 2) == .oneShot)
+        #expect(SlotAllReduce.choose(bytes: 64 << 20, worldSize: 3) == .twoShot)
+    }
+
+    @Test("TCP: recursive doubling only for small calls on power-of-two groups")
+    func peerChoice() {
+        #expect(PeerAllReduce.choose(bytes: 8, worldSize: 2) == .recursiveDoubling)
+        #expect(PeerAllReduce.choose(bytes: 8, worldSize: 4) == .recursiveDoubling)
+        #expect(PeerAllReduce.choose(bytes: 8, worldSize: 3) == .ring)
+        #expect(PeerAllReduce.choose(bytes: 1 << 20, worldSize: 4) == .ring)
+        #expect(PeerAllReduce.choose(bytes: 0, worldSize: 1) == .recursiveDoubling)
+    }
+
+    @Test("transport: shm on one node, tcp with one rank per node, hierarchical otherwise; overrides")
+    func transportChoice() throws {
+        let oneNode = NodeLayout(nodeOfRank: ["a", "a", "a"])
+        let spread = NodeLayout(nodeOfRank: ["a", "b", "c"])
+        let mixed = NodeLayout(nodeOfRank: ["a", "a", "b"])
+        #expect(try CPUCommunicator.choose(.auto, nodes: oneNode) == .shm)
+        #expect(try CPUCommunicator.choose(.auto, nodes: spread) == .tcp)
+        #expect(try CPUCommunicator.choose(.auto, nodes: mixed) == .hierarchical)
+        #expect(try CPUCommunicator.choose(.tcp, nodes: oneNode) == .tcp)
+        #expect(try CPUCommunicator.choose(.shm, nodes: oneNode) == .shm)
+        #expect(throws: CCLError.self) { try CPUCommunicator.choose(.shm, nodes: mixed) }
+    }
+
+    @Test("options from the environment; bad values name the variable and value")
+    func environment() throws {
+        let options = try CollectiveOptions.fromEnvironment([
+            "CCL_ALGO": "twoshot", "CCL_CHECK_CALLS": "0", "CCL_SHM_SLOT_BYTES": "65536", "CCL_TRANSPORT": "tcp", "CCL_TIMEOUT": "2.5",
+            "CCL_TOKEN": "s",
+        ])
+        #expect(options.shmAllReduce == .twoShot && options.tcpAllReduce == nil)
+        #expect(!options.checkCalls && options.slotBytes == 65536 && options.transport == .tcp && options.token == "s")
+        #expect(options.timeout == .seconds(2.5))
+        #expect(try CollectiveOptions.fromEnvironment(["CCL_ALGO": "ring"]).tcpAllReduce == .ring)
+        for (name, value) in [
+            ("CCL_ALGO", "fast"), ("CCL_CHECK_CALLS", "maybe"), ("CCL_SHM_SLOT_BYTES", "100"), ("CCL_TRANSPORT", "ib"),
+            ("CCL_TIMEOUT", "-1"),
+        ] {
+            do {
+                _ = try CollectiveOptions.fromEnvironment([name: value])
+                Issue.record("\(name)=\(value) was accepted")
+            } catch {
+                #expect(error.code == .invalidArgument && error.message.contains("\(name)=\(value)"), "\(error)")
+            }
+        }
+    }
+
+    @Test("fingerprints pack into three words and back; unknown words are rejected")
+    func fingerprintWords() {
+        let calls = [
+            Fingerprint(sequence: 12, kind: .allReduce, dtype: .bfloat16, op: .avg, count: 1 << 40),
+            Fingerprint(sequence: 1, kind: .broadcast, dtype: .int8, count: 0, root: 0),
+            Fingerprint(sequence: .max, kind: .sendRecv, dtype: .float64, count: 7, root: 4095),
+            Fingerprint(sequence: 3, kind: .barrier, dtype: .uint8, count: 0),
+        ]
+        for call in calls { #expect(Fingerprint(words: call.words) == call) }
+        #expect(Fingerprint(words: (1, 0xFF, 0)) == nil)
+        #expect(Fingerprint(words: (1, 0x01 | 0x99 << 8, 0)) == nil)
+        #expect("\(calls[0])" == "allReduce(avg, bfloat16, count 1099511627776) #12")
+    }
+
+    @Test("ranks disagreeing: the message groups ranks by what they called")
+    func mismatchMessage() {
+        let a = Fingerprint(sequence: 1, kind: .allReduce, dtype: .float32, op: .sum, count: 8)
+        var b = a
+        b.count = 7
+        let error = Fingerprint.mismatch([a, b, a], ranks: [4, 5, 6], rank: 5, group: "tp1")
+        #expect(
+            error.message
+                == "ranks disagree on the call: ranks 4, 6 called allReduce(sum, float32, count 8) #1; rank 5 called allReduce(sum, float32, count 7) #1"
+        )
+    }
+
+    @Test("pieces split counts evenly, covering every element once")
+    func parts() {
+        for count in [0, 1, 7, 1023] {
+            for parts in 1...5 {
+                let ranges = (0..<parts).map { partRange($0, of: count, parts: parts) }
+                #expect(ranges.map(\.count).reduce(0, +) == count)
+                #expect(zip(ranges, ranges.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
+                #expect((ranges.map(\.count).max() ?? 0) - (ranges.map(\.count).min() ?? 0) <= 1)
+            }
+        }
+    }
+}
