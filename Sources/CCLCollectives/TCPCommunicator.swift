@@ -55,7 +55,10 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     private var scratchBuffer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     private let staging = UnsafeMutableRawBufferPointer.allocate(
         byteCount: TCPCommunicator.headerBytes + TCPCommunicator.stagedBytes, alignment: 64)
-    private let incomingHeader = UnsafeMutableRawBufferPointer.allocate(byteCount: TCPCommunicator.headerBytes, alignment: 64)
+    /// A small frame arrives here whole (header, then payload); `incomingHeader` is its start.
+    private let incoming = UnsafeMutableRawBufferPointer.allocate(
+        byteCount: TCPCommunicator.headerBytes + TCPCommunicator.stagedBytes, alignment: 64)
+    private var incomingHeader: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: incoming[0..<Self.headerBytes]) }
     let chunkBytes = 512 << 10
 
     /// Collective over `group`: connects the mesh (addresses through the group's store).
@@ -73,7 +76,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     deinit {
         scratchBuffer.deallocate()
         staging.deallocate()
-        incomingHeader.deallocate()
+        incoming.deallocate()
         for connection in connections { connection?.close() }
     }
 
@@ -131,13 +134,13 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     }
 
     private func transfer(send: UnsafeRawBufferPointer, to: Int?, receive: UnsafeMutableRawBufferPointer, from: Int?) throws(CCLError) {
-        let outgoing = try to.map { (peer) throws(CCLError) in try connection(peer) }
-        let incoming = try from.map { (peer) throws(CCLError) in try connection(peer) }
+        let outgoingConnection = try to.map { (peer) throws(CCLError) in try connection(peer) }
+        let incomingConnection = try from.map { (peer) throws(CCLError) in try connection(peer) }
         let header = UnsafeMutableRawBufferPointer(rebasing: staging[0..<Self.headerBytes])
         // Small frames go out in one piece (header and payload staged together).
         var sendFirst = UnsafeRawBufferPointer(start: nil, count: 0)
         var sendLater = UnsafeRawBufferPointer(start: nil, count: 0)
-        if outgoing != nil {
+        if outgoingConnection != nil {
             writeHeader(staging.baseAddress.unsafelyUnwrapped, payload: send.count)
             if send.count <= Self.stagedBytes {
                 if send.count > 0, let base = send.baseAddress {
@@ -149,19 +152,36 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
                 sendLater = send
             }
         }
-        try TCPConnection.exchange(
-            send: outgoing.map { ($0, sendFirst) }, receive: incoming.map { ($0, incomingHeader) }, timeout: budget.next(),
-            operation: Self.pendingLabel)
-        if let incoming, let from { try checkHeader(from: from, connection: incoming, expecting: receive.count) }
-        if sendLater.count > 0 || receive.count > 0 {
+        // A small frame is read with its header in one go (at least the header, at most the
+        // frame); a large one's payload goes straight into the caller's buffer afterwards.
+        let smallReceive = receive.count <= Self.stagedBytes
+        let firstReceive =
+            smallReceive ? UnsafeMutableRawBufferPointer(rebasing: incoming[0..<(Self.headerBytes + receive.count)]) : incomingHeader
+        let got = try TCPConnection.exchange(
+            send: outgoingConnection.map { ($0, sendFirst) }, receive: incomingConnection.map { ($0, firstReceive) },
+            receiveAtLeast: Self.headerBytes, timeout: budget.next(), operation: Self.pendingLabel)
+        if let incomingConnection, let from {
+            try checkHeader(from: from, connection: incomingConnection, expecting: receive.count, buffered: got - Self.headerBytes)
+        }
+        var remaining = receive
+        if smallReceive, incomingConnection != nil {
+            let arrived = got - Self.headerBytes
+            if arrived > 0, let target = receive.baseAddress, let source = incoming.baseAddress {
+                target.copyMemory(from: source + Self.headerBytes, byteCount: arrived)
+            }
+            remaining = UnsafeMutableRawBufferPointer(rebasing: receive[arrived...])
+        }
+        if sendLater.count > 0 || remaining.count > 0 {
             try TCPConnection.exchange(
-                send: sendLater.count > 0 ? outgoing.map { ($0, sendLater) } : nil,
-                receive: receive.count > 0 ? incoming.map { ($0, receive) } : nil, timeout: budget.next(), operation: Self.pendingLabel)
+                send: sendLater.count > 0 ? outgoingConnection.map { ($0, sendLater) } : nil,
+                receive: remaining.count > 0 ? incomingConnection.map { ($0, remaining) } : nil, timeout: budget.next(),
+                operation: Self.pendingLabel)
         }
     }
 
     /// The header just received must be the expected call's, with the expected length.
-    private func checkHeader(from peer: Int, connection: TCPConnection, expecting bytes: Int) throws(CCLError) {
+    /// `buffered`: bytes after the header already read into `incoming`.
+    private func checkHeader(from peer: Int, connection: TCPConnection, expecting bytes: Int, buffered: Int) throws(CCLError) {
         let raw = UnsafeRawBufferPointer(incomingHeader)
         let words = (
             UInt64(littleEndian: raw.load(fromByteOffset: 0, as: UInt64.self)),
@@ -172,7 +192,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         if words.1 & 0xFF == Self.abortKind {
             throw CCLError(
                 .peerDead, operation: operation, rank: globalRanks[rank], peer: name(of: peer),
-                "\(name(of: peer)) gave up: \(readReason(connection, length: length))")
+                "\(name(of: peer)) gave up: \(readReason(connection, length: length, buffered: buffered))")
         }
         if words == expectedCall, length == UInt64(bytes) { return }
         let mine = Fingerprint(words: expectedCall).map { "\($0)" } ?? "?"
@@ -197,11 +217,17 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         return readReason(connection, length: UInt64(littleEndian: raw.load(fromByteOffset: 24, as: UInt64.self)))
     }
 
-    private func readReason(_ connection: TCPConnection, length: UInt64) -> String {
+    /// An abort notice's reason: `buffered` bytes of it are already in `incoming`, after the header.
+    private func readReason(_ connection: TCPConnection, length: UInt64, buffered: Int = 0) -> String {
         let count = Int(min(length, UInt64(Self.maxReasonBytes)))
+        let have = min(max(0, buffered), count)
         var bytes = [UInt8](repeating: 0, count: count)
         let received: Bool = bytes.withUnsafeMutableBytes { buffer in
-            (try? connection.receiveAll(into: buffer, timeout: .seconds(1))) != nil
+            if have > 0, let target = buffer.baseAddress, let source = incoming.baseAddress {
+                target.copyMemory(from: source + Self.headerBytes, byteCount: have)
+            }
+            let rest = UnsafeMutableRawBufferPointer(rebasing: buffer[have...])
+            return rest.isEmpty || (try? connection.receiveAll(into: rest, timeout: .seconds(1))) != nil
         }
         return received ? String(decoding: bytes, as: UTF8.self) : "(reason not received)"
     }

@@ -6,7 +6,7 @@ extension TCPConnection {
     ///
     /// Fails with `.timeout` (bytes sent so far, time waited), `.peerDead` (reset, broken pipe).
     package func sendAll(_ buffer: UnsafeRawBufferPointer, timeout: Timeout, operation: String = "send") throws(CCLError) {
-        try Self.exchange(send: (self, buffer), receive: nil, timeout: timeout, operation: operation)
+        _ = try Self.exchange(send: (self, buffer), receive: nil, timeout: timeout, operation: operation)
     }
 
     /// Fills `buffer` completely within `timeout`.
@@ -14,7 +14,7 @@ extension TCPConnection {
     /// Fails with `.peerDead` when the peer closes first (saying how many bytes were missing) or
     /// resets, and with `.timeout` (bytes received so far, time waited).
     package func receiveAll(into buffer: UnsafeMutableRawBufferPointer, timeout: Timeout, operation: String = "receive") throws(CCLError) {
-        try Self.exchange(send: nil, receive: (self, buffer), timeout: timeout, operation: operation)
+        _ = try Self.exchange(send: nil, receive: (self, buffer), timeout: timeout, operation: operation)
     }
 
     /// Sends one buffer and receives another at the same time, until both are complete.
@@ -27,14 +27,21 @@ extension TCPConnection {
     /// buffers to each other at once never deadlock.
     ///
     /// `timeout` bounds the whole call. Errors name the peer whose side failed.
+    ///
+    /// With `receiveAtLeast`, the receive is complete once that many bytes arrived (it never
+    /// reads past the buffer); the return value is how many did. A caller that expects a small
+    /// frame reads header and payload with one `recv` this way, and still sees a short or foreign
+    /// frame's header without waiting for bytes that will not come.
+    @discardableResult
     package static func exchange(
         send: (connection: TCPConnection, buffer: UnsafeRawBufferPointer)?,
         receive: (connection: TCPConnection, buffer: UnsafeMutableRawBufferPointer)?,
+        receiveAtLeast: Int? = nil,
         timeout: Timeout,
         operation: String = "exchange"
-    ) throws(CCLError) {
-        var transfer = Transfer(send: send, receive: receive)
-        if transfer.isComplete { return }
+    ) throws(CCLError) -> Int {
+        var transfer = Transfer(send: send, receive: receive, minimum: receiveAtLeast)
+        if transfer.isComplete { return transfer.received }
         if let connection = send?.connection { try connection.checkOpen(operation: operation) }
         if let connection = receive?.connection { try connection.checkOpen(operation: operation) }
         let deadline = SocketDeadline(timeout)
@@ -42,7 +49,7 @@ extension TCPConnection {
         var idleSince: UInt64 = 0  // 0: the last round made progress
         while true {
             let progressed = try transfer.step(operation: operation)
-            if transfer.isComplete { return }
+            if transfer.isComplete { return transfer.received }
             if progressed {
                 idleSince = 0
                 continue
@@ -73,11 +80,14 @@ private struct Transfer {
     let receiver: TCPConnection?
     let receiveBase: UnsafeMutableRawPointer?
     let receiveTotal: Int
+    /// The receive is complete at this many bytes (at most `receiveTotal`).
+    let receiveMinimum: Int
     var received = 0
 
     init(
         send: (connection: TCPConnection, buffer: UnsafeRawBufferPointer)?,
-        receive: (connection: TCPConnection, buffer: UnsafeMutableRawBufferPointer)?
+        receive: (connection: TCPConnection, buffer: UnsafeMutableRawBufferPointer)?,
+        minimum: Int?
     ) {
         sender = send?.connection
         sendBase = send?.buffer.baseAddress
@@ -85,9 +95,10 @@ private struct Transfer {
         receiver = receive?.connection
         receiveBase = receive?.buffer.baseAddress
         receiveTotal = receiveBase == nil ? 0 : receive?.buffer.count ?? 0
+        receiveMinimum = min(receiveTotal, max(0, minimum ?? receiveTotal))
     }
 
-    var isComplete: Bool { sent == sendTotal && received == receiveTotal }
+    var isComplete: Bool { sent == sendTotal && received >= receiveMinimum }
 
     /// One non-blocking try on each unfinished side; true when either moved bytes.
     @inline(__always)
@@ -102,7 +113,7 @@ private struct Transfer {
                 throw sender.lost(error, operation: operation, progress: sendProgress)
             }
         }
-        if received < receiveTotal, let receiver, let receiveBase {
+        if received < receiveMinimum, let receiver, let receiveBase {
             let count: Int?
             do {
                 count = try receiver.tryReceive(receiveBase + received, receiveTotal - received)
@@ -125,7 +136,7 @@ private struct Transfer {
     /// poll(2) on the unfinished sides' descriptors (one descriptor when both use the same connection).
     func wait(deadline: SocketDeadline) throws(SystemError) -> Bool {
         let sending = sent < sendTotal ? sender : nil
-        let receiving = received < receiveTotal ? receiver : nil
+        let receiving = received < receiveMinimum ? receiver : nil
         if let sending, let receiving, sending !== receiving {
             return try pollSockets(
                 pollfd(fd: sending.fd, events: Int16(POLLOUT), revents: 0),
@@ -139,7 +150,7 @@ private struct Transfer {
     /// `.timeout` naming the side(s) still waiting, what they moved, and how long was waited.
     func timedOut(_ deadline: SocketDeadline, now: UInt64, operation: String) -> CCLError {
         let sending = sent < sendTotal ? sender : nil
-        let receiving = received < receiveTotal ? receiver : nil
+        let receiving = received < receiveMinimum ? receiver : nil
         var parts: [String] = []
         if sendTotal > 0 { parts.append("sent \(sent) of \(sendTotal) bytes") }
         if receiveTotal > 0 { parts.append("received \(received) of \(receiveTotal) bytes") }
