@@ -141,7 +141,12 @@ struct DemoRankCommand: ParsableCommand {
         if rank == 0 { report(all, failedSteps: failedSteps, transport: tensorParallel.transportDescription) }
         try setup.world.barrier()
         if case .writer(let writer) = inputs { writer.close() }
-        if failed > 0 { throw ExitCode(1) }
+        // Rank 0 alone reports the failure, after its report is out: a launcher stops every rank
+        // as soon as one fails, and a rank stopped early could cut the report short.
+        if failed > 0, rank == 0 {
+            fflush(nil)
+            throw ExitCode(1)
+        }
     }
 
     /// Per step, the slowest rank's time in each phase.

@@ -16,7 +16,7 @@ import Testing
     func demoMismatch() throws {
         let result = try runCCL(["demo", "--steps", "3", "--corrupt-step", "1"])
         #expect(result.status != 0)
-        #expect(result.output.contains("MISMATCH: 1 of 3 steps differ"), "\(result.output)")
+        #expect(result.output.contains("MISMATCH: 1 of 3 steps differ"), "\(result.output) \(result.error)")
     }
 
     @Test("ccl bench allreduce prints the nccl-tests table with no wrong results", arguments: ["shm", "tcp"])
