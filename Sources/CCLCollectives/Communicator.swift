@@ -84,8 +84,53 @@ struct CallCheck {
         }
     }
 
-    func tooSmall(_ bytes: Int) -> CCLError {
-        CCLError(.invalidArgument, operation: operation, rank: rank, "a buffer holds fewer than the \(bytes) bytes the call needs")
+    // One check per call shape; each returns the bytes of one rank's block.
+
+    /// Input and output of `count` elements (all-reduce).
+    func sameSize(_ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
+        throws(CCLError) -> Int
+    {
+        let bytes = try self.count(count, dtype)
+        try buffer("input", has: input.count, needs: bytes)
+        try buffer("output", has: output.count, needs: bytes)
+        return bytes
+    }
+
+    /// Input of `count` elements, output of worldSize × count (all-gather).
+    func gathering(_ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
+        throws(CCLError) -> Int
+    {
+        let bytes = try self.count(count, dtype)
+        try buffer("input", has: input.count, needs: bytes)
+        try buffer("output", has: output.count, needs: times(bytes, worldSize))
+        return bytes
+    }
+
+    /// Input of worldSize × count elements, output of `count` (reduce-scatter).
+    func scattering(_ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
+        throws(CCLError) -> Int
+    {
+        let bytes = try self.count(count, dtype)
+        try buffer("input", has: input.count, needs: times(bytes, worldSize))
+        try buffer("output", has: output.count, needs: bytes)
+        return bytes
+    }
+
+    /// A root in range and a buffer of `count` elements (broadcast).
+    func rooted(_ buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, root: Int) throws(CCLError) {
+        try peer(root, role: "root")
+        try self.buffer("", has: buffer.count, needs: self.count(count, dtype))
+    }
+
+    /// A root in range, input of `count` elements and, at the root, output of worldSize × count.
+    func gatheringTo(
+        _ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, root: Int, isRoot: Bool
+    ) throws(CCLError) -> Int {
+        try peer(root, role: "root")
+        let bytes = try self.count(count, dtype)
+        try buffer("input", has: input.count, needs: bytes)
+        if isRoot { try buffer("output", has: output.count, needs: times(bytes, worldSize)) }
+        return bytes
     }
 
     func peer(_ peer: Int, role: String) throws(CCLError) {

@@ -83,10 +83,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
     ) throws(CCLError) {
         try guarded { () throws(CCLError) in
-            let check = check("allReduce")
-            let bytes = try check.count(count, dtype)
-            try check.buffer("input", has: input.count, needs: bytes)
-            try check.buffer("output", has: output.count, needs: bytes)
+            let bytes = try check("allReduce").sameSize(input, output, count: count, dtype: dtype)
             let step = op == .avg ? ReduceOp.sum : op
             try local.allReduce(input, into: output, count: count, dtype: dtype, op: step)
             if let leaders {
@@ -106,9 +103,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
     {
         try guarded { () throws(CCLError) in
             let check = check("allGather")
-            let bytes = try check.count(count, dtype)
-            try check.buffer("input", has: input.count, needs: bytes)
-            try check.buffer("output", has: output.count, needs: check.times(bytes, worldSize))
+            let bytes = try check.gathering(input, output, count: count, dtype: dtype)
             let workspace = scratch(try workspaceBytes(block: bytes, check: check))
             try gatherBlocks(input, into: output, count: count, dtype: dtype, toNode: nil, workspace: workspace)
             try local.broadcast(output, count: worldSize * count, dtype: dtype, from: 0)
@@ -120,11 +115,8 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
     ) throws(CCLError) {
         try guarded { () throws(CCLError) in
             let check = check("gather")
-            try check.peer(root, role: "root")
-            let bytes = try check.count(count, dtype)
-            try check.buffer("input", has: input.count, needs: bytes)
+            let bytes = try check.gatheringTo(input, output, count: count, dtype: dtype, root: root, isRoot: rank == root)
             let all = try check.times(bytes, worldSize)
-            if rank == root { try check.buffer("output", has: output.count, needs: all) }
             let rootNode = nodeRanks.firstIndex { $0.contains(root) } ?? 0
             // One region: the workspace, then (on the root's leader) the gathered result.
             let needed = try workspaceBytes(block: bytes, check: check)
@@ -186,10 +178,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
     ) throws(CCLError) {
         try guarded { () throws(CCLError) in
-            let check = check("reduceScatter")
-            let block = try check.count(count, dtype)
-            try check.buffer("input", has: input.count, needs: check.times(block, worldSize))
-            try check.buffer("output", has: output.count, needs: block)
+            let block = try check("reduceScatter").scattering(input, output, count: count, dtype: dtype)
             let whole = UnsafeMutableRawBufferPointer.allocate(byteCount: max(64, worldSize * block), alignment: 64)
             defer { whole.deallocate() }
             try allReduce(
@@ -203,7 +192,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
 
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from root: Int) throws(CCLError) {
         try guarded { () throws(CCLError) in
-            try check("broadcast").peer(root, role: "root")
+            try check("broadcast").rooted(buffer, count: count, dtype: dtype, root: root)
             let rootNode = nodeRanks.firstIndex { $0.contains(root) } ?? 0
             if myNode == rootNode {
                 try local.broadcast(buffer, count: count, dtype: dtype, from: nodeRanks[rootNode].firstIndex(of: root) ?? 0)

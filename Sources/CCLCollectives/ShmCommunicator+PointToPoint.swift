@@ -19,14 +19,14 @@ extension ShmCommunicator {
     }
 
     public func send(_ buffer: UnsafeRawBufferPointer, count: Int, dtype: DType, to peer: Int) throws(CCLError) {
-        var outgoing: Transfer? = try outgoingTransfer(buffer, count: count, dtype: dtype, to: peer)
+        var outgoing: Transfer? = try outgoing(buffer, count: count, dtype: dtype, to: peer)
         var incoming: Transfer?
         try run(&outgoing, &incoming)
     }
 
     public func recv(into buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from peer: Int) throws(CCLError) {
         var outgoing: Transfer?
-        var incoming: Transfer? = try incomingTransfer(buffer, count: count, dtype: dtype, from: peer)
+        var incoming: Transfer? = try incoming(buffer, count: count, dtype: dtype, from: peer)
         try run(&outgoing, &incoming)
     }
 
@@ -35,52 +35,57 @@ extension ShmCommunicator {
         dtype: DType
     ) throws(CCLError) {
         if destination == rank, source == rank {
-            let bytes = try check("sendRecv with itself").count(count, dtype)
-            guard buffer.count >= bytes, output.count >= bytes else { throw rejected(check("sendRecv with itself").tooSmall(bytes)) }
+            let bytes: Int
+            do { bytes = try check("sendRecv with itself").sameSize(buffer, output, count: count, dtype: dtype) } catch {
+                throw rejected(error)
+            }
             if bytes > 0, let from = buffer.baseAddress, let to = output.baseAddress, from != UnsafeRawPointer(to) {
                 to.copyMemory(from: from, byteCount: bytes)
             }
             return
         }
-        var outgoing: Transfer? = try outgoingTransfer(buffer, count: count, dtype: dtype, to: destination)
-        var incoming: Transfer? = try incomingTransfer(output, count: count, dtype: dtype, from: source)
+        var outgoing: Transfer? = try outgoing(buffer, count: count, dtype: dtype, to: destination)
+        var incoming: Transfer? = try incoming(output, count: count, dtype: dtype, from: source)
         try run(&outgoing, &incoming)
     }
 
-    private func outgoingTransfer(_ buffer: UnsafeRawBufferPointer, count: Int, dtype: DType, to peer: Int) throws(CCLError) -> Transfer {
-        let bytes: Int
-        do throws(CCLError) {
-            let check = check("send to rank \(peer)")
-            try check.peer(peer, role: "destination")
-            bytes = try check.count(count, dtype)
-            try check.buffer("", has: buffer.count, needs: bytes)
-            guard peer != rank else {
-                throw CCLError(.invalidArgument, operation: check.operation, rank: check.rank, "a rank cannot send to itself")
-            }
-        } catch { throw rejected(error) }
-        if let broken = arena.broken { throw broken }
-        messagesSent[peer] &+= 1
-        let call = Fingerprint(sequence: messagesSent[peer], kind: .sendRecv, dtype: dtype, count: count, root: rank)
-        return Transfer(peer: peer, call: call, words: call.words, base: UnsafeMutableRawPointer(mutating: address(buffer)), bytes: bytes)
-    }
-
-    private func incomingTransfer(_ buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from peer: Int) throws(CCLError)
-        -> Transfer
+    /// Checks one side of a message and numbers it on its pair; the fingerprint names the sender.
+    private func transfer(sending: Bool, _ base: UnsafeMutableRawPointer, available: Int, count: Int, dtype: DType, peer: Int)
+        throws(CCLError) -> Transfer
     {
         let bytes: Int
         do throws(CCLError) {
-            let check = check("recv from rank \(peer)")
-            try check.peer(peer, role: "source")
+            let check = check(sending ? "send to rank \(peer)" : "recv from rank \(peer)")
+            try check.peer(peer, role: sending ? "destination" : "source")
             bytes = try check.count(count, dtype)
-            try check.buffer("", has: buffer.count, needs: bytes)
+            try check.buffer("", has: available, needs: bytes)
             guard peer != rank else {
-                throw CCLError(.invalidArgument, operation: check.operation, rank: check.rank, "a rank cannot receive from itself")
+                throw CCLError(
+                    .invalidArgument, operation: check.operation, rank: check.rank,
+                    "a rank cannot \(sending ? "send to" : "receive from") itself")
             }
         } catch { throw rejected(error) }
         if let broken = arena.broken { throw broken }
-        messagesReceived[peer] &+= 1
-        let call = Fingerprint(sequence: messagesReceived[peer], kind: .sendRecv, dtype: dtype, count: count, root: peer)
-        return Transfer(peer: peer, call: call, words: call.words, base: address(buffer), bytes: bytes)
+        let sequence: UInt64
+        if sending {
+            messagesSent[peer] &+= 1
+            sequence = messagesSent[peer]
+        } else {
+            messagesReceived[peer] &+= 1
+            sequence = messagesReceived[peer]
+        }
+        let call = Fingerprint(sequence: sequence, kind: .sendRecv, dtype: dtype, count: count, root: sending ? rank : peer)
+        return Transfer(peer: peer, call: call, words: call.words, base: base, bytes: bytes)
+    }
+
+    private func outgoing(_ buffer: UnsafeRawBufferPointer, count: Int, dtype: DType, to peer: Int) throws(CCLError) -> Transfer {
+        try transfer(
+            sending: true, UnsafeMutableRawPointer(mutating: address(buffer)), available: buffer.count, count: count, dtype: dtype,
+            peer: peer)
+    }
+
+    private func incoming(_ buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from peer: Int) throws(CCLError) -> Transfer {
+        try transfer(sending: false, address(buffer), available: buffer.count, count: count, dtype: dtype, peer: peer)
     }
 
     /// Moves pieces of both transfers as the mailboxes allow, sleeping when neither can move.

@@ -130,12 +130,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
     ) throws(CCLError) {
         let bytes: Int
-        do throws(CCLError) {
-            let check = check("allReduce")
-            bytes = try check.count(count, dtype)
-            try check.buffer("input", has: input.count, needs: bytes)
-            try check.buffer("output", has: output.count, needs: bytes)
-        } catch { throw rejected(error) }
+        do { bytes = try check("allReduce").sameSize(input, output, count: count, dtype: dtype) } catch { throw rejected(error) }
         try begin(.allReduce, dtype: dtype, op: op, count: count)
         let source = address(input), target = address(output)
         guard worldSize > 1 else {
@@ -149,12 +144,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     public func allGather(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
         throws(CCLError)
     {
-        do throws(CCLError) {
-            let check = check("allGather")
-            let bytes = try check.count(count, dtype)
-            try check.buffer("input", has: input.count, needs: bytes)
-            try check.buffer("output", has: output.count, needs: check.times(bytes, worldSize))
-        } catch { throw rejected(error) }
+        do { _ = try check("allGather").gathering(input, output, count: count, dtype: dtype) } catch { throw rejected(error) }
         try begin(.allGather, dtype: dtype, count: count)
         try slotAllGather(address(input), address(output), count: count, dtype: dtype)
     }
@@ -162,12 +152,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     public func reduceScatter(
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
     ) throws(CCLError) {
-        do throws(CCLError) {
-            let check = check("reduceScatter")
-            let bytes = try check.count(count, dtype)
-            try check.buffer("input", has: input.count, needs: check.times(bytes, worldSize))
-            try check.buffer("output", has: output.count, needs: bytes)
-        } catch { throw rejected(error) }
+        do { _ = try check("reduceScatter").scattering(input, output, count: count, dtype: dtype) } catch { throw rejected(error) }
         try begin(.reduceScatter, dtype: dtype, op: op, count: count)
         guard worldSize > 1 else {
             let source = address(input), target = address(output)
@@ -178,11 +163,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from root: Int) throws(CCLError) {
-        do throws(CCLError) {
-            let check = check("broadcast")
-            try check.peer(root, role: "root")
-            try check.buffer("", has: buffer.count, needs: check.count(count, dtype))
-        } catch { throw rejected(error) }
+        do { try check("broadcast").rooted(buffer, count: count, dtype: dtype, root: root) } catch { throw rejected(error) }
         try begin(.broadcast, dtype: dtype, count: count, root: root)
         guard worldSize > 1 else { return }
         try slotBroadcast(address(buffer), count: count, dtype: dtype, root: root)
@@ -191,12 +172,8 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     public func gather(
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, to root: Int
     ) throws(CCLError) {
-        do throws(CCLError) {
-            let check = check("gather")
-            try check.peer(root, role: "root")
-            let bytes = try check.count(count, dtype)
-            try check.buffer("input", has: input.count, needs: bytes)
-            if rank == root { try check.buffer("output", has: output.count, needs: check.times(bytes, worldSize)) }
+        do {
+            _ = try check("gather").gatheringTo(input, output, count: count, dtype: dtype, root: root, isRoot: rank == root)
         } catch { throw rejected(error) }
         try begin(.gather, dtype: dtype, count: count, root: root)
         try slotGather(address(input), rank == root ? address(output) : nil, count: count, dtype: dtype, root: root)

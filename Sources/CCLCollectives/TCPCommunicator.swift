@@ -53,8 +53,12 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     private var broken: CCLError?
     private var announced = false
     private var scratchBuffer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
-    private let staging = UnsafeMutableRawBufferPointer.allocate(
+    /// An outgoing small frame is staged here whole (header, then payload).
+    private let stagingBase = UnsafeMutableRawPointer.allocate(
         byteCount: TCPCommunicator.headerBytes + TCPCommunicator.stagedBytes, alignment: 64)
+    private var staging: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: stagingBase, count: Self.headerBytes + Self.stagedBytes)
+    }
     /// A small frame arrives here whole (header, then payload); `incomingHeader` is its start.
     private let incoming = UnsafeMutableRawBufferPointer.allocate(
         byteCount: TCPCommunicator.headerBytes + TCPCommunicator.stagedBytes, alignment: 64)
@@ -75,7 +79,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
 
     deinit {
         scratchBuffer.deallocate()
-        staging.deallocate()
+        stagingBase.deallocate()
         incoming.deallocate()
         for connection in connections { connection?.close() }
     }
@@ -88,7 +92,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
             scratchBuffer.deallocate()
             scratchBuffer = .allocate(byteCount: max(bytes, 64), alignment: 64)
         }
-        return scratchBuffer.baseAddress ?? staging.baseAddress.unsafelyUnwrapped
+        return scratchBuffer.baseAddress ?? stagingBase
     }
 
     private func name(of peer: Int) -> String { "rank \(globalRanks[peer])" }
@@ -141,10 +145,10 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         var sendFirst = UnsafeRawBufferPointer(start: nil, count: 0)
         var sendLater = UnsafeRawBufferPointer(start: nil, count: 0)
         if outgoingConnection != nil {
-            writeHeader(staging.baseAddress.unsafelyUnwrapped, payload: send.count)
+            writeHeader(stagingBase, payload: send.count)
             if send.count <= Self.stagedBytes {
                 if send.count > 0, let base = send.baseAddress {
-                    (staging.baseAddress.unsafelyUnwrapped + Self.headerBytes).copyMemory(from: base, byteCount: send.count)
+                    (stagingBase + Self.headerBytes).copyMemory(from: base, byteCount: send.count)
                 }
                 sendFirst = UnsafeRawBufferPointer(rebasing: staging[0..<(Self.headerBytes + send.count)])
             } else {
@@ -282,7 +286,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     }
 
     private func address(_ buffer: UnsafeRawBufferPointer) -> UnsafeRawPointer {
-        buffer.baseAddress ?? UnsafeRawPointer(staging.baseAddress.unsafelyUnwrapped)
+        buffer.baseAddress ?? UnsafeRawPointer(stagingBase)
     }
     private func address(_ buffer: UnsafeMutableRawBufferPointer) -> UnsafeMutableRawPointer { buffer.baseAddress ?? scratch(64) }
 
@@ -290,12 +294,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
     ) throws(CCLError) {
         let bytes: Int
-        do throws(CCLError) {
-            let check = check("allReduce")
-            bytes = try check.count(count, dtype)
-            try check.buffer("input", has: input.count, needs: bytes)
-            try check.buffer("output", has: output.count, needs: bytes)
-        } catch { throw rejected(error) }
+        do { bytes = try check("allReduce").sameSize(input, output, count: count, dtype: dtype) } catch { throw rejected(error) }
         try begin(.allReduce, dtype: dtype, op: op, count: count)
         let algorithm = options.tcpAllReduce ?? PeerAllReduce.choose(bytes: bytes, worldSize: worldSize)
         try peerAllReduce(address(input), address(output), count: count, dtype: dtype, op: op, algorithm: algorithm)
@@ -304,12 +303,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     public func allGather(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
         throws(CCLError)
     {
-        do throws(CCLError) {
-            let check = check("allGather")
-            let bytes = try check.count(count, dtype)
-            try check.buffer("input", has: input.count, needs: bytes)
-            try check.buffer("output", has: output.count, needs: check.times(bytes, worldSize))
-        } catch { throw rejected(error) }
+        do { _ = try check("allGather").gathering(input, output, count: count, dtype: dtype) } catch { throw rejected(error) }
         try begin(.allGather, dtype: dtype, count: count)
         try peerAllGather(address(input), address(output), count: count, dtype: dtype)
     }
@@ -317,22 +311,13 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     public func reduceScatter(
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
     ) throws(CCLError) {
-        do throws(CCLError) {
-            let check = check("reduceScatter")
-            let bytes = try check.count(count, dtype)
-            try check.buffer("input", has: input.count, needs: check.times(bytes, worldSize))
-            try check.buffer("output", has: output.count, needs: bytes)
-        } catch { throw rejected(error) }
+        do { _ = try check("reduceScatter").scattering(input, output, count: count, dtype: dtype) } catch { throw rejected(error) }
         try begin(.reduceScatter, dtype: dtype, op: op, count: count)
         try peerReduceScatter(address(input), address(output), count: count, dtype: dtype, op: op)
     }
 
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from root: Int) throws(CCLError) {
-        do throws(CCLError) {
-            let check = check("broadcast")
-            try check.peer(root, role: "root")
-            try check.buffer("", has: buffer.count, needs: check.count(count, dtype))
-        } catch { throw rejected(error) }
+        do { try check("broadcast").rooted(buffer, count: count, dtype: dtype, root: root) } catch { throw rejected(error) }
         try begin(.broadcast, dtype: dtype, count: count, root: root)
         try peerBroadcast(address(buffer), count: count, dtype: dtype, root: root)
     }
@@ -340,12 +325,8 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     public func gather(
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, to root: Int
     ) throws(CCLError) {
-        do throws(CCLError) {
-            let check = check("gather")
-            try check.peer(root, role: "root")
-            let bytes = try check.count(count, dtype)
-            try check.buffer("input", has: input.count, needs: bytes)
-            if rank == root { try check.buffer("output", has: output.count, needs: check.times(bytes, worldSize)) }
+        do {
+            _ = try check("gather").gatheringTo(input, output, count: count, dtype: dtype, root: root, isRoot: rank == root)
         } catch { throw rejected(error) }
         try begin(.gather, dtype: dtype, count: count, root: root)
         try peerGather(address(input), rank == root ? address(output) : nil, count: count, dtype: dtype, root: root)

@@ -51,29 +51,43 @@ struct LaunchCommand: ParsableCommand {
             port = started.port
             server = started
         }
-        let world = nnodes * nprocPerNode
-        let environments = (0..<nprocPerNode).map { local in
-            var env = environment
+        let environments = Self.rankEnvironments(
+            base: environment, nprocPerNode: nprocPerNode, nnodes: nnodes, nodeRank: nodeRank, masterAddress: masterAddr, port: port,
+            token: secret)
+        try Self.runRanks(Launcher(program: command, environments: environments)) { server?.close() }
+    }
+
+    /// What every rank of this node gets: its place in the job, the master, the token, and
+    /// CCL_STORE_IN_LAUNCHER=1 (the store runs in the launcher), over `base`.
+    static func rankEnvironments(
+        base: [String: String], nprocPerNode: Int, nnodes: Int, nodeRank: Int, masterAddress: String, port: Int, token: String
+    ) -> [[String: String]] {
+        (0..<nprocPerNode).map { local in
+            var env = base
             env["CCL_RANK"] = "\(nodeRank * nprocPerNode + local)"
-            env["CCL_WORLD_SIZE"] = "\(world)"
+            env["CCL_WORLD_SIZE"] = "\(nnodes * nprocPerNode)"
             env["CCL_LOCAL_RANK"] = "\(local)"
             env["CCL_LOCAL_WORLD_SIZE"] = "\(nprocPerNode)"
             env["CCL_NODE_RANK"] = "\(nodeRank)"
             env["CCL_NNODES"] = "\(nnodes)"
-            env["CCL_MASTER_ADDR"] = masterAddr
+            env["CCL_MASTER_ADDR"] = masterAddress
             env["CCL_MASTER_PORT"] = "\(port)"
-            env["CCL_TOKEN"] = secret
+            env["CCL_TOKEN"] = token
             env["CCL_STORE_IN_LAUNCHER"] = "1"
             return env
         }
-        let launcher = Launcher(program: command, environments: environments)
+    }
+
+    /// Runs the ranks with SIGINT/SIGTERM forwarded, calls `done`, prints the launcher's summary
+    /// and exits non-zero (ExitCode) when a rank failed.
+    static func runRanks(_ launcher: Launcher, done: () -> Void) throws {
         // Ranks must die of SIGINT/SIGTERM even when this launcher was started with them ignored
         // or blocked: both are inherited through exec.
         SignalDisposition.restoreDefaults([SIGINT, SIGTERM])
         var signals: [any DispatchSourceSignal] = []
-        let (status, summary) = try launcher.run { signals = Self.forwardSignals(to: launcher) }
+        let (status, summary) = try launcher.run { signals = forwardSignals(to: launcher) }
         withExtendedLifetime(signals) {}
-        server?.close()
+        done()
         for line in summary { FileHandle.standardError.write(Data((line + "\n").utf8)) }
         if status != 0 { throw ExitCode(status) }
     }

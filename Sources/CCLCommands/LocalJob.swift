@@ -18,28 +18,14 @@ enum LocalJob {
         // Like Open MPI: one core per rank when there are enough (CCL_BIND=0 turns it off).
         let cpus = CPUAffinity.allowedCPUs()
         let bind = base["CCL_BIND"] != "0" && ranks > 1 && ranks <= cpus.count
-        let environments = (0..<ranks).map { rank in
-            var env = base.merging(extra) { _, new in new }
-            env["CCL_RANK"] = "\(rank)"
-            env["CCL_WORLD_SIZE"] = "\(ranks)"
-            env["CCL_LOCAL_RANK"] = "\(rank)"
-            env["CCL_LOCAL_WORLD_SIZE"] = "\(ranks)"
-            env["CCL_NODE_RANK"] = "0"
-            env["CCL_NNODES"] = "1"
-            env["CCL_MASTER_ADDR"] = "127.0.0.1"
-            env["CCL_MASTER_PORT"] = "\(server.port)"
-            env["CCL_TOKEN"] = secret
-            env["CCL_STORE_IN_LAUNCHER"] = "1"
-            if bind { env["CCL_CPU"] = "\(cpus[rank])" }
-            return env
+        var environments = LaunchCommand.rankEnvironments(
+            base: base.merging(extra) { _, new in new }, nprocPerNode: ranks, nnodes: 1, nodeRank: 0, masterAddress: "127.0.0.1",
+            port: server.port, token: secret)
+        if bind {
+            for rank in 0..<ranks { environments[rank]["CCL_CPU"] = "\(cpus[rank])" }
         }
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let launcher = Launcher(program: [executable] + arguments, environments: environments, unprefixedRanks: [0])
-        SignalDisposition.restoreDefaults([SIGINT, SIGTERM])
-        var signals: [any DispatchSourceSignal] = []
-        let (status, summary) = try launcher.run { signals = LaunchCommand.forwardSignals(to: launcher) }
-        withExtendedLifetime(signals) {}
-        for line in summary { FileHandle.standardError.write(Data((line + "\n").utf8)) }
-        if status != 0 { throw ExitCode(status) }
+        try LaunchCommand.runRanks(launcher) {}
     }
 }
