@@ -56,7 +56,8 @@ extension PeerTransport {
         _ input: UnsafeRawPointer, _ output: UnsafeMutableRawPointer, count: Int, dtype: DType, op: ReduceOp, algorithm: PeerAllReduce
     ) throws(CCLError) {
         let size = dtype.size, n = peerWorldSize, r = peerRank
-        if UnsafeRawPointer(output) != input { output.copyMemory(from: input, byteCount: count * size) }
+        let copyFirst = n == 1 || (algorithm == .recursiveDoubling && n & (n - 1) == 0)
+        if copyFirst, UnsafeRawPointer(output) != input { output.copyMemory(from: input, byteCount: count * size) }
         switch algorithm {
         case .recursiveDoubling where n & (n - 1) == 0:
             let incoming = scratch(count * size)
@@ -80,17 +81,21 @@ extension PeerTransport {
             let (rounds, perChunk) = rounds(blockElements: maxBlock, size: size)
             let incoming = scratch(perChunk * size)
             let left = mod(r - 1), right = mod(r + 1)
-            // Reduce-scatter: after n-1 steps this rank holds block r+1 fully reduced.
+            // Reduce-scatter: after n-1 steps this rank holds block r+1 fully reduced. The input is
+            // never copied: step 0 sends it as it is, and each received partial is reduced with
+            // this rank's input straight into the output (every output block is written exactly
+            // once here or in the all-gather, which fills block r).
             for step in 0..<(n - 1) {
                 let sendBlock = partRange(mod(r - step), of: count, parts: n)
                 let receiveBlock = partRange(mod(r - step - 1), of: count, parts: n)
+                let sendFrom = step == 0 ? input : UnsafeRawPointer(output)
                 for index in 0..<rounds {
                     let out = sub(sendBlock, index, perChunk), into = sub(receiveBlock, index, perChunk)
                     try exchange(
-                        send: send(output + out.lowerBound * size, out.count * size), to: right,
+                        send: send(sendFrom + out.lowerBound * size, out.count * size), to: right,
                         receive: receive(incoming, into.count * size), from: left)
                     let target = output + into.lowerBound * size
-                    [UnsafeRawPointer(target), UnsafeRawPointer(incoming)].withUnsafeBufferPointer {
+                    [input + into.lowerBound * size, UnsafeRawPointer(incoming)].withUnsafeBufferPointer {
                         Reduction.reduce($0, into: target, count: into.count, dtype: dtype, op: op, divisor: step == n - 2 ? n : 1)
                     }
                 }
