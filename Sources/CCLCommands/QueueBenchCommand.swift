@@ -18,7 +18,7 @@ struct QueueBenchCommand: ParsableCommand {
     var sizes: String = "64,1K,64K,1M,16M"
     @Option(help: "Ring chunk size in bytes (suffix K or M).") var chunk: String = "1M"
     @Option(help: "Ring chunk count.") var chunks: Int = 8
-    @Option(help: "Seconds readers stay idle before the wake-up message (each of 3 rounds).") var idleSeconds: Double = 1.0
+    @Option(help: "Seconds readers stay idle before the wake-up message (each of 5 rounds).") var idleSeconds: Double = 1.0
     @Option(help: "Scale the iteration counts (0.1 for a quick run).") var scale: Double = 1.0
     @Option(help: "Nanoseconds a waiter spins before yielding (QueueOptions.wait).") var spinNs: UInt64 = WaitPolicy().spinNanoseconds
     @Option(help: "Nanoseconds a waiter spins and yields before sleeping.") var yieldNs: UInt64 = WaitPolicy().yieldNanoseconds
@@ -103,6 +103,8 @@ struct QueueBenchRun {
     let scale: Double
 
     static let benchRank = 1_000_000
+    /// Idle-then-wake samples per reader count (each after `idleSeconds` of silence).
+    static let wakeRounds = 5
 
     func iterations(_ size: Int) -> (warmup: Int, latency: Int, burst: Int) {
         let base: (Int, Int, Int) =
@@ -136,6 +138,10 @@ struct QueueBenchRun {
         var rows: [QueueBenchRow] = []
         var phase: UInt32 = 0
         var sequence: UInt64 = 0
+        // Control messages are built here, not allocated per send: the wake-up sample starts its
+        // clock just before `sendControl` and should time the queue, not the harness.
+        let control = UnsafeMutableRawBufferPointer.allocate(byteCount: BenchMessage.headerBytes, alignment: 8)
+        defer { control.deallocate() }
         for size in sizes {
             // Prebuilt messages: sending one only stamps its header.
             var messages = BenchMessage.pool(size: size)
@@ -197,7 +203,7 @@ struct QueueBenchRun {
         var wakes: [UInt64] = []
         var idleCPU: UInt64 = 0
         var idleWall: UInt64 = 0
-        for _ in 0..<3 {
+        for _ in 0..<QueueBenchRun.wakeRounds {
             let before = try endPhaseTimes()
             Thread.sleep(forTimeInterval: idleSeconds)
             let sendTime = monotonicNanoseconds()
@@ -225,11 +231,8 @@ struct QueueBenchRun {
         }
 
         func sendControl(_ kind: BenchMessage.Kind, time: UInt64) throws {
-            var header = [UInt8](repeating: 0, count: BenchMessage.headerBytes)
-            header.withUnsafeMutableBytes {
-                BenchMessage.write(.init(kind: kind, phase: 0, sequence: sequence, sendTimeNs: time, poolIndex: 0), into: $0)
-            }
-            try writer.enqueue(header)
+            BenchMessage.write(.init(kind: kind, phase: 0, sequence: sequence, sendTimeNs: time, poolIndex: 0), into: control)
+            try writer.enqueue(UnsafeRawBufferPointer(control))
             sequence &+= 1
         }
         func endPhaseTimes() throws -> [(time: UInt64, cpu: UInt64)] {
@@ -288,8 +291,12 @@ struct QueueBenchReaderCommand: ParsableCommand {
             // Stream each message through in place and compare every byte with the pool.
             var header: BenchMessage.Header?
             var ok = true
+            var arrival: UInt64 = 0
             try reader.dequeueFragments { piece, offset, length in
-                if offset == 0 { header = BenchMessage.read(piece) }
+                if offset == 0 {
+                    header = BenchMessage.read(piece)
+                    if header?.kind == .wake { arrival = monotonicNanoseconds() }
+                }
                 guard let header, header.kind == .data else { return }
                 if offset == 0 { ok = header.sequence == expected }
                 ok = ok && BenchMessage.verify(piece, offset: offset, length: length, header: header, pool: pools[length] ?? [])
@@ -308,8 +315,7 @@ struct QueueBenchReaderCommand: ParsableCommand {
                 emitLine("END \(header.phase) \(monotonicNanoseconds()) \(processCPUNanoseconds()) \(wrong)")
                 wrong = 0
             case .wake:
-                let now = monotonicNanoseconds()
-                emitLine("WAKE \(now - header.sendTimeNs) \(processCPUNanoseconds()) \(now)")
+                emitLine("WAKE \(arrival &- header.sendTimeNs) \(processCPUNanoseconds()) \(arrival)")
             case .quit:
                 return
             case .ack:
