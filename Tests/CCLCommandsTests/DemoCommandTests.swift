@@ -2,7 +2,7 @@ import CCLTestSupport
 import Foundation
 import Testing
 
-/// `ccl demo` and `ccl bench <collective>` run as a user runs them: the real executable, real ranks.
+/// `ccl demo` and `ccl bench` (collectives and queue) run as a user runs them: the real executable, real processes.
 @Suite(.serialized) struct DemoCommandTests {
     @Test("ccl demo: tp 2 × pp 2 matches the single-process model on every step", arguments: ["auto", "tcp"])
     func demo(transport: String) throws {
@@ -41,5 +41,25 @@ import Testing
         }
         #expect(object["wrong"] as? Int == 0)
         #expect(object["op"] as? String == op)
+    }
+
+    @Test("ccl bench queue --json: a row per reader count and size, every message verified, idle CPU and wake-up measured")
+    func queueBenchJSON() throws {
+        let result = try runCCL([
+            "bench", "queue", "--readers", "1,2", "--sizes", "64,70K", "--chunk", "64K", "--scale", "0.01", "--idle-seconds", "0.05", "--json",
+        ])
+        #expect(result.status == 0, "\(result.output) \(result.error)")
+        let objects = try result.output.split(separator: "\n").filter { $0.hasPrefix("{") }.map { line in
+            try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+        }
+        #expect(objects.count == 4, "\(result.output)")
+        for object in objects {
+            for key in ["readers", "size", "p50_ns", "p99_ns", "msgs_per_s", "gb_per_s", "idle_cpu_pct", "wake_p50_ns", "wrong"] {
+                #expect(object[key] != nil, "missing \(key) in \(object)")
+            }
+            #expect(object["wrong"] as? Int == 0, "\(object)")
+            #expect((object["p50_ns"] as? Int ?? 0) > 0 && (object["wake_p50_ns"] as? Int ?? 0) > 0, "\(object)")
+        }
+        #expect(Set(objects.compactMap { $0["readers"] as? Int }) == [1, 2])
     }
 }
