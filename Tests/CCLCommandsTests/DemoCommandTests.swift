@@ -46,7 +46,8 @@ import Testing
     @Test("ccl bench queue --json: a row per reader count and size, every message verified, idle CPU and wake-up measured")
     func queueBenchJSON() throws {
         let result = try runCCL([
-            "bench", "queue", "--readers", "1,2", "--sizes", "64,70K", "--chunk", "64K", "--scale", "0.01", "--idle-seconds", "0.05", "--json",
+            "bench", "queue", "--readers", "1,2", "--sizes", "64,70K", "--chunk", "64K", "--scale", "0.01", "--idle-seconds", "0.05",
+            "--json",
         ])
         #expect(result.status == 0, "\(result.output) \(result.error)")
         let objects = try result.output.split(separator: "\n").filter { $0.hasPrefix("{") }.map { line in
