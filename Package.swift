@@ -24,6 +24,11 @@ let package = Package(
         ),
         // No syscalls: errors, ranks, timeouts, the binary Codable format.
         .target(name: "CCLCore"),
+        // The collective API every backend implements: protocols and value types only (devices,
+        // buffers, streams, calls, completions, dtypes, fingerprints). No syscalls, no transports.
+        .target(name: "CCLCollectiveAPI", dependencies: ["CCLCore"]),
+        // Backends: the protocol each one conforms to, the user's request, the one pure choice.
+        .target(name: "CCLBackend", dependencies: ["CCLCollectiveAPI", "CCLCore", "CCLStore"]),
         .target(
             name: "CCLQueue",
             dependencies: [
@@ -48,7 +53,7 @@ let package = Package(
         .target(
             name: "CCLCollectives",
             dependencies: [
-                "CCLCore", "CCLSystem", "CCLStore",
+                "CCLBackend", "CCLCollectiveAPI", "CCLCore", "CCLSystem", "CCLStore",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -58,7 +63,12 @@ let package = Package(
         ),
         // Node identity and vLLM's parallel layout.
         .target(name: "CCLTopology", dependencies: ["CCLCore"]),
-        .target(name: "CCL", dependencies: ["CCLCore", "CCLQueue", "CCLStore", "CCLTopology", "CCLCollectives"]),
+        .target(
+            name: "CCL",
+            dependencies: [
+                "CCLBackend", "CCLCore", "CCLQueue", "CCLStore", "CCLTopology", "CCLCollectives",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(
             name: "CCLCommands",
             dependencies: [
@@ -78,6 +88,7 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
         .testTarget(name: "CCLCoreTests", dependencies: ["CCLCore"]),
+        .testTarget(name: "CCLBackendTests", dependencies: ["CCL", "CCLTestSupport", "CCLTestWorker"]),
         .testTarget(
             name: "CCLCollectivesTests",
             dependencies: ["CCL", "CCLCollectives", "CCLCore", "CCLSystem", "CCLTestSupport", "CCLTestWorker"]

@@ -1,3 +1,4 @@
+@_exported import CCLBackend
 @_exported import CCLCollectives
 // The umbrella module: `import CCL` brings in the public API of every capability.
 @_exported import CCLCore

@@ -1,3 +1,4 @@
+import CCLBackend
 import CCLCore
 import CCLSystem
 import Logging
@@ -13,6 +14,12 @@ public struct CollectiveOptions: Sendable {
     }
 
     public var transport: Transport = .auto
+    /// Which backends to prefer, and whether to fall back (`CCL_BACKEND`, `CCL_BACKEND_STRICT`);
+    /// when it names none, `transport` decides.
+    public var request = BackendRequest.automatic
+    /// How the job was launched (`LaunchEnvironment.source`), which the backend choice considers
+    /// (MPI under mpirun); nil when unknown.
+    public var launcher: LaunchEnvironment.Source?
     /// How long one call may wait for the other ranks.
     public var timeout: Timeout = .seconds(300)
     /// Compare every call's fingerprint across ranks (on by default; `CCL_CHECK_CALLS=0` turns it
@@ -46,8 +53,8 @@ public struct CollectiveOptions: Sendable {
     }
 
     /// Options from `CCL_ALGO`, `CCL_CHECK_CALLS`, `CCL_SHM_SLOT_BYTES`, `CCL_TRANSPORT`,
-    /// `CCL_TIMEOUT` (seconds), `CCL_HOST` and `CCL_TOKEN`, over `base`. Errors name the variable
-    /// and value.
+    /// `CCL_BACKEND`, `CCL_BACKEND_STRICT`, `CCL_TIMEOUT` (seconds), `CCL_HOST` and `CCL_TOKEN`,
+    /// over `base`. Errors name the variable and value.
     public static func fromEnvironment(_ environment: [String: String], base: CollectiveOptions = CollectiveOptions())
         throws(CCLError) -> CollectiveOptions
     {
@@ -83,6 +90,9 @@ public struct CollectiveOptions: Sendable {
                 throw bad("CCL_TRANSPORT", value, "auto, shm or tcp")
             }
             options.transport = transport
+        }
+        if environment["CCL_BACKEND"] != nil || environment["CCL_BACKEND_STRICT"] != nil {
+            options.request = try BackendRequest.fromEnvironment(environment)
         }
         if let value = environment["CCL_TIMEOUT"], !value.isEmpty {
             guard let seconds = Double(value), seconds > 0 else { throw bad("CCL_TIMEOUT", value, "seconds > 0") }

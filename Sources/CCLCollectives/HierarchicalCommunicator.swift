@@ -2,8 +2,11 @@ import CCLCore
 import CCLStore
 import Dispatch
 
-/// Collectives on a group that spans nodes with several ranks on some of them: shared memory
-/// inside each node, TCP among the node leaders (each node's first rank), composed.
+/// Collectives on a group that spans nodes with several ranks on some of them, composed of two
+/// tiers: an intra-node communicator per node (shared memory by default) and an inter-node one
+/// among the node leaders (each node's first rank; TCP by default), plus an inter-node
+/// communicator over the whole group for send/recv between nodes. Any host communicators can be
+/// the tiers (`init(group:nodes:intraNode:interNode:)`).
 ///
 /// - allReduce: all-reduce in the node, all-reduce among leaders, broadcast in the node (avg
 ///   sums throughout and divides once at the end).
@@ -18,18 +21,43 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
     public let rank: Int
     public let worldSize: Int
     let groupName: String
-    public var transportDescription: String { "hierarchical (\(nodeRanks.count) nodes: shm inside, tcp between)" }
-    let local: ShmCommunicator
+    public var transportDescription: String {
+        "hierarchical (\(nodeRanks.count) nodes: \(local.backend) inside, \(mesh.backend) between)"
+    }
+    public var backend: String { "hierarchical" }
+    public var device: Device { .host }
+    /// The ranks of this node.
+    let local: any Communicator
     /// Among node leaders; nil on other ranks.
-    let leaders: TCPCommunicator?
+    let leaders: (any Communicator)?
     /// The whole group, for send/recv between nodes.
-    let mesh: TCPCommunicator
+    let mesh: any Communicator
+    /// Global rank of each group rank (errors name global ranks).
+    let globalRanks: [Int]
+    private var sequence: UInt64 = 0
     /// Group ranks of each node, node order by first rank.
     let nodeRanks: [[Int]]
     let myNode: Int
     private var scratchBuffer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
 
-    public init(group: StatelessProcessGroup, nodes: NodeLayout, options: CollectiveOptions = CollectiveOptions()) throws(CCLError) {
+    /// Makes one communicator of a tier over the group it is given (a sub-group of `group`), with
+    /// the node of each of its ranks.
+    public typealias Tier = (StatelessProcessGroup, NodeLayout) throws(CCLError) -> any Communicator
+
+    /// Shared memory inside nodes, TCP between them.
+    public convenience init(group: StatelessProcessGroup, nodes: NodeLayout, options: CollectiveOptions = CollectiveOptions())
+        throws(CCLError)
+    {
+        try self.init(
+            group: group, nodes: nodes,
+            intraNode: { (node, _) throws(CCLError) in try ShmCommunicator(group: node, options: options) },
+            interNode: { (across, _) throws(CCLError) in try TCPCommunicator(group: across, options: options) })
+    }
+
+    /// Composes `intraNode` communicators (one per node, over sub-group "node<i>") and
+    /// `interNode` ones (over sub-group "leaders" of each node's first rank, and over the whole
+    /// group for send/recv between nodes). Collective: every rank of `group` calls it.
+    public init(group: StatelessProcessGroup, nodes: NodeLayout, intraNode: Tier, interNode: Tier) throws(CCLError) {
         rank = group.rank
         worldSize = group.worldSize
         groupName = group.name
@@ -41,13 +69,13 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         }
         nodeRanks = order.map { byNode[$0] ?? [] }
         myNode = nodeRanks.firstIndex { $0.contains(group.rank) } ?? 0
-        var localOptions = options
-        localOptions.transport = .shm
-        local = try ShmCommunicator(group: try group.subgroup("node\(myNode)", members: nodeRanks[myNode]), options: localOptions)
+        globalRanks = group.globalRanks ?? Array(0..<group.worldSize)
+        let local = try group.subgroup("node\(myNode)", members: nodeRanks[myNode])
+        self.local = try intraNode(local, NodeLayout(nodeOfRank: Array(repeating: order[myNode], count: local.worldSize)))
         leaders =
             nodeRanks[myNode].first == group.rank
-            ? try TCPCommunicator(group: try group.subgroup("leaders", members: nodeRanks.map { $0[0] }), options: options) : nil
-        mesh = try TCPCommunicator(group: group, options: options)
+            ? try interNode(try group.subgroup("leaders", members: nodeRanks.map { $0[0] }), NodeLayout(nodeOfRank: order)) : nil
+        mesh = try interNode(group, nodes)
     }
 
     deinit { scratchBuffer.deallocate() }
@@ -63,7 +91,37 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
     private var isLeader: Bool { leaders != nil }
 
     private func check(_ name: String) -> CallCheck {
-        CallCheck(name: name, group: groupName, rank: rank, worldSize: worldSize)
+        CallCheck(name: name, group: groupName, rank: globalRanks[rank], worldSize: worldSize)
+    }
+
+    public func abort(_ error: CCLError) {
+        local.abort(error)
+        leaders?.abort(error)
+        mesh.abort(error)
+    }
+
+    public func execute(_ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, on stream: DeviceStream)
+        throws(CCLError) -> Completion
+    {
+        if input.device != .host || output.device != .host || stream.device != .host {
+            try guarded { () throws(CCLError) in try check("\(call.op)").device(.host, backend: backend, input: input, output: output) }
+        }
+        let count = call.count, dtype = call.dtype
+        let (input, output) = (input.hostBytes, output.mutableHostBytes)
+        sequence &+= 1
+        switch call.op {
+        case .allReduce(let op): try runAllReduce(input, into: output, count: count, dtype: dtype, op: op)
+        case .allGather: try runAllGather(input, into: output, count: count, dtype: dtype)
+        case .reduceScatter(let op): try runReduceScatter(input, into: output, count: count, dtype: dtype, op: op)
+        case .broadcast(let root): try runBroadcast(output, count: count, dtype: dtype, from: root)
+        case .gather(let root): try runGather(input, into: output, count: count, dtype: dtype, to: root)
+        case .barrier: try runBarrier()
+        case .send(let peer): try runSend(input, count: count, dtype: dtype, to: peer)
+        case .recv(let peer): try runRecv(into: output, count: count, dtype: dtype, from: peer)
+        case .sendRecv(let destination, let source):
+            try runSendRecv(input, to: destination, into: output, from: source, count: count, dtype: dtype)
+        }
+        return .done(sequence)
     }
 
     /// Runs one call's steps; a failure in any part is passed to the others (their peers then
@@ -72,14 +130,12 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         do {
             try body()
         } catch {
-            local.fail(error)
-            leaders?.fail(error)
-            mesh.fail(error)
+            abort(error)
             throw error
         }
     }
 
-    public func allReduce(
+    private func runAllReduce(
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
     ) throws(CCLError) {
         try guarded { () throws(CCLError) in
@@ -98,7 +154,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         }
     }
 
-    public func allGather(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
+    private func runAllGather(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
         throws(CCLError)
     {
         try guarded { () throws(CCLError) in
@@ -110,7 +166,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         }
     }
 
-    public func gather(
+    private func runGather(
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, to root: Int
     ) throws(CCLError) {
         try guarded { () throws(CCLError) in
@@ -174,14 +230,14 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         }
     }
 
-    public func reduceScatter(
+    private func runReduceScatter(
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
     ) throws(CCLError) {
         try guarded { () throws(CCLError) in
             let block = try check("reduceScatter").scattering(input, output, count: count, dtype: dtype)
             let whole = UnsafeMutableRawBufferPointer.allocate(byteCount: max(64, worldSize * block), alignment: 64)
             defer { whole.deallocate() }
-            try allReduce(
+            try runAllReduce(
                 input, into: UnsafeMutableRawBufferPointer(rebasing: whole[0..<(worldSize * block)]), count: worldSize * count,
                 dtype: dtype, op: op)
             if block > 0, let target = output.baseAddress, let source = whole.baseAddress {
@@ -190,7 +246,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         }
     }
 
-    public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from root: Int) throws(CCLError) {
+    private func runBroadcast(_ buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from root: Int) throws(CCLError) {
         try guarded { () throws(CCLError) in
             try check("broadcast").rooted(buffer, count: count, dtype: dtype, root: root)
             let rootNode = nodeRanks.firstIndex { $0.contains(root) } ?? 0
@@ -202,7 +258,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         }
     }
 
-    public func send(_ buffer: UnsafeRawBufferPointer, count: Int, dtype: DType, to peer: Int) throws(CCLError) {
+    private func runSend(_ buffer: UnsafeRawBufferPointer, count: Int, dtype: DType, to peer: Int) throws(CCLError) {
         try guarded { () throws(CCLError) in
             if let localPeer = nodeRanks[myNode].firstIndex(of: peer) {
                 try local.send(buffer, count: count, dtype: dtype, to: localPeer)
@@ -212,7 +268,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         }
     }
 
-    public func recv(into buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from peer: Int) throws(CCLError) {
+    private func runRecv(into buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from peer: Int) throws(CCLError) {
         try guarded { () throws(CCLError) in
             if let localPeer = nodeRanks[myNode].firstIndex(of: peer) {
                 try local.recv(into: buffer, count: count, dtype: dtype, from: localPeer)
@@ -222,7 +278,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         }
     }
 
-    public func sendRecv(
+    private func runSendRecv(
         _ buffer: UnsafeRawBufferPointer, to destination: Int, into output: UnsafeMutableRawBufferPointer, from source: Int, count: Int,
         dtype: DType
     ) throws(CCLError) {
@@ -263,7 +319,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         }
     }
 
-    public func barrier() throws(CCLError) {
+    private func runBarrier() throws(CCLError) {
         try guarded { () throws(CCLError) in
             try local.barrier()
             try leaders?.barrier()

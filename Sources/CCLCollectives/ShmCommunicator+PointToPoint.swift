@@ -18,19 +18,19 @@ extension ShmCommunicator {
         var done: Bool { started && offset >= bytes }
     }
 
-    public func send(_ buffer: UnsafeRawBufferPointer, count: Int, dtype: DType, to peer: Int) throws(CCLError) {
+    func runSend(_ buffer: UnsafeRawBufferPointer, count: Int, dtype: DType, to peer: Int) throws(CCLError) {
         var outgoing: Transfer? = try outgoing(buffer, count: count, dtype: dtype, to: peer)
         var incoming: Transfer?
         try run(&outgoing, &incoming)
     }
 
-    public func recv(into buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from peer: Int) throws(CCLError) {
+    func runRecv(into buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from peer: Int) throws(CCLError) {
         var outgoing: Transfer?
         var incoming: Transfer? = try incoming(buffer, count: count, dtype: dtype, from: peer)
         try run(&outgoing, &incoming)
     }
 
-    public func sendRecv(
+    func runSendRecv(
         _ buffer: UnsafeRawBufferPointer, to destination: Int, into output: UnsafeMutableRawBufferPointer, from source: Int, count: Int,
         dtype: DType
     ) throws(CCLError) {

@@ -14,6 +14,8 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     public var rank: Int { arena.rank }
     public var worldSize: Int { arena.worldSize }
     public var transportDescription: String { "shm" }
+    public var backend: String { "shm" }
+    public var device: Device { .host }
 
     /// Collectives called so far (fingerprint sequence numbers).
     private var sequence: UInt64 = 0
@@ -111,9 +113,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
         throw Fingerprint.mismatch(calls, ranks: arena.globalRanks, rank: arena.globalRanks[rank], group: arena.groupName)
     }
 
-    /// Breaks the communicator because of a failure elsewhere (a hierarchical composition),
-    /// telling the other ranks why.
-    func fail(_ error: CCLError) { arena.fail(error) }
+    public func abort(_ error: CCLError) { arena.fail(error) }
 
     /// Argument errors before the first sync: the other ranks are told at once (they would
     /// otherwise wait for this rank until their timeout).
@@ -126,7 +126,37 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
         CallCheck(name: name, group: arena.groupName, rank: arena.globalRanks[rank], worldSize: worldSize)
     }
 
-    public func allReduce(
+    public func execute(_ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, on stream: DeviceStream)
+        throws(CCLError) -> Completion
+    {
+        if input.device != .host || output.device != .host || stream.device != .host {
+            do { try check("\(call.op)").device(.host, backend: backend, input: input, output: output) } catch {
+                throw rejected(error)
+            }
+        }
+        let count = call.count, dtype = call.dtype
+        switch call.op {
+        case .allReduce(let op): try runAllReduce(input.hostBytes, into: output.mutableHostBytes, count: count, dtype: dtype, op: op)
+        case .allGather: try runAllGather(input.hostBytes, into: output.mutableHostBytes, count: count, dtype: dtype)
+        case .reduceScatter(let op):
+            try runReduceScatter(input.hostBytes, into: output.mutableHostBytes, count: count, dtype: dtype, op: op)
+        case .broadcast(let root): try runBroadcast(output.mutableHostBytes, count: count, dtype: dtype, from: root)
+        case .gather(let root): try runGather(input.hostBytes, into: output.mutableHostBytes, count: count, dtype: dtype, to: root)
+        case .barrier: try runBarrier()
+        case .send(let peer):
+            try runSend(input.hostBytes, count: count, dtype: dtype, to: peer)
+            return .done(messagesSent[peer])
+        case .recv(let peer):
+            try runRecv(into: output.mutableHostBytes, count: count, dtype: dtype, from: peer)
+            return .done(messagesReceived[peer])
+        case .sendRecv(let destination, let source):
+            try runSendRecv(input.hostBytes, to: destination, into: output.mutableHostBytes, from: source, count: count, dtype: dtype)
+            return .done(destination == rank ? 0 : messagesSent[destination])
+        }
+        return .done(sequence)
+    }
+
+    private func runAllReduce(
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
     ) throws(CCLError) {
         let bytes: Int
@@ -141,7 +171,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
         try slotAllReduce(source, target, count: count, dtype: dtype, op: op, algorithm: algorithm)
     }
 
-    public func allGather(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
+    private func runAllGather(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
         throws(CCLError)
     {
         do { _ = try check("allGather").gathering(input, output, count: count, dtype: dtype) } catch { throw rejected(error) }
@@ -149,7 +179,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
         try slotAllGather(address(input), address(output), count: count, dtype: dtype)
     }
 
-    public func reduceScatter(
+    private func runReduceScatter(
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
     ) throws(CCLError) {
         do { _ = try check("reduceScatter").scattering(input, output, count: count, dtype: dtype) } catch { throw rejected(error) }
@@ -162,14 +192,14 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
         try slotReduceScatter(address(input), address(output), count: count, dtype: dtype, op: op)
     }
 
-    public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from root: Int) throws(CCLError) {
+    private func runBroadcast(_ buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from root: Int) throws(CCLError) {
         do { try check("broadcast").rooted(buffer, count: count, dtype: dtype, root: root) } catch { throw rejected(error) }
         try begin(.broadcast, dtype: dtype, count: count, root: root)
         guard worldSize > 1 else { return }
         try slotBroadcast(address(buffer), count: count, dtype: dtype, root: root)
     }
 
-    public func gather(
+    private func runGather(
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, to root: Int
     ) throws(CCLError) {
         do {
@@ -179,7 +209,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
         try slotGather(address(input), rank == root ? address(output) : nil, count: count, dtype: dtype, root: root)
     }
 
-    public func barrier() throws(CCLError) {
+    private func runBarrier() throws(CCLError) {
         try begin(.barrier, dtype: .uint8, count: 0)
         guard worldSize > 1 else { return }
         // Every call takes one round before its first sync, so a mismatched call (a barrier

@@ -26,6 +26,8 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     public let worldSize: Int
     public let options: CollectiveOptions
     public var transportDescription: String { "tcp" }
+    public var backend: String { "tcp" }
+    public var device: Device { .host }
     let groupName: String
     let globalRanks: [Int]
     private let connections: [TCPConnection?]
@@ -236,6 +238,8 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         return received ? String(decoding: bytes, as: UTF8.self) : "(reason not received)"
     }
 
+    public func abort(_ error: CCLError) { fail(error) }
+
     /// Marks the communicator broken and tells every peer why (unless already told), then waits,
     /// bounded, for them to read it and close.
     func fail(_ error: CCLError) {
@@ -290,7 +294,37 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     }
     private func address(_ buffer: UnsafeMutableRawBufferPointer) -> UnsafeMutableRawPointer { buffer.baseAddress ?? scratch(64) }
 
-    public func allReduce(
+    public func execute(_ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, on stream: DeviceStream)
+        throws(CCLError) -> Completion
+    {
+        if input.device != .host || output.device != .host || stream.device != .host {
+            do { try check("\(call.op)").device(.host, backend: backend, input: input, output: output) } catch {
+                throw rejected(error)
+            }
+        }
+        let count = call.count, dtype = call.dtype
+        switch call.op {
+        case .allReduce(let op): try runAllReduce(input.hostBytes, into: output.mutableHostBytes, count: count, dtype: dtype, op: op)
+        case .allGather: try runAllGather(input.hostBytes, into: output.mutableHostBytes, count: count, dtype: dtype)
+        case .reduceScatter(let op):
+            try runReduceScatter(input.hostBytes, into: output.mutableHostBytes, count: count, dtype: dtype, op: op)
+        case .broadcast(let root): try runBroadcast(output.mutableHostBytes, count: count, dtype: dtype, from: root)
+        case .gather(let root): try runGather(input.hostBytes, into: output.mutableHostBytes, count: count, dtype: dtype, to: root)
+        case .barrier: try runBarrier()
+        case .send(let peer):
+            try runSend(input.hostBytes, count: count, dtype: dtype, to: peer)
+            return .done(peer == rank ? 0 : messagesSent[peer])
+        case .recv(let peer):
+            try runRecv(into: output.mutableHostBytes, count: count, dtype: dtype, from: peer)
+            return .done(peer == rank ? 0 : messagesReceived[peer])
+        case .sendRecv(let destination, let source):
+            try runSendRecv(input.hostBytes, to: destination, into: output.mutableHostBytes, from: source, count: count, dtype: dtype)
+            return .done(destination == rank ? 0 : messagesSent[destination])
+        }
+        return .done(sequence)
+    }
+
+    private func runAllReduce(
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
     ) throws(CCLError) {
         let bytes: Int
@@ -300,7 +334,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         try peerAllReduce(address(input), address(output), count: count, dtype: dtype, op: op, algorithm: algorithm)
     }
 
-    public func allGather(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
+    private func runAllGather(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
         throws(CCLError)
     {
         do { _ = try check("allGather").gathering(input, output, count: count, dtype: dtype) } catch { throw rejected(error) }
@@ -308,7 +342,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         try peerAllGather(address(input), address(output), count: count, dtype: dtype)
     }
 
-    public func reduceScatter(
+    private func runReduceScatter(
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, op: ReduceOp
     ) throws(CCLError) {
         do { _ = try check("reduceScatter").scattering(input, output, count: count, dtype: dtype) } catch { throw rejected(error) }
@@ -316,13 +350,13 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         try peerReduceScatter(address(input), address(output), count: count, dtype: dtype, op: op)
     }
 
-    public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from root: Int) throws(CCLError) {
+    private func runBroadcast(_ buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from root: Int) throws(CCLError) {
         do { try check("broadcast").rooted(buffer, count: count, dtype: dtype, root: root) } catch { throw rejected(error) }
         try begin(.broadcast, dtype: dtype, count: count, root: root)
         try peerBroadcast(address(buffer), count: count, dtype: dtype, root: root)
     }
 
-    public func gather(
+    private func runGather(
         _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, to root: Int
     ) throws(CCLError) {
         do {
@@ -332,20 +366,20 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         try peerGather(address(input), rank == root ? address(output) : nil, count: count, dtype: dtype, root: root)
     }
 
-    public func barrier() throws(CCLError) {
+    private func runBarrier() throws(CCLError) {
         try begin(.barrier, dtype: .uint8, count: 0)
         try peerBarrier()
     }
 
-    public func send(_ buffer: UnsafeRawBufferPointer, count: Int, dtype: DType, to peer: Int) throws(CCLError) {
+    private func runSend(_ buffer: UnsafeRawBufferPointer, count: Int, dtype: DType, to peer: Int) throws(CCLError) {
         try pointToPoint(send: buffer, to: peer, receive: nil, from: nil, count: count, dtype: dtype)
     }
 
-    public func recv(into buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from peer: Int) throws(CCLError) {
+    private func runRecv(into buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, from peer: Int) throws(CCLError) {
         try pointToPoint(send: nil, to: nil, receive: buffer, from: peer, count: count, dtype: dtype)
     }
 
-    public func sendRecv(
+    private func runSendRecv(
         _ buffer: UnsafeRawBufferPointer, to destination: Int, into output: UnsafeMutableRawBufferPointer, from source: Int, count: Int,
         dtype: DType
     ) throws(CCLError) {

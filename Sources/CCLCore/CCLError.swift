@@ -32,6 +32,8 @@ public struct CCLError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let resourceExhausted = Code("resourceExhausted")
         /// A peer failed authentication (wrong token).
         public static let unauthenticated = Code("unauthenticated")
+        /// Something this needs is not available here (a backend, a library, a device).
+        public static let unavailable = Code("unavailable")
         /// A system call failed; `cause` holds the call and errno.
         public static let system = Code("system")
     }

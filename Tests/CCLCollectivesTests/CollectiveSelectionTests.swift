@@ -24,19 +24,6 @@ import Testing
         #expect(PeerAllReduce.choose(bytes: 0, worldSize: 1) == .recursiveDoubling)
     }
 
-    @Test("transport: shm on one node, tcp with one rank per node, hierarchical otherwise; overrides")
-    func transportChoice() throws {
-        let oneNode = NodeLayout(nodeOfRank: ["a", "a", "a"])
-        let spread = NodeLayout(nodeOfRank: ["a", "b", "c"])
-        let mixed = NodeLayout(nodeOfRank: ["a", "a", "b"])
-        #expect(try CPUCommunicator.choose(.auto, nodes: oneNode) == .shm)
-        #expect(try CPUCommunicator.choose(.auto, nodes: spread) == .tcp)
-        #expect(try CPUCommunicator.choose(.auto, nodes: mixed) == .hierarchical)
-        #expect(try CPUCommunicator.choose(.tcp, nodes: oneNode) == .tcp)
-        #expect(try CPUCommunicator.choose(.shm, nodes: oneNode) == .shm)
-        #expect(throws: CCLError.self) { try CPUCommunicator.choose(.shm, nodes: mixed) }
-    }
-
     @Test("options from the environment; bad values name the variable and value")
     func environment() throws {
         let options = try CollectiveOptions.fromEnvironment([

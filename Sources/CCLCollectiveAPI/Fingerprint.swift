@@ -84,7 +84,7 @@ extension Fingerprint {
     /// The error every rank throws when the ranks' calls differ: which ranks called what.
     ///
     /// - Parameter calls: each rank's fingerprint, in rank order (rank = index, or `ranks[index]`).
-    static func mismatch(_ calls: [Fingerprint?], ranks: [Int], rank: Int, group: String) -> CCLError {
+    package static func mismatch(_ calls: [Fingerprint?], ranks: [Int], rank: Int, group: String) -> CCLError {
         var byCall: [(String, [Int])] = []
         for (index, call) in calls.enumerated() {
             let text = call.map { "\($0)" } ?? "an unreadable call"

@@ -1,0 +1,116 @@
+import CCLCore
+
+/// Checks one call's arguments before any rank is waited on; errors name the call and the rank.
+package struct CallCheck {
+    package let name: String
+    package let group: String
+    /// The global rank (errors name global ranks).
+    package let rank: Int
+    package let worldSize: Int
+
+    package init(name: String, group: String, rank: Int, worldSize: Int) {
+        self.name = name
+        self.group = group
+        self.rank = rank
+        self.worldSize = worldSize
+    }
+
+    /// Built only when an error needs it (the checks run on every call).
+    package var operation: String { "\(name) on group \(group)" }
+
+    package func count(_ count: Int, _ dtype: DType) throws(CCLError) -> Int {
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.size)
+        guard count >= 0, !overflow else {
+            throw CCLError(.invalidArgument, operation: operation, rank: rank, "count \(count) of \(dtype) is not a valid size")
+        }
+        return bytes
+    }
+
+    package func buffer(_ name: String, has available: Int, needs bytes: Int) throws(CCLError) {
+        guard available >= bytes else {
+            throw CCLError(
+                .invalidArgument, operation: operation, rank: rank, "\(name) buffer holds \(available) bytes, the call needs \(bytes)")
+        }
+    }
+
+    // One check per call shape; each returns the bytes of one rank's block.
+
+    /// Input and output of `count` elements (all-reduce).
+    package func sameSize(_ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
+        throws(CCLError) -> Int
+    {
+        let bytes = try self.count(count, dtype)
+        try buffer("input", has: input.count, needs: bytes)
+        try buffer("output", has: output.count, needs: bytes)
+        return bytes
+    }
+
+    /// Input of `count` elements, output of worldSize × count (all-gather).
+    package func gathering(_ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
+        throws(CCLError) -> Int
+    {
+        let bytes = try self.count(count, dtype)
+        try buffer("input", has: input.count, needs: bytes)
+        try buffer("output", has: output.count, needs: times(bytes, worldSize))
+        return bytes
+    }
+
+    /// Input of worldSize × count elements, output of `count` (reduce-scatter).
+    package func scattering(_ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
+        throws(CCLError) -> Int
+    {
+        let bytes = try self.count(count, dtype)
+        try buffer("input", has: input.count, needs: times(bytes, worldSize))
+        try buffer("output", has: output.count, needs: bytes)
+        return bytes
+    }
+
+    /// A root in range and a buffer of `count` elements (broadcast).
+    package func rooted(_ buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, root: Int) throws(CCLError) {
+        try peer(root, role: "root")
+        try self.buffer("", has: buffer.count, needs: self.count(count, dtype))
+    }
+
+    /// A root in range, input of `count` elements and, at the root, output of worldSize × count.
+    package func gatheringTo(
+        _ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, root: Int, isRoot: Bool
+    ) throws(CCLError) -> Int {
+        try peer(root, role: "root")
+        let bytes = try self.count(count, dtype)
+        try buffer("input", has: input.count, needs: bytes)
+        if isRoot { try buffer("output", has: output.count, needs: times(bytes, worldSize)) }
+        return bytes
+    }
+
+    /// Both buffers (where not empty) must be on the communicator's device.
+    @inline(__always)
+    package func device(_ device: Device, backend: String, input: DeviceBuffer, output: DeviceBuffer) throws(CCLError) {
+        if input.bytes > 0, input.device != device { throw misplaced("input", input, device, backend) }
+        if output.bytes > 0, output.device != device { throw misplaced("output", output, device, backend) }
+    }
+
+    private func misplaced(_ side: String, _ buffer: DeviceBuffer, _ device: Device, _ backend: String) -> CCLError {
+        CCLError(
+            .invalidArgument, operation: operation, rank: rank,
+            "the \(side) buffer is on \(buffer.device), but the \(backend) communicator works on \(device) buffers")
+    }
+
+    package func peer(_ peer: Int, role: String) throws(CCLError) {
+        guard (0..<worldSize).contains(peer) else {
+            throw CCLError(.invalidArgument, operation: operation, rank: rank, "\(role) \(peer) is outside 0..<\(worldSize)")
+        }
+    }
+
+    package func times(_ bytes: Int, _ factor: Int) throws(CCLError) -> Int {
+        let (total, overflow) = bytes.multipliedReportingOverflow(by: factor)
+        guard !overflow else {
+            throw CCLError(.invalidArgument, operation: operation, rank: rank, "\(bytes) bytes × \(factor) ranks overflows")
+        }
+        return total
+    }
+}
+
+extension CCLError {
+    /// What a failing rank tells the others: its operation, the peer it blames, the message.
+    package var relayText: String { "\(operation): " + (peer.map { "\($0): " } ?? "") + message }
+}

@@ -1,0 +1,86 @@
+/// Where a buffer's memory lives.
+public enum Device: Sendable, Hashable, CustomStringConvertible {
+    /// Host memory, reachable by any CPU thread of the process.
+    case host
+    /// Memory of the CUDA device with this ordinal (`CUdevice`), reachable through the driver API.
+    case cuda(Int)
+
+    /// The family of devices, without an ordinal: what a backend serves.
+    public var kind: Kind {
+        switch self {
+        case .host: .host
+        case .cuda: .cuda
+        }
+    }
+
+    public enum Kind: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+        case host, cuda
+        public var description: String { rawValue }
+    }
+
+    /// `"host"`, `"cuda:0"`.
+    public var description: String {
+        switch self {
+        case .host: "host"
+        case .cuda(let ordinal): "cuda:\(ordinal)"
+        }
+    }
+}
+
+/// A region of memory on a device that one call reads or writes: its start, its size in bytes and
+/// its device. It does not own the memory: the caller keeps it alive and unchanged until the call
+/// completes (on return for host backends, when the stream reaches the call for device backends).
+///
+/// An empty buffer may have no start (`base == nil`); it is never dereferenced.
+public struct DeviceBuffer: @unchecked Sendable {
+    public var base: UnsafeMutableRawPointer?
+    public var bytes: Int
+    public var device: Device
+
+    public init(base: UnsafeMutableRawPointer?, bytes: Int, device: Device) {
+        self.base = base
+        self.bytes = bytes
+        self.device = device
+    }
+
+    /// Host memory that the call writes (or reads).
+    @inlinable
+    public static func host(_ buffer: UnsafeMutableRawBufferPointer) -> DeviceBuffer {
+        DeviceBuffer(base: buffer.baseAddress, bytes: buffer.count, device: .host)
+    }
+
+    /// Host memory that the call only reads (the communicator never writes through it).
+    @inlinable
+    public static func host(_ buffer: UnsafeRawBufferPointer) -> DeviceBuffer {
+        DeviceBuffer(base: UnsafeMutableRawPointer(mutating: buffer.baseAddress), bytes: buffer.count, device: .host)
+    }
+
+    /// No memory (the unused side of a send, a recv or a barrier).
+    public static let none = DeviceBuffer(base: nil, bytes: 0, device: .host)
+
+    /// The host view of a host buffer, for reading.
+    @inlinable
+    public var hostBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: base, count: bytes) }
+    /// The host view of a host buffer, for writing.
+    @inlinable
+    public var mutableHostBytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: base, count: bytes) }
+}
+
+/// An ordered queue of work on a device (a `CUstream` for CUDA). Host backends run every call on
+/// the caller's thread before returning, so the host stream is synchronous.
+///
+/// Ownership: a stream does not own its handle; whoever created the CUDA stream destroys it after
+/// the last call enqueued on it has completed.
+public struct DeviceStream: @unchecked Sendable, Equatable {
+    public var device: Device
+    /// The backend's stream handle (`CUstream`); nil for the host and for a device's default stream.
+    public var handle: UnsafeMutableRawPointer?
+
+    public init(device: Device, handle: UnsafeMutableRawPointer?) {
+        self.device = device
+        self.handle = handle
+    }
+
+    /// The caller's thread: a call on it has finished when it returns.
+    public static let host = DeviceStream(device: .host, handle: nil)
+}
