@@ -18,6 +18,9 @@ static inline void ccl_cpu_relax(void) {
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
+/// The file a dlopen handle mapped (dlinfo RTLD_DI_LINKMAP), or NULL; valid while it is open.
+const char *ccl_dl_loaded_path(void *handle);
+
 #endif
 }
 
@@ -25,5 +28,8 @@ static inline void ccl_cpu_relax(void) {
 int ccl_allowed_cpus(int *cpus, int capacity);
 /// Pins the calling thread to `cpu` (sched_setaffinity); 0 or -1 with errno.
 int ccl_bind_to_cpu(int cpu);
+
+/// The file a dlopen handle mapped (dlinfo RTLD_DI_LINKMAP), or NULL; valid while it is open.
+const char *ccl_dl_loaded_path(void *handle);
 
 #endif
