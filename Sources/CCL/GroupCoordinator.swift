@@ -4,8 +4,10 @@ import CCLStore
 import CCLTopology
 
 /// One group a rank belongs to (vLLM's `GroupCoordinator`): its ranks, this rank's place in it,
-/// a process group under its own store prefix, its broadcast queue, and its CPU communicator
-/// (vLLM's `cpu_group`: shared memory inside a node, TCP across, hierarchical for both).
+/// a process group under its own store prefix, its broadcast queue, its CPU communicator (vLLM's
+/// `cpu_group`: shared memory inside a node, TCP across, hierarchical for both) and its device
+/// communicator (vLLM's `device_communicator`: NCCL for CUDA buffers), both from the backend
+/// registry.
 ///
 /// Made collectively: every rank creates, for each kind, the groups of the layout in list order
 /// (`coordinators(for:)`), exactly as vLLM does, so ranks agree on names and keys.
@@ -21,15 +23,18 @@ public final class GroupCoordinator: @unchecked Sendable {
     public let group: StatelessProcessGroup
     /// The group's broadcast queue (first rank writes), when asked for.
     public let queue: MessageQueueEnd?
-    /// The group's collectives, when asked for.
+    /// The group's collectives on host buffers, when asked for.
     public let cpuCommunicator: (any Communicator)?
+    /// The group's collectives on this rank's device buffers, when a device was given; for
+    /// `.host` it is `cpuCommunicator`.
+    public let deviceCommunicator: (any Communicator)?
 
     public var worldSize: Int { ranks.count }
     public var isFirstRank: Bool { rankInGroup == 0 }
 
     init(
         name: String, kind: ParallelLayout.Kind, ranks: [Int], rank: Int, group: StatelessProcessGroup, queue: MessageQueueEnd?,
-        cpuCommunicator: (any Communicator)?
+        cpuCommunicator: (any Communicator)?, deviceCommunicator: (any Communicator)?
     ) {
         self.name = name
         self.kind = kind
@@ -39,17 +44,21 @@ public final class GroupCoordinator: @unchecked Sendable {
         self.group = group
         self.queue = queue
         self.cpuCommunicator = cpuCommunicator
+        self.deviceCommunicator = deviceCommunicator
     }
 
     /// This rank's group of `kind`, with its store namespace `name` and, when `withQueue`, its
-    /// broadcast queue (same-node members on shared memory, others over TCP), and, when
-    /// `collectives` is given, its CPU communicator (`CPUCommunicator.create`).
+    /// broadcast queue (same-node members on shared memory, others over TCP), when `collectives`
+    /// is given its CPU communicator (`CPUCommunicator.create`), and when `device` is given its
+    /// device communicator (the registry's choice for that device, with the same request).
     ///
     /// - Parameters:
     ///   - nodes: node of every global rank (`NodeLayout` of the world group).
+    ///   - device: this rank's device (`.cuda(localRank)` on a GPU node); every rank of the group
+    ///     passes one of the same kind.
     public static func create(
         _ kind: ParallelLayout.Kind, layout: ParallelLayout, rank: Int, store: any Store, nodes: NodeLayout,
-        withQueue: Bool = false, options: QueueOptions = QueueOptions(), collectives: CollectiveOptions? = nil,
+        withQueue: Bool = false, options: QueueOptions = QueueOptions(), collectives: CollectiveOptions? = nil, device: Device? = nil,
         timeout: Timeout = .seconds(300)
     ) throws(CCLError) -> GroupCoordinator {
         guard nodes.nodeOfRank.count == layout.world else {
@@ -76,7 +85,18 @@ public final class GroupCoordinator: @unchecked Sendable {
         let communicator = try collectives.map { (options) throws(CCLError) in
             try CPUCommunicator.create(group: group, nodes: local, options: options)
         }
+        var onDevice: (any Communicator)?
+        switch device {
+        case nil: onDevice = nil
+        case .host?: onDevice = communicator
+        case let device?:
+            let options = collectives ?? CollectiveOptions()
+            onDevice = try BackendRegistry(options: options).makeCommunicator(
+                group: group, nodes: local, device: device, request: options.request, launcher: options.launcher
+            ).communicator
+        }
         return GroupCoordinator(
-            name: name, kind: kind, ranks: ranks, rank: rank, group: group, queue: queue, cpuCommunicator: communicator)
+            name: name, kind: kind, ranks: ranks, rank: rank, group: group, queue: queue, cpuCommunicator: communicator,
+            deviceCommunicator: onDevice)
     }
 }

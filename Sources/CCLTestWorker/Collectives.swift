@@ -4,7 +4,7 @@ import Foundation
 
 // `collectives` mode: one rank that checks every collective against a straightforward reference.
 //
-//   collectives port=P token=T rank=R world=W [node=ID] [transport=auto|shm|tcp] [counts=0,1,7]
+//   collectives port=P token=T rank=R world=W [node=ID] [transport=auto|shm|tcp] [backend=a,b strict=1] [counts=0,1,7]
 //               [dtypes=float32,…] [mismatch=R what=count|op|dtype|root|kind]
 //               [killself=R] [stall=R] [timeout=SECONDS] [chost=ADDRESS] [host=STORE-ADDRESS] [slot=BYTES]
 //
@@ -230,8 +230,16 @@ func collectives() throws {
     options.token = arguments["token"] ?? ""
     options.host = arguments["chost"] ?? options.host
     if let slot = arguments["slot"].flatMap(Int.init) { options.slotBytes = slot }
-    let communicator = try CPUCommunicator.create(group: world, nodes: nodes, options: options)
-    say("TRANSPORT \(communicator.transportDescription)")
+    options.request = try BackendRequest.parse(arguments["backend"] ?? "", strict: arguments["strict"] == "1", origin: "CCL_BACKEND")
+    say("CHOOSING")
+    let started = ContinuousClock.now
+    let communicator: any Communicator
+    do { communicator = try CPUCommunicator.create(group: world, nodes: nodes, options: options) } catch {
+        let elapsed = ContinuousClock.now - started
+        say("NO COMMUNICATOR after \(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000) ms")
+        throw error
+    }
+    say("TRANSPORT \(communicator.transportDescription) BACKEND \(communicator.backend)")
     let counts = arguments["counts"].map { _ in ints("counts") } ?? [0, 1, 7, 1023]
     let dtypes = (arguments["dtypes"] ?? "").split(separator: ",").compactMap { DType(name: String($0)) }
     var checks = CollectiveChecks(communicator: communicator)

@@ -50,6 +50,47 @@ import Testing
         #expect(outcomes[5] == "tp2 [4, 5] pp3 [5, 7] dp2 [1, 5] step from 4")
         #expect(outcomes[6] == "tp3 [6, 7] pp2 [4, 6] dp1 [2, 6] wrote")
     }
+
+    @Test("a coordinator holds a CPU and a device communicator from the registry; host buffers share one")
+    func communicators() throws {
+        let layout = try ParallelLayout(world: 2, tp: 2, pp: 1, dp: 1)
+        let store = InMemoryStore(timeout: .seconds(20))
+        let nodes = NodeLayout(nodeOfRank: ["one", "one"])
+        let outcomes = Outcomes()
+        let done = DispatchGroup()
+        for rank in 0..<2 {
+            done.enter()
+            Thread {
+                defer { done.leave() }
+                do {
+                    let tp = try GroupCoordinator.create(
+                        .tp, layout: layout, rank: rank, store: store, nodes: nodes, collectives: CollectiveOptions(), device: .host)
+                    guard let cpu = tp.cpuCommunicator, let device = tp.deviceCommunicator else { return outcomes.set(rank, "missing") }
+                    var value: [Int64] = [Int64(rank + 1)]
+                    try value.withUnsafeMutableBytes {
+                        try device.allReduce(UnsafeRawBufferPointer($0), into: $0, count: 1, dtype: .int64, op: .sum)
+                    }
+                    outcomes.set(rank, "\(cpu.backend) \(cpu === device) \(value[0])")
+                } catch {
+                    outcomes.set(rank, "error: \(error)")
+                }
+            }.start()
+        }
+        done.wait()
+        #expect(outcomes[0] == "shm true 3")
+        #expect(outcomes[1] == "shm true 3")
+    }
+
+    @Test("a CUDA device without an NCCL backend in this build fails with the reason")
+    func cudaWithoutBackend() throws {
+        let layout = try ParallelLayout(world: 1, tp: 1, pp: 1, dp: 1)
+        let error = #expect(throws: CCLError.self) {
+            _ = try GroupCoordinator.create(
+                .tp, layout: layout, rank: 0, store: InMemoryStore(), nodes: NodeLayout(nodeOfRank: ["one"]), device: .cuda(0))
+        }
+        #expect(error?.code == .unavailable)
+        #expect(error?.message == "no backend can serve cuda buffers on one node: nccl: not built into this swift-ccl")
+    }
 }
 
 /// Each rank thread's result.
