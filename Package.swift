@@ -79,7 +79,7 @@ let package = Package(
         ),
         .executableTarget(name: "ccl", dependencies: ["CCLCommands"]),
         // Deterministic test messages shared by the tests and the worker.
-        .target(name: "CCLTestSupport", dependencies: ["CCL"]),
+        .target(name: "CCLTestSupport", dependencies: ["CCL", "CCLSystem"]),
         // Spawned by the tests as a real reader/writer process.
         .executableTarget(
             name: "CCLTestWorker",
@@ -93,7 +93,7 @@ let package = Package(
             name: "CCLCollectivesTests",
             dependencies: ["CCL", "CCLCollectives", "CCLCore", "CCLSystem", "CCLTestSupport", "CCLTestWorker"]
         ),
-        .testTarget(name: "CCLSystemTests", dependencies: ["CCLSystem", "CCLCore"]),
+        .testTarget(name: "CCLSystemTests", dependencies: ["CCLSystem", "CCLCore", "CCLTestSupport"]),
         .testTarget(name: "CCLStoreTests", dependencies: ["CCLStore", "CCLCore", "CCLSystem", "CCLTestSupport"]),
         .testTarget(
             name: "CCLTopologyTests", dependencies: ["CCLTopology", "CCLCore"], exclude: ["vllm_layout_oracle.py"]),

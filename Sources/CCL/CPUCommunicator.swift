@@ -18,8 +18,14 @@ public enum CPUCommunicator {
     public static func create(group: StatelessProcessGroup, nodes: NodeLayout, options: CollectiveOptions = CollectiveOptions())
         throws(CCLError) -> any Communicator
     {
+        try make(group: group, nodes: nodes, options: options).communicator
+    }
+
+    /// `create`, also saying which backend was chosen and why.
+    public static func make(group: StatelessProcessGroup, nodes: NodeLayout, options: CollectiveOptions = CollectiveOptions())
+        throws(CCLError) -> (communicator: any Communicator, decision: BackendChoice.Decision)
+    {
         try BackendRegistry(options: options).makeCommunicator(
-            group: group, nodes: nodes, device: .host, request: request(options), launcher: options.launcher
-        ).communicator
+            group: group, nodes: nodes, device: .host, request: request(options), launcher: options.launcher)
     }
 }

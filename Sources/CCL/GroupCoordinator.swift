@@ -28,13 +28,16 @@ public final class GroupCoordinator: @unchecked Sendable {
     /// The group's collectives on this rank's device buffers, when a device was given; for
     /// `.host` it is `cpuCommunicator`.
     public let deviceCommunicator: (any Communicator)?
+    /// Which backend each communicator came from, and why.
+    public let cpuChoice: BackendChoice.Decision?
+    public let deviceChoice: BackendChoice.Decision?
 
     public var worldSize: Int { ranks.count }
     public var isFirstRank: Bool { rankInGroup == 0 }
 
     init(
         name: String, kind: ParallelLayout.Kind, ranks: [Int], rank: Int, group: StatelessProcessGroup, queue: MessageQueueEnd?,
-        cpuCommunicator: (any Communicator)?, deviceCommunicator: (any Communicator)?
+        cpu: (any Communicator, BackendChoice.Decision)?, device: (any Communicator, BackendChoice.Decision)?
     ) {
         self.name = name
         self.kind = kind
@@ -43,8 +46,10 @@ public final class GroupCoordinator: @unchecked Sendable {
         rankInGroup = ranks.firstIndex(of: rank) ?? 0
         self.group = group
         self.queue = queue
-        self.cpuCommunicator = cpuCommunicator
-        self.deviceCommunicator = deviceCommunicator
+        cpuCommunicator = cpu?.0
+        cpuChoice = cpu?.1
+        deviceCommunicator = device?.0
+        deviceChoice = device?.1
     }
 
     /// This rank's group of `kind`, with its store namespace `name` and, when `withQueue`, its
@@ -82,21 +87,24 @@ public final class GroupCoordinator: @unchecked Sendable {
             queueOptions.timeout = timeout
             queue = try MessageQueueEnd.create(from: group, writer: 0, nodes: local, options: queueOptions)
         }
-        let communicator = try collectives.map { (options) throws(CCLError) in
-            try CPUCommunicator.create(group: group, nodes: local, options: options)
+        let cpu = try collectives.map { (options) throws(CCLError) in
+            try CPUCommunicator.make(group: group, nodes: local, options: options)
         }
-        var onDevice: (any Communicator)?
+        var onDevice: (any Communicator, BackendChoice.Decision)?
         switch device {
         case nil: onDevice = nil
-        case .host?: onDevice = communicator
+        case .host?:
+            if let cpu {
+                onDevice = cpu
+            } else {
+                onDevice = try CPUCommunicator.make(group: group, nodes: local, options: CollectiveOptions())
+            }
         case let device?:
             let options = collectives ?? CollectiveOptions()
             onDevice = try BackendRegistry(options: options).makeCommunicator(
-                group: group, nodes: local, device: device, request: options.request, launcher: options.launcher
-            ).communicator
+                group: group, nodes: local, device: device, request: options.request, launcher: options.launcher)
         }
         return GroupCoordinator(
-            name: name, kind: kind, ranks: ranks, rank: rank, group: group, queue: queue, cpuCommunicator: communicator,
-            deviceCommunicator: onDevice)
+            name: name, kind: kind, ranks: ranks, rank: rank, group: group, queue: queue, cpu: cpu, device: onDevice)
     }
 }

@@ -65,10 +65,13 @@ extension PeerTransport {
             while distance < n {
                 let partner = r ^ distance
                 try exchange(send: send(output, count * size), to: partner, receive: receive(incoming, count * size), from: partner)
-                let pair =
-                    r < partner
-                    ? [UnsafeRawPointer(output), UnsafeRawPointer(incoming)] : [UnsafeRawPointer(incoming), UnsafeRawPointer(output)]
-                pair.withUnsafeBufferPointer { Reduction.reduce($0, into: output, count: count, dtype: dtype, op: op, divisor: 1) }
+                // The lower rank's data first, so both partners reduce in the same order. (An array
+                // literal chosen by a ternary was a heap allocation per step.)
+                withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: 2) { pair in
+                    pair[0] = r < partner ? UnsafeRawPointer(output) : UnsafeRawPointer(incoming)
+                    pair[1] = r < partner ? UnsafeRawPointer(incoming) : UnsafeRawPointer(output)
+                    Reduction.reduce(UnsafeBufferPointer(pair), into: output, count: count, dtype: dtype, op: op, divisor: 1)
+                }
                 distance <<= 1
             }
             if op == .avg {

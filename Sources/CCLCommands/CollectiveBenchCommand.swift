@@ -6,6 +6,7 @@ import Foundation
 struct CollectiveBenchOptions: ParsableArguments {
     @Option(help: "Local ranks to launch.") var nproc: Int = 2
     @Option(help: "shm, tcp or auto.") var transport: String = "auto"
+    @Option(help: "Backends in order of preference (shm, tcp, hierarchical), or auto; wins over CCL_BACKEND.") var backend: String = "auto"
     @Option(help: "float32, float64, float16, bfloat16, int8, uint8, int32, int64.") var dtype: String = "float32"
     @Option(help: "Reduce op for allreduce and reducescatter: sum, min or max (verified exactly).") var redop: String = "sum"
     @Option(
@@ -20,6 +21,7 @@ struct CollectiveBenchOptions: ParsableArguments {
     func validate() throws {
         guard (1...64).contains(nproc) else { throw ValidationError("--nproc must be in 1...64") }
         guard CollectiveOptions.Transport(rawValue: transport) != nil else { throw ValidationError("--transport must be shm, tcp or auto") }
+        try validateBackend(backend)
         guard DType(name: dtype) != nil else { throw ValidationError("unknown --dtype '\(dtype)'") }
         guard let op = ReduceOp(name: redop), [.sum, .min, .max].contains(op) else {
             throw ValidationError("--redop must be sum, min or max")
@@ -29,7 +31,8 @@ struct CollectiveBenchOptions: ParsableArguments {
 
     var forwarded: [String] {
         [
-            "--nproc", "\(nproc)", "--transport", transport, "--dtype", dtype, "--redop", redop, "--sizes", sizes, "--target-ms",
+            "--nproc", "\(nproc)", "--transport", transport, "--backend", backend, "--dtype", dtype, "--redop", redop, "--sizes", sizes,
+            "--target-ms",
             "\(targetMs)",
         ]
             + (check ? [] : ["--no-check"]) + (json ? ["--json"] : [])
@@ -95,5 +98,14 @@ enum BenchCollective: String, ExpressibleByArgument, CaseIterable {
         case .allgather, .reducescatter: size * ranks
         default: size
         }
+    }
+}
+
+/// `--backend`: auto or names this build has.
+func validateBackend(_ text: String) throws {
+    let request = try BackendRequest.parse(text, origin: "--backend")
+    let known = BackendRegistry().names
+    if let unknown = request.preferred.first(where: { !known.contains($0) }) {
+        throw ValidationError("--backend: unknown backend \"\(unknown)\"; valid: \(known.joined(separator: ", ")), auto")
     }
 }

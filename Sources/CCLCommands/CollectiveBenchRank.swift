@@ -20,12 +20,12 @@ struct CollectiveRankCommand: ParsableCommand {
         var base = CollectiveOptions()
         base.transport = CollectiveOptions.Transport(rawValue: options.transport) ?? .auto
         base.timeout = .seconds(120)
-        let communicator = try setup.communicator(base)
+        let (communicator, decision) = try setup.communicator(base, backend: options.backend)
         guard let dtype = DType(name: options.dtype), let op = ReduceOp(name: options.redop) else {
             throw ValidationError("bad --dtype or --redop")
         }
         let sizes = try options.sizes.split(separator: ",").map { try parseSize(String($0)) }
-        let bench = CollectiveBench(communicator: communicator, collective: collective, op: op, options: options)
+        let bench = CollectiveBench(communicator: communicator, decision: decision, collective: collective, op: op, options: options)
         if communicator.rank == 0 { bench.printHeader(dtype: dtype) }
         for size in sizes {
             switch dtype {
@@ -44,6 +44,7 @@ struct CollectiveRankCommand: ParsableCommand {
 
 struct CollectiveBench {
     let communicator: any Communicator
+    let decision: BackendChoice.Decision
     let collective: BenchCollective
     let op: ReduceOp
     let options: CollectiveBenchOptions
@@ -55,6 +56,7 @@ struct CollectiveBench {
         print(
             "# ccl bench \(collective.rawValue): \(ranks) ranks, transport \(communicator.transportDescription), \(dtype), redop \(op), check \(options.check ? "every iteration" : "off")"
         )
+        print("# backend: \(decision)")
         print("# time = p50 over iterations of the slowest rank's time; avg also shown; bandwidths from p50")
         print(
             pad("size", 12) + pad("count", 12) + pad("type", 10) + pad("redop", 7) + pad("avg(us)", 11) + pad("time(us)", 11)
@@ -159,7 +161,7 @@ struct CollectiveBench {
         let redop = [.allreduce, .reducescatter].contains(collective) ? "\(op)" : "none"
         if options.json {
             print(
-                "{\"op\":\"\(collective.rawValue)\",\"nproc\":\(n),\"transport\":\"\(communicator.transportDescription)\",\"dtype\":\"\(dtype)\","
+                "{\"op\":\"\(collective.rawValue)\",\"nproc\":\(n),\"transport\":\"\(communicator.transportDescription)\",\"backend\":\"\(communicator.backend)\",\"dtype\":\"\(dtype)\","
                     + "\"size\":\(bytes),\"count\":\(count),\"time_us\":\(format(p50)),\"avg_us\":\(format(average)),"
                     + "\"algbw_gbps\":\(format(algorithmBandwidth)),\"busbw_gbps\":\(format(busBandwidth)),\"wrong\":\(wrongTotal[0]),"
                     + "\"iterations\":\(iterations)}")

@@ -28,6 +28,7 @@ struct DemoOptions: ParsableArguments {
     @Option(help: "FFN size (divisible by --tp).") var ffn: Int = 1024
     @Option(help: "Tokens per step.") var tokens: Int = 8
     @Option(help: "CPU transport for the collectives: auto, shm or tcp.") var transport: String = "auto"
+    @Option(help: "Backends in order of preference (shm, tcp, hierarchical), or auto; wins over CCL_BACKEND.") var backend: String = "auto"
     @Option(help: .hidden) var corruptStep: Int = -1
 
     func validate() throws {
@@ -38,12 +39,13 @@ struct DemoOptions: ParsableArguments {
         // |output| ≤ 2 · ffn · (2 · 2 · hidden) must stay below 2^24 for Float32 sums to be exact.
         guard hidden * ffn <= 1 << 21 else { throw ValidationError("--hidden × --ffn must be at most 2097152 to keep the sums exact") }
         guard CollectiveOptions.Transport(rawValue: transport) != nil else { throw ValidationError("--transport must be auto, shm or tcp") }
+        try validateBackend(backend)
     }
 
     var forwarded: [String] {
         [
             "--tp", "\(tp)", "--pp", "\(pp)", "--steps", "\(steps)", "--hidden", "\(hidden)", "--ffn", "\(ffn)", "--tokens", "\(tokens)",
-            "--transport", transport, "--corrupt-step=\(corruptStep)",
+            "--transport", transport, "--backend", backend, "--corrupt-step=\(corruptStep)",
         ]
     }
 }
@@ -67,10 +69,10 @@ struct DemoRankCommand: ParsableCommand {
         let setup = try RankSetup()
         let rank = setup.launch.rank
         let layout = try ParallelLayout(world: setup.launch.worldSize, tp: options.tp, pp: options.pp)
-        var collectives = try CollectiveOptions.fromEnvironment(setup.environment)
-        collectives.transport = CollectiveOptions.Transport(rawValue: options.transport) ?? .auto
-        collectives.token = setup.launch.token ?? ""
-        collectives.timeout = .seconds(60)
+        var base = CollectiveOptions()
+        base.transport = CollectiveOptions.Transport(rawValue: options.transport) ?? .auto
+        base.timeout = .seconds(60)
+        let collectives = try setup.collectiveOptions(base, backend: options.backend)
         let tpGroup = try GroupCoordinator.create(
             .tp, layout: layout, rank: rank, store: setup.store, nodes: setup.nodes, collectives: collectives)
         let ppGroup = try GroupCoordinator.create(
@@ -138,7 +140,10 @@ struct DemoRankCommand: ParsableCommand {
         let flags = try setup.world.allGatherObject(mismatches)
         let failedSteps = (0..<options.steps).map { step in flags.contains { $0[step] != 0 } }
         let failed = failedSteps.filter { $0 }.count
-        if rank == 0 { report(all, failedSteps: failedSteps, transport: tensorParallel.transportDescription) }
+        if rank == 0 {
+            let backends = [("tp", tpGroup.cpuChoice), ("pp", ppGroup.cpuChoice)].map { "\($0) \($1.map { "\($0)" } ?? "none")" }
+            report(all, failedSteps: failedSteps, transport: tensorParallel.transportDescription, backends: backends)
+        }
         try setup.world.barrier()
         if case .writer(let writer) = inputs { writer.close() }
         // Rank 0 alone reports the failure, after its report is out: a launcher stops every rank
@@ -150,10 +155,11 @@ struct DemoRankCommand: ParsableCommand {
     }
 
     /// Per step, the slowest rank's time in each phase.
-    private func report(_ all: [[StepTimes]], failedSteps: [Bool], transport: String) {
+    private func report(_ all: [[StepTimes]], failedSteps: [Bool], transport: String, backends: [String]) {
         print(
             "# ccl demo: tp \(options.tp) × pp \(options.pp) = \(all.count) ranks, hidden \(options.hidden), ffn \(options.ffn), "
                 + "\(options.tokens) tokens/step, collectives on \(transport)")
+        print("# backends (rank 0's groups): " + backends.joined(separator: "; "))
         print("# µs per step, slowest rank in each column (send/recv includes waiting for the previous stage; total excludes")
         print("# the check against the unsharded model computed in one process)")
         print("step  broadcast    compute  all-reduce  send/recv      total  check")

@@ -30,10 +30,21 @@ final class RankSetup {
         nodes = try NodeLayout(group: world, nodeID: launch.nodeID ?? NodeIdentity.current(environment: environment))
     }
 
-    /// The world's CPU communicator, with options from the environment over `base`.
-    func communicator(_ base: CollectiveOptions) throws -> any Communicator {
+    /// Collective options from the environment over `base`; a command-line `--backend` other
+    /// than auto wins over `CCL_BACKEND`.
+    func collectiveOptions(_ base: CollectiveOptions, backend: String = "auto") throws -> CollectiveOptions {
         var options = try CollectiveOptions.fromEnvironment(environment, base: base)
         if options.token.isEmpty { options.token = launch.token ?? "" }
-        return try CPUCommunicator.create(group: world, nodes: nodes, options: options)
+        options.launcher = launch.source
+        let requested = try BackendRequest.parse(backend, strict: options.request.strict, origin: "--backend")
+        if !requested.preferred.isEmpty { options.request = requested }
+        return options
+    }
+
+    /// The world's CPU communicator and the choice that made it.
+    func communicator(_ base: CollectiveOptions, backend: String = "auto") throws -> (
+        communicator: any Communicator, decision: BackendChoice.Decision
+    ) {
+        try CPUCommunicator.make(group: world, nodes: nodes, options: collectiveOptions(base, backend: backend))
     }
 }

@@ -15,8 +15,9 @@ public final class Worker: @unchecked Sendable {
         return me.deletingLastPathComponent().appendingPathComponent("CCLTestWorker")
     }
 
-    /// Starts the worker, inside network namespace `namespace` when given (`ip netns exec`).
-    public init(_ mode: String, _ arguments: [String: String], namespace: String? = nil) throws {
+    /// Starts the worker, inside network namespace `namespace` when given (`ip netns exec`), with
+    /// `environment` added to this process's.
+    public init(_ mode: String, _ arguments: [String: String], namespace: String? = nil, environment: [String: String] = [:]) throws {
         let words = [mode] + arguments.map { "\($0.key)=\($0.value)" }
         if let namespace {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
@@ -24,6 +25,9 @@ public final class Worker: @unchecked Sendable {
         } else {
             process.executableURL = Self.executable
             process.arguments = words
+        }
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         }
         process.standardOutput = output
         try process.run()

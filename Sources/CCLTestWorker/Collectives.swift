@@ -240,6 +240,10 @@ func collectives() throws {
         throw error
     }
     say("TRANSPORT \(communicator.transportDescription) BACKEND \(communicator.backend)")
+    if let counter = arguments["counter"] {
+        try countAllocations(communicator, counter: counter)
+        return
+    }
     let counts = arguments["counts"].map { _ in ints("counts") } ?? [0, 1, 7, 1023]
     let dtypes = (arguments["dtypes"] ?? "").split(separator: ",").compactMap { DType(name: String($0)) }
     var checks = CollectiveChecks(communicator: communicator)
@@ -302,4 +306,37 @@ func mismatch(_ communicator: any Communicator, bad: Int, what: String) throws {
         return
     }
     say("DONE 1")
+}
+
+/// Heap allocations on this thread during 1000 small calls of each kind, after a warm-up, counted
+/// by the malloc interposer preloaded from `counter` (it exports `ccl_alloc_count`, this thread's
+/// count of malloc, calloc, realloc, posix_memalign, aligned_alloc and memalign calls).
+func countAllocations(_ communicator: any Communicator, counter path: String) throws {
+    let library = try DynamicLibrary(path: path, what: "the allocation counter")
+    guard let symbol = library.symbol("ccl_alloc_count") else {
+        throw CCLError(.unavailable, operation: "count allocations", "\(path) has no ccl_alloc_count")
+    }
+    let count = unsafeBitCast(symbol, to: (@convention(c) () -> Int).self)
+    let input = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * communicator.worldSize, alignment: 64)
+    let output = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * communicator.worldSize, alignment: 64)
+    defer {
+        input.deallocate()
+        output.deallocate()
+    }
+    input.initializeMemory(as: UInt8.self, repeating: 1)
+    let source = UnsafeRawBufferPointer(input)
+    let calls: [(String, () throws(CCLError) -> Void)] = [
+        ("allReduce", { () throws(CCLError) in try communicator.allReduce(source, into: output, count: 2, dtype: .float32, op: .sum) }),
+        ("broadcast", { () throws(CCLError) in try communicator.broadcast(output, count: 2, dtype: .float32, from: 0) }),
+        ("allGather", { () throws(CCLError) in try communicator.allGather(source, into: output, count: 2, dtype: .float32) }),
+        ("barrier", { () throws(CCLError) in try communicator.barrier() }),
+    ]
+    for (name, call) in calls {
+        for _ in 0..<200 { try call() }
+        let before = count()
+        for _ in 0..<1000 { try call() }
+        let after = count()
+        say("ALLOCATIONS \(name) \(after - before)")
+    }
+    say("DONE")
 }

@@ -5,14 +5,15 @@ import Testing
 
 /// Runs `world` worker processes in `collectives` mode that meet through a TCP store here.
 func runCollectiveWorkers(
-    world: Int, _ arguments: [String: String], nodes: [String]? = nil, perRank: (Int) -> [String: String] = { _ in [:] }
+    world: Int, _ arguments: [String: String], nodes: [String]? = nil, environment: [String: String] = [:],
+    perRank: (Int) -> [String: String] = { _ in [:] }
 ) throws -> [Worker] {
     let server = try TCPStoreServer(token: "coll")
     let workers = try (0..<world).map { rank in
         var words = arguments.merging(["port": "\(server.port)", "token": "coll", "rank": "\(rank)", "world": "\(world)"]) { _, new in new }
         if let nodes { words["node"] = nodes[rank] }
         words.merge(perRank(rank)) { _, new in new }
-        return try Worker("collectives", words)
+        return try Worker("collectives", words, environment: environment)
     }
     // The server must outlive the rendezvous: wait for every worker's line after its choice of
     // a backend (the communicator is made, or it failed).

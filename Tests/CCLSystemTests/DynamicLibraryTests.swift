@@ -1,5 +1,6 @@
 import CCLCore
 import CCLSystem
+import CCLTestSupport
 import Foundation
 import Testing
 
@@ -35,8 +36,10 @@ import Testing
 
     @Test("a real library: symbols resolve all or nothing, the error lists every missing one, calls work")
     func realLibrary() throws {
-        let path = try Self.buildLibrary()
-        defer { try? FileManager.default.removeItem(atPath: (path as NSString).deletingLastPathComponent) }
+        let compiled = try CompiledLibrary(
+            source: "int ccl_test_answer(void) { return 42; }\nint ccl_test_twice(int x) { return 2 * x; }\n", name: "libccltest.so")
+        defer { compiled.remove() }
+        let path = compiled.path
         let library = try DynamicLibrary.open(
             "Test library", variables: ["CCL_TEST_SO_PATH"], environment: ["CCL_TEST_SO_PATH": path], candidates: [])
         #expect(library.path == path)
@@ -64,28 +67,5 @@ import Testing
         #expect(library.path == "libc.so.6")
         #expect(library.loadedPath?.hasSuffix("/libc.so.6") == true, "\(library.loadedPath ?? "nil")")
         _ = try library.resolve(["getpid"])
-    }
-
-    /// Compiles a two-function library into a fresh directory with `cc` (or the toolchain's clang).
-    static func buildLibrary() throws -> String {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "ccl-dl-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let source = directory.appendingPathComponent("lib.c")
-        try "int ccl_test_answer(void) { return 42; }\nint ccl_test_twice(int x) { return 2 * x; }\n".write(
-            to: source, atomically: true, encoding: .utf8)
-        let output = directory.appendingPathComponent("libccltest.so").path
-        var lastFailure = "no C compiler found (tried cc, clang)"
-        for compiler in ["cc", "clang"] {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [compiler, "-shared", "-fPIC", "-o", output, source.path]
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            process.waitUntilExit()
-            if process.terminationStatus == 0 { return output }
-            lastFailure = "\(compiler) exited with \(process.terminationStatus)"
-        }
-        throw CCLError(.unavailable, operation: "build the test library", lastFailure)
     }
 }
