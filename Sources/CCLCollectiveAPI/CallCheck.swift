@@ -1,23 +1,47 @@
 import CCLCore
 
-/// Checks one call's arguments before any rank is waited on; errors name the call and the rank.
-package struct CallCheck {
-    package let name: String
+/// What a communicator's argument errors name: its group, this rank's global rank, the group's
+/// size. Made once per communicator, which keeps it alive for its own lifetime.
+package final class CallSite: Sendable {
     package let group: String
     /// The global rank (errors name global ranks).
     package let rank: Int
     package let worldSize: Int
 
-    package init(name: String, group: String, rank: Int, worldSize: Int) {
-        self.name = name
+    package init(group: String, rank: Int, worldSize: Int) {
         self.group = group
         self.rank = rank
         self.worldSize = worldSize
     }
 
+    /// The checks of one call named `name`.
+    @inlinable
+    package func check(_ name: String) -> CallCheck { CallCheck(name: name, site: self) }
+}
+
+/// Checks one call's arguments before any rank is waited on; errors name the call and the rank.
+///
+/// A temporary on the per-call path: it refers to its `CallSite` without reference counting
+/// (the communicator owns the site and outlives every call), and builds text only for errors.
+package struct CallCheck {
+    package let name: String
+    @usableFromInline unowned(unsafe) let site: CallSite
+
+    @inlinable
+    package init(name: String, site: CallSite) {
+        self.name = name
+        self.site = site
+    }
+
+    @inlinable package var group: String { site.group }
+    /// The global rank (errors name global ranks).
+    @inlinable package var rank: Int { site.rank }
+    @inlinable package var worldSize: Int { site.worldSize }
+
     /// Built only when an error needs it (the checks run on every call).
     package var operation: String { "\(name) on group \(group)" }
 
+    @inlinable
     package func count(_ count: Int, _ dtype: DType) throws(CCLError) -> Int {
         let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.size)
         guard count >= 0, !overflow else {
@@ -26,6 +50,7 @@ package struct CallCheck {
         return bytes
     }
 
+    @inlinable
     package func buffer(_ name: String, has available: Int, needs bytes: Int) throws(CCLError) {
         guard available >= bytes else {
             throw CCLError(
@@ -36,6 +61,7 @@ package struct CallCheck {
     // One check per call shape; each returns the bytes of one rank's block.
 
     /// Input and output of `count` elements (all-reduce).
+    @inlinable
     package func sameSize(_ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
         throws(CCLError) -> Int
     {
@@ -46,6 +72,7 @@ package struct CallCheck {
     }
 
     /// Input of `count` elements, output of worldSize × count (all-gather).
+    @inlinable
     package func gathering(_ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
         throws(CCLError) -> Int
     {
@@ -56,6 +83,7 @@ package struct CallCheck {
     }
 
     /// Input of worldSize × count elements, output of `count` (reduce-scatter).
+    @inlinable
     package func scattering(_ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
         throws(CCLError) -> Int
     {
@@ -66,12 +94,14 @@ package struct CallCheck {
     }
 
     /// A root in range and a buffer of `count` elements (broadcast).
+    @inlinable
     package func rooted(_ buffer: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, root: Int) throws(CCLError) {
         try peer(root, role: "root")
         try self.buffer("", has: buffer.count, needs: self.count(count, dtype))
     }
 
     /// A root in range, input of `count` elements and, at the root, output of worldSize × count.
+    @inlinable
     package func gatheringTo(
         _ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType, root: Int, isRoot: Bool
     ) throws(CCLError) -> Int {
@@ -83,24 +113,27 @@ package struct CallCheck {
     }
 
     /// Both buffers (where not empty) must be on the communicator's device.
-    @inline(__always)
+    @inlinable
     package func device(_ device: Device, backend: String, input: DeviceBuffer, output: DeviceBuffer) throws(CCLError) {
         if input.bytes > 0, input.device != device { throw misplaced("input", input, device, backend) }
         if output.bytes > 0, output.device != device { throw misplaced("output", output, device, backend) }
     }
 
-    private func misplaced(_ side: String, _ buffer: DeviceBuffer, _ device: Device, _ backend: String) -> CCLError {
+    @usableFromInline
+    func misplaced(_ side: String, _ buffer: DeviceBuffer, _ device: Device, _ backend: String) -> CCLError {
         CCLError(
             .invalidArgument, operation: operation, rank: rank,
             "the \(side) buffer is on \(buffer.device), but the \(backend) communicator works on \(device) buffers")
     }
 
+    @inlinable
     package func peer(_ peer: Int, role: String) throws(CCLError) {
         guard (0..<worldSize).contains(peer) else {
             throw CCLError(.invalidArgument, operation: operation, rank: rank, "\(role) \(peer) is outside 0..<\(worldSize)")
         }
     }
 
+    @inlinable
     package func times(_ bytes: Int, _ factor: Int) throws(CCLError) -> Int {
         let (total, overflow) = bytes.multipliedReportingOverflow(by: factor)
         guard !overflow else {

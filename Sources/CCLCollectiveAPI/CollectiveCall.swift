@@ -65,6 +65,7 @@ public struct CollectiveCall: Sendable, Hashable, CustomStringConvertible {
     public var dtype: DType
     public var count: Int
 
+    @inlinable
     public init(_ op: CollectiveOp, dtype: DType, count: Int) {
         self.op = op
         self.dtype = dtype
@@ -93,10 +94,12 @@ public struct Completion: Sendable, Equatable {
     public var sequence: UInt64
     public var state: State
 
+    @inlinable
     public init(sequence: UInt64, state: State) {
         self.sequence = sequence
         self.state = state
     }
 
+    @inlinable
     public static func done(_ sequence: UInt64) -> Completion { Completion(sequence: sequence, state: .done) }
 }

@@ -34,6 +34,7 @@ public struct Fingerprint: Sendable, Hashable, CustomStringConvertible {
     /// `nil` for collectives without a root.
     public var root: Int?
 
+    @inlinable
     public init(sequence: UInt64, kind: CollectiveKind, dtype: DType, op: ReduceOp? = nil, count: Int, root: Int? = nil) {
         self.sequence = sequence
         self.kind = kind
@@ -44,6 +45,7 @@ public struct Fingerprint: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The packed form (see the type's comment).
+    @inlinable
     public var words: (UInt64, UInt64, UInt64) {
         let opBits = UInt64(op.map { $0.rawValue &+ 1 } ?? 0)
         let rootBits = UInt64(UInt32(truncatingIfNeeded: (root ?? -1) &+ 1))

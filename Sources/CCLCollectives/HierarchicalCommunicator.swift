@@ -34,6 +34,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
     let mesh: any Communicator
     /// Global rank of each group rank (errors name global ranks).
     let globalRanks: [Int]
+    private let site: CallSite
     private var sequence: UInt64 = 0
     /// Group ranks of each node, node order by first rank.
     let nodeRanks: [[Int]]
@@ -70,6 +71,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         nodeRanks = order.map { byNode[$0] ?? [] }
         myNode = nodeRanks.firstIndex { $0.contains(group.rank) } ?? 0
         globalRanks = group.globalRanks ?? Array(0..<group.worldSize)
+        site = CallSite(group: group.name, rank: globalRanks[group.rank], worldSize: group.worldSize)
         let local = try group.subgroup("node\(myNode)", members: nodeRanks[myNode])
         self.local = try intraNode(local, NodeLayout(nodeOfRank: Array(repeating: order[myNode], count: local.worldSize)))
         leaders =
@@ -91,7 +93,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
     private var isLeader: Bool { leaders != nil }
 
     private func check(_ name: String) -> CallCheck {
-        CallCheck(name: name, group: groupName, rank: globalRanks[rank], worldSize: worldSize)
+        site.check(name)
     }
 
     public func abort(_ error: CCLError) {
@@ -103,7 +105,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
     public func execute(_ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, on stream: DeviceStream)
         throws(CCLError) -> Completion
     {
-        if input.device != .host || output.device != .host || stream.device != .host {
+        if !(input.device.isHost && output.device.isHost && stream.device.isHost) {
             try guarded { () throws(CCLError) in try check("\(call.op)").device(.host, backend: backend, input: input, output: output) }
         }
         let count = call.count, dtype = call.dtype

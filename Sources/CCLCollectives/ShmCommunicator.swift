@@ -11,6 +11,7 @@ import CCLSystem
 public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Sendable {
     let arena: ShmArena
     public let options: CollectiveOptions
+    let site: CallSite
     public var rank: Int { arena.rank }
     public var worldSize: Int { arena.worldSize }
     public var transportDescription: String { "shm" }
@@ -42,6 +43,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
             mailboxBytes: options.mailboxBytes ?? CollectiveOptions.defaultMailboxBytes(worldSize: group.worldSize),
             policy: options.wait)
         self.options = options
+        site = CallSite(group: arena.groupName, rank: arena.globalRanks[arena.rank], worldSize: arena.worldSize)
         sources = .allocate(capacity: group.worldSize)
         sources.initialize(repeating: UnsafeRawPointer(arena.view.base))
         piecesSent = Array(repeating: 0, count: group.worldSize)
@@ -123,13 +125,13 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     }
 
     func check(_ name: String) -> CallCheck {
-        CallCheck(name: name, group: arena.groupName, rank: arena.globalRanks[rank], worldSize: worldSize)
+        site.check(name)
     }
 
     public func execute(_ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, on stream: DeviceStream)
         throws(CCLError) -> Completion
     {
-        if input.device != .host || output.device != .host || stream.device != .host {
+        if !(input.device.isHost && output.device.isHost && stream.device.isHost) {
             do { try check("\(call.op)").device(.host, backend: backend, input: input, output: output) } catch {
                 throw rejected(error)
             }

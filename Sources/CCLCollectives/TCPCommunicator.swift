@@ -32,6 +32,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     let globalRanks: [Int]
     private let connections: [TCPConnection?]
     private var sequence: UInt64 = 0
+    private let site: CallSite
     private var messagesSent: [UInt64]
     private var messagesReceived: [UInt64]
     /// What frames of the current call carry, and what the ones received must carry.
@@ -74,6 +75,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         self.options = options
         groupName = group.name
         globalRanks = group.globalRanks ?? Array(0..<group.worldSize)
+        site = CallSite(group: group.name, rank: globalRanks[group.rank], worldSize: group.worldSize)
         messagesSent = Array(repeating: 0, count: group.worldSize)
         messagesReceived = messagesSent
         connections = try TCPMesh.connect(group: group, options: options)
@@ -280,7 +282,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     }
 
     private func check(_ name: String) -> CallCheck {
-        CallCheck(name: name, group: groupName, rank: globalRanks[rank], worldSize: worldSize)
+        site.check(name)
     }
 
     /// Argument errors: the peers are told at once rather than at their timeout.
@@ -297,7 +299,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     public func execute(_ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, on stream: DeviceStream)
         throws(CCLError) -> Completion
     {
-        if input.device != .host || output.device != .host || stream.device != .host {
+        if !(input.device.isHost && output.device.isHost && stream.device.isHost) {
             do { try check("\(call.op)").device(.host, backend: backend, input: input, output: output) } catch {
                 throw rejected(error)
             }

@@ -154,6 +154,7 @@ do {
     case "write": try write()
     case "group": try group()
     case "collectives": try collectives()
+    case "dispatch": try dispatch()
     default: throw CCLError(.invalidArgument, operation: "worker", "first argument must be read or write")
     }
 } catch {
