@@ -26,8 +26,9 @@ package final class InProcessGroup: @unchecked Sendable {
     private var mailboxes: [[(UInt64, UInt64, [UInt8])]]
     private var broken: CCLError?
 
-    package init(worldSize: Int, name: String = "inprocess", slotBytes: Int = 4096, chunkBytes: Int = 4096, timeout: Duration = .seconds(10))
-    {
+    package init(
+        worldSize: Int, name: String = "inprocess", slotBytes: Int = 4096, chunkBytes: Int = 4096, timeout: Duration = .seconds(10)
+    ) {
         precondition(worldSize >= 1 && slotBytes >= 64 && slotBytes % 64 == 0 && chunkBytes >= 8)
         self.worldSize = worldSize
         self.name = name
@@ -43,7 +44,9 @@ package final class InProcessGroup: @unchecked Sendable {
 
     func slot(rank: Int, parity: Int) -> UnsafeMutableRawPointer { slots + (parity * worldSize + rank) * slotBytes }
 
-    private func deadline() -> Date { Date(timeIntervalSinceNow: Double(timeout.components.seconds) + 1e-18 * Double(timeout.components.attoseconds)) }
+    private func deadline() -> Date {
+        Date(timeIntervalSinceNow: Double(timeout.components.seconds) + 1e-18 * Double(timeout.components.attoseconds))
+    }
 
     /// Returns once every rank has called it (a generation barrier).
     func barrier(rank: Int, operation: String) throws(CCLError) {
@@ -98,7 +101,8 @@ package final class InProcessGroup: @unchecked Sendable {
         guard frame.0 == words.0, frame.1 == words.1 else {
             throw CCLError(
                 .invalidArgument, operation: operation, rank: destination, peer: "rank \(source)",
-                "ranks disagree on the call: rank \(source) sent a frame of call (\(frame.0), \(frame.1)), (\(words.0), \(words.1)) expected")
+                "ranks disagree on the call: rank \(source) sent a frame of call (\(frame.0), \(frame.1)), (\(words.0), \(words.1)) expected"
+            )
         }
         guard frame.2.count == into.count else {
             throw CCLError(
@@ -220,7 +224,8 @@ package final class InProcessCommunicator: Communicator, SlotTransport, PeerTran
             if sending {
                 messagesSent[peer] &+= 1
                 words = (1, messagesSent[peer])
-                try exchange(send: UnsafeRawBufferPointer(start: source, count: bytes), to: peer, receive: .init(start: nil, count: 0), from: nil)
+                try exchange(
+                    send: UnsafeRawBufferPointer(start: source, count: bytes), to: peer, receive: .init(start: nil, count: 0), from: nil)
                 return .done(messagesSent[peer])
             }
             messagesReceived[peer] &+= 1
@@ -283,7 +288,8 @@ package final class InProcessCommunicator: Communicator, SlotTransport, PeerTran
                 try peerBroadcast(target, count: count, dtype: dtype, root: root)
             }
         case .gather(let root):
-            _ = try check.gatheringTo(input.hostBytes, output.mutableHostBytes, count: count, dtype: dtype, root: root, isRoot: rank == root)
+            _ = try check.gatheringTo(
+                input.hostBytes, output.mutableHostBytes, count: count, dtype: dtype, root: root, isRoot: rank == root)
             if family == .slots {
                 try slotGather(source, rank == root ? target : nil, count: count, dtype: dtype, root: root)
             } else {
