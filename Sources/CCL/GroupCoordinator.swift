@@ -54,7 +54,7 @@ public final class GroupCoordinator: @unchecked Sendable {
 
     /// This rank's group of `kind`, with its store namespace `name` and, when `withQueue`, its
     /// broadcast queue (same-node members on shared memory, others over TCP), when `collectives`
-    /// is given its CPU communicator (`CPUCommunicator.create`), and when `device` is given its
+    /// is given its CPU communicator (`CPUCommunicatorFactory.create`), and when `device` is given its
     /// device communicator (the registry's choice for that device, with the same request).
     ///
     /// - Parameters:
@@ -88,7 +88,7 @@ public final class GroupCoordinator: @unchecked Sendable {
             queue = try MessageQueueEnd.create(from: group, writer: 0, nodes: local, options: queueOptions)
         }
         let cpu = try collectives.map { (options) throws(CCLError) in
-            try CPUCommunicator.make(group: group, nodes: local, options: options)
+            try CPUCommunicatorFactory.make(group: group, nodes: local, options: options)
         }
         var onDevice: (any Communicator, BackendChoice.Decision)?
         switch device {
@@ -97,7 +97,7 @@ public final class GroupCoordinator: @unchecked Sendable {
             if let cpu {
                 onDevice = cpu
             } else {
-                onDevice = try CPUCommunicator.make(group: group, nodes: local, options: CollectiveOptions())
+                onDevice = try CPUCommunicatorFactory.make(group: group, nodes: local, options: CollectiveOptions())
             }
         case let device?:
             let options = collectives ?? CollectiveOptions()

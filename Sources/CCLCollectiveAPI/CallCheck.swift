@@ -6,11 +6,14 @@ package final class CallSite: Sendable {
     package let group: String
     /// The global rank (errors name global ranks).
     package let rank: Int
+    /// This process's rank in the group.
+    package let groupRank: Int
     package let worldSize: Int
 
-    package init(group: String, rank: Int, worldSize: Int) {
+    package init(group: String, rank: Int, groupRank: Int, worldSize: Int) {
         self.group = group
         self.rank = rank
+        self.groupRank = groupRank
         self.worldSize = worldSize
     }
 
@@ -45,7 +48,9 @@ package struct CallCheck {
     package func count(_ count: Int, _ dtype: DType) throws(CCLError) -> Int {
         let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.size)
         guard count >= 0, !overflow else {
-            throw CCLError(.invalidArgument, operation: operation, rank: rank, "count \(count) of \(dtype) is not a valid size")
+            throw CCLError(
+                .invalidArgument, operation: operation, group: group, rank: rank, groupRank: site.groupRank,
+                "count \(count) of \(dtype) is not a valid size")
         }
         return bytes
     }
@@ -54,7 +59,8 @@ package struct CallCheck {
     package func buffer(_ name: String, has available: Int, needs bytes: Int) throws(CCLError) {
         guard available >= bytes else {
             throw CCLError(
-                .invalidArgument, operation: operation, rank: rank, "\(name) buffer holds \(available) bytes, the call needs \(bytes)")
+                .invalidArgument, operation: operation, group: group, rank: rank, groupRank: site.groupRank,
+                "\(name) buffer holds \(available) bytes, the call needs \(bytes)")
         }
     }
 
@@ -122,14 +128,16 @@ package struct CallCheck {
     @usableFromInline
     func misplaced(_ side: String, _ buffer: DeviceBuffer, _ device: Device, _ backend: String) -> CCLError {
         CCLError(
-            .invalidArgument, operation: operation, rank: rank,
+            .invalidArgument, operation: operation, group: group, rank: rank, groupRank: site.groupRank,
             "the \(side) buffer is on \(buffer.device), but the \(backend) communicator works on \(device) buffers")
     }
 
     @inlinable
     package func peer(_ peer: Int, role: String) throws(CCLError) {
         guard (0..<worldSize).contains(peer) else {
-            throw CCLError(.invalidArgument, operation: operation, rank: rank, "\(role) \(peer) is outside 0..<\(worldSize)")
+            throw CCLError(
+                .invalidArgument, operation: operation, group: group, rank: rank, groupRank: site.groupRank,
+                "\(role) \(peer) is outside 0..<\(worldSize)")
         }
     }
 
@@ -137,7 +145,9 @@ package struct CallCheck {
     package func times(_ bytes: Int, _ factor: Int) throws(CCLError) -> Int {
         let (total, overflow) = bytes.multipliedReportingOverflow(by: factor)
         guard !overflow else {
-            throw CCLError(.invalidArgument, operation: operation, rank: rank, "\(bytes) bytes × \(factor) ranks overflows")
+            throw CCLError(
+                .invalidArgument, operation: operation, group: group, rank: rank, groupRank: site.groupRank,
+                "\(bytes) bytes × \(factor) ranks overflows")
         }
         return total
     }

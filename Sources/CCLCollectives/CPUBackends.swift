@@ -31,14 +31,14 @@ public struct TCPBackend: Backend {
     public var serves: Device.Kind { .host }
 
     public func probe(_ context: BackendContext) -> BackendProbe {
-        .available(version: "", details: "listening on \(options.host)")
+        .available(version: "", details: "listening on \(options.tcp.host)")
     }
 
     public func make(group: StatelessProcessGroup, nodes: NodeLayout, device: Device) throws(CCLError) -> any Communicator {
-        if nodes.nodeCount > 1, ["127.0.0.1", "::1", "localhost"].contains(options.host) {
+        if nodes.nodeCount > 1, ["127.0.0.1", "::1", "localhost"].contains(options.tcp.host) {
             // Right only when the "nodes" share this machine's loopback (tests); say so.
             options.logger.warning(
-                "group \(group.name) spans \(nodes.nodeCount) nodes but rank \(group.rank) listens on \(options.host); set CCL_HOST to an address of this node the others reach"
+                "group \(group.name) spans \(nodes.nodeCount) nodes but rank \(group.rank) listens on \(options.tcp.host); set CCL_HOST to an address of this node the others reach"
             )
         }
         return try TCPCommunicator(group: group, options: options)

@@ -71,7 +71,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         nodeRanks = order.map { byNode[$0] ?? [] }
         myNode = nodeRanks.firstIndex { $0.contains(group.rank) } ?? 0
         globalRanks = group.globalRanks ?? Array(0..<group.worldSize)
-        site = CallSite(group: group.name, rank: globalRanks[group.rank], worldSize: group.worldSize)
+        site = CallSite(group: group.name, rank: globalRanks[group.rank], groupRank: group.rank, worldSize: group.worldSize)
         let local = try group.subgroup("node\(myNode)", members: nodeRanks[myNode])
         self.local = try intraNode(local, NodeLayout(nodeOfRank: Array(repeating: order[myNode], count: local.worldSize)))
         leaders =

@@ -67,10 +67,9 @@ package final class InProcessGroup: @unchecked Sendable {
         while generation == mine {
             if let broken { throw broken }
             if !condition.wait(until: until) && generation == mine {
-                let missing = (0..<worldSize).filter { !arrived[$0] }
                 throw CCLError(
                     .timeout, operation: operation, rank: rank,
-                    "ranks \(missing.map(String.init).joined(separator: ", ")) never arrived within \(timeout)")
+                    "waited \(timeout); " + CCLError.missingRanks((0..<worldSize).filter { !arrived[$0] }))
             }
         }
     }
@@ -157,7 +156,7 @@ package final class InProcessCommunicator: Communicator, SlotTransport, PeerTran
         self.family = family
         forcedSlot = slotAllReduce
         forcedPeer = peerAllReduce
-        site = CallSite(group: group.name, rank: rank, worldSize: group.worldSize)
+        site = CallSite(group: group.name, rank: rank, groupRank: rank, worldSize: group.worldSize)
         messagesSent = Array(repeating: 0, count: group.worldSize)
         messagesReceived = messagesSent
         sources = .allocate(capacity: group.worldSize)

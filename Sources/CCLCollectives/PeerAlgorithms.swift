@@ -16,19 +16,6 @@ protocol PeerTransport: AnyObject {
     func scratch(_ bytes: Int) -> UnsafeMutableRawPointer
 }
 
-/// Which all-reduce the point-to-point path runs.
-public enum PeerAllReduce: String, Sendable, CaseIterable {
-    /// Reduce-scatter then all-gather around a ring: 2(n-1)/n of the data per rank, 2(n-1) steps.
-    case ring
-    /// log2(n) full exchanges with partners at distance 1, 2, 4, …: fewest steps (powers of two).
-    case recursiveDoubling = "rd"
-
-    /// Pure choice: recursive doubling for small calls on power-of-two groups, ring otherwise.
-    static func choose(bytes: Int, worldSize: Int) -> PeerAllReduce {
-        worldSize & (worldSize - 1) == 0 && bytes <= 32 << 10 ? .recursiveDoubling : .ring
-    }
-}
-
 extension PeerTransport {
     private func send(_ base: UnsafeRawPointer, _ bytes: Int) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: base, count: bytes)

@@ -166,11 +166,10 @@ final class ShmArena: @unchecked Sendable {
                 check: { () throws(CCLError) in try checkPeers(waitingFor(), what) },
                 stalled: { _ in },
                 timedOut: { waited in
-                    let missing = waitingFor().map { self.name(of: $0) }.joined(separator: ", ")
-                    return CCLError(
+                    CCLError(
                         .timeout, operation: what(), rank: globalRanks[rank],
-                        "waited \(describeDuration(waited)) on group \(groupName); not arrived: \(missing.isEmpty ? "none (raced)" : missing)"
-                    )
+                        "waited \(describeDuration(waited)) on group \(groupName); "
+                            + CCLError.missingRanks(waitingFor().map { self.globalRanks[$0] }))
                 },
                 cancelled: { CCLError(.cancelled, operation: what(), rank: globalRanks[rank], "the task was cancelled") })
         } catch {

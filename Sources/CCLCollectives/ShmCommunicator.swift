@@ -39,11 +39,11 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     /// Collective over `group`, whose ranks must share this node's /dev/shm.
     public init(group: StatelessProcessGroup, options: CollectiveOptions = CollectiveOptions()) throws(CCLError) {
         arena = try ShmArena.create(
-            group: group, slotBytes: options.slotBytes,
-            mailboxBytes: options.mailboxBytes ?? CollectiveOptions.defaultMailboxBytes(worldSize: group.worldSize),
-            policy: options.wait)
+            group: group, slotBytes: options.shm.slotBytes,
+            mailboxBytes: options.shm.mailboxBytes ?? ShmOptions.defaultMailboxBytes(worldSize: group.worldSize),
+            policy: options.shm.wait)
         self.options = options
-        site = CallSite(group: arena.groupName, rank: arena.globalRanks[arena.rank], worldSize: arena.worldSize)
+        site = CallSite(group: arena.groupName, rank: arena.globalRanks[arena.rank], groupRank: arena.rank, worldSize: arena.worldSize)
         sources = .allocate(capacity: group.worldSize)
         sources.initialize(repeating: UnsafeRawPointer(arena.view.base))
         piecesSent = Array(repeating: 0, count: group.worldSize)
@@ -169,7 +169,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
             if source != UnsafeRawPointer(target) { target.copyMemory(from: source, byteCount: bytes) }
             return
         }
-        let algorithm = options.shmAllReduce ?? SlotAllReduce.choose(bytes: bytes, worldSize: worldSize)
+        let algorithm = options.shm.allReduce ?? SlotAllReduce.choose(bytes: bytes, worldSize: worldSize)
         try slotAllReduce(source, target, count: count, dtype: dtype, op: op, algorithm: algorithm)
     }
 

@@ -19,20 +19,6 @@ protocol SlotTransport: AnyObject {
     func sync() throws(CCLError)
 }
 
-/// Which all-reduce a slot transport runs.
-public enum SlotAllReduce: String, Sendable, CaseIterable {
-    /// Each rank publishes its piece, each reduces all of them: one sync per piece.
-    case oneShot = "oneshot"
-    /// Each rank reduces 1/n of the piece, then everyone copies the reduced parts: two syncs per
-    /// piece, 1/n of the arithmetic.
-    case twoShot = "twoshot"
-
-    /// Pure choice: one-shot below `oneShotLimit` bytes (latency), two-shot above (bandwidth).
-    static func choose(bytes: Int, worldSize: Int) -> SlotAllReduce {
-        worldSize <= 2 || bytes <= 64 << 10 ? .oneShot : .twoShot
-    }
-}
-
 /// Element ranges of a piece: [start, end) of part `index` of `count` elements in `parts`.
 @inline(__always)
 func partRange(_ index: Int, of count: Int, parts: Int) -> Range<Int> {

@@ -75,7 +75,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         self.options = options
         groupName = group.name
         globalRanks = group.globalRanks ?? Array(0..<group.worldSize)
-        site = CallSite(group: group.name, rank: globalRanks[group.rank], worldSize: group.worldSize)
+        site = CallSite(group: group.name, rank: globalRanks[group.rank], groupRank: group.rank, worldSize: group.worldSize)
         messagesSent = Array(repeating: 0, count: group.worldSize)
         messagesReceived = messagesSent
         connections = try TCPMesh.connect(group: group, options: options)
@@ -332,7 +332,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         let bytes: Int
         do { bytes = try check("allReduce").sameSize(input, output, count: count, dtype: dtype) } catch { throw rejected(error) }
         try begin(.allReduce, dtype: dtype, op: op, count: count)
-        let algorithm = options.tcpAllReduce ?? PeerAllReduce.choose(bytes: bytes, worldSize: worldSize)
+        let algorithm = options.tcp.allReduce ?? PeerAllReduce.choose(bytes: bytes, worldSize: worldSize)
         try peerAllReduce(address(input), address(output), count: count, dtype: dtype, op: op, algorithm: algorithm)
     }
 

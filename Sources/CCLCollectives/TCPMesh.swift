@@ -4,7 +4,7 @@ import CCLSystem
 
 /// One authenticated TCP connection to every other rank of a group (Gloo's `connectFullMesh`).
 ///
-/// Each rank listens on `options.host` (port chosen by the kernel) and publishes the address
+/// Each rank listens on `options.tcp.host` (port chosen by the kernel) and publishes the address
 /// through the group's store; rank r connects to every rank below it and accepts from every rank
 /// above it. The connecting side opens with a hello — magic, its rank, the world size, the group
 /// name and the token — and the accepting side answers with its own magic and rank only when all
@@ -13,7 +13,7 @@ import CCLSystem
 enum TCPMesh {
     static let helloMagic: UInt64 = 0x3148_5345_4D4C_4343  // "CCLMESH1"
     static let answerMagic: UInt64 = 0x4148_5345_4D4C_4343  // "CCLMESHA"
-    static let maxTokenBytes = 4096
+    static let maxTokenBytes = AuthToken.maxBytes
     static let maxNameBytes = 1024
 
     /// Connections by group rank (nil at this rank's own index).
@@ -21,13 +21,13 @@ enum TCPMesh {
         let rank = group.rank, world = group.worldSize
         let names = group.globalRanks ?? Array(0..<world)
         let operation = "connect TCP mesh of group \(group.name)"
-        let listener = try TCPListener(host: options.host, port: 0)
+        let listener = try TCPListener(host: options.tcp.host, port: 0)
         defer { listener.close() }
-        let advertised = SocketAddressSpec(host: options.host, port: listener.port)
+        let advertised = SocketAddressSpec(host: options.tcp.host, port: listener.port)
         let addresses = try group.allGatherObject([advertised.host, "\(advertised.port)"])
         var connections = [TCPConnection?](repeating: nil, count: world)
         var budget = CallBudget(options.timeout)
-        let token = Array(options.token.utf8), name = Array(group.name.utf8)
+        let token = Array(options.tcp.token.utf8), name = Array(group.name.utf8)
         // Connect downwards.
         for peer in 0..<rank {
             guard addresses[peer].count == 2, let port = Int(addresses[peer][1]) else {
@@ -62,8 +62,9 @@ enum TCPMesh {
                 connection = try listener.accept(timeout: budget.next(), operation: operation)
             } catch {
                 guard error.code == .timeout else { throw error }
-                let who = missing.sorted().map { "rank \(names[$0])" }.joined(separator: ", ")
-                throw CCLError(.timeout, operation: operation, rank: names[rank], "waited \(options.timeout); never connected: \(who)")
+                throw CCLError(
+                    .timeout, operation: operation, rank: names[rank],
+                    "waited \(options.timeout); " + CCLError.missingRanks(missing.map { names[$0] }, "never connected"))
             }
             // A bad hello costs only that connection; the timeout bounds a silent one.
             guard let peer = try? readHello(connection, world: world, token: token, name: name, budget: &budget), missing.contains(peer)
@@ -98,7 +99,7 @@ enum TCPMesh {
         }
         var rest = [UInt8](repeating: 0, count: tokenLength + nameLength)
         try receive(into: &rest, on: connection, timeout: limit, operation: "read a mesh hello")
-        guard constantTimeEqual(Array(rest[..<tokenLength]), token), Array(rest[tokenLength...]) == name else { return nil }
+        guard AuthToken.matches(Array(rest[..<tokenLength]), token), Array(rest[tokenLength...]) == name else { return nil }
         let peer = Int(reader.u32(8))
         return peer < world ? peer : nil
     }
@@ -113,14 +114,6 @@ enum TCPMesh {
         try bytes.withUnsafeMutableBytes { raw in
             Result { () throws(CCLError) in try connection.receiveAll(into: raw, timeout: timeout, operation: operation) }
         }.get()
-    }
-
-    /// Compares without stopping at the first difference, so timing does not reveal the token.
-    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for index in a.indices { difference |= a[index] ^ b[index] }
-        return difference == 0
     }
 }
 

@@ -100,7 +100,7 @@ struct LaunchCommand: ParsableCommand {
     /// SIGINT/SIGTERM to the launcher go to every rank (which then exit, ending the launch).
     static func forwardSignals(to launcher: Launcher) -> [any DispatchSourceSignal] {
         [SIGINT, SIGTERM].map { number in
-            signal(number, SIG_IGN)
+            ProcessSignal.ignore(number)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { launcher.stopAll(signal: number) }
             source.resume()

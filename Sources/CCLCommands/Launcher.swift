@@ -1,4 +1,5 @@
 import CCL
+import CCLSystem
 import Foundation
 
 /// Starts a node's ranks as child processes with the launch environment, relays their output
@@ -112,9 +113,7 @@ final class Launcher: @unchecked Sendable {
     /// Signals a rank and what it started: each rank leads its own process group (Foundation
     /// starts children that way), so the group gets it; the pid alone if that fails.
     static func signal(_ process: Process, _ number: Int32) {
-        let pid = process.processIdentifier
-        if getpgid(pid) == pid, kill(-pid, number) == 0 { return }
-        kill(pid, number)
+        ProcessSignal.send(number, toGroupOf: process.processIdentifier)
     }
 
     static func succeeded(_ process: Process) -> Bool {

@@ -34,7 +34,7 @@ final class RankSetup {
     /// than auto wins over `CCL_BACKEND`.
     func collectiveOptions(_ base: CollectiveOptions, backend: String = "auto") throws -> CollectiveOptions {
         var options = try CollectiveOptions.fromEnvironment(environment, base: base)
-        if options.token.isEmpty { options.token = launch.token ?? "" }
+        if options.tcp.token.isEmpty { options.tcp.token = launch.token ?? "" }
         options.launcher = launch.source
         let requested = try BackendRequest.parse(backend, strict: options.request.strict, origin: "--backend")
         if !requested.preferred.isEmpty { options.request = requested }
@@ -45,6 +45,6 @@ final class RankSetup {
     func communicator(_ base: CollectiveOptions, backend: String = "auto") throws -> (
         communicator: any Communicator, decision: BackendChoice.Decision
     ) {
-        try CPUCommunicator.make(group: world, nodes: nodes, options: collectiveOptions(base, backend: backend))
+        try CPUCommunicatorFactory.make(group: world, nodes: nodes, options: collectiveOptions(base, backend: backend))
     }
 }

@@ -41,40 +41,72 @@ public struct CCLError: Error, CustomStringConvertible, Sendable, Equatable {
     public var code: Code
     /// The operation, e.g. `"enqueue"`, `"attach segment /ccl-1234"`.
     public var operation: String
-    /// The rank that saw the error, when known.
+    /// The group the operation ran on ("tp0", "world"), when known.
+    public var group: String?
+    /// The rank that saw the error, when known: the global rank (the rank in the world).
     public var rank: Int?
+    /// The same process's rank inside `group`, when that differs from `rank`.
+    public var groupRank: Int?
     /// The peer involved, in words ("reader 2 (pid 812)", "writer at 10.0.0.1:4000").
     public var peer: String?
     /// What happened, in words.
     public var message: String
-    /// The underlying error's description (a syscall failure, a decoding error).
-    public var cause: String?
+    /// The error underneath (a `SystemError`, a decoding error), typed: `cause as? SystemError`
+    /// gives the call and errno back.
+    public var cause: (any Error & Sendable)?
 
     public init(
         _ code: Code,
         operation: String,
+        group: String? = nil,
         rank: Int? = nil,
+        groupRank: Int? = nil,
         peer: String? = nil,
         _ message: String,
-        cause: (any Error)? = nil
+        cause: (any Error & Sendable)? = nil
     ) {
         self.code = code
         self.operation = operation
+        self.group = group
         self.rank = rank
+        self.groupRank = groupRank == rank ? nil : groupRank
         self.peer = peer
         self.message = message
-        self.cause = cause.map { String(describing: $0) }
+        self.cause = cause
     }
 
+    /// `operation (group tp0, rank 5, group rank 1, peer rank 4): message [cause: …]`; the group is
+    /// left out when the operation already names it.
     public var description: String {
         var who: [String] = []
+        if let group, !operation.hasSuffix("group \(group)") { who.append("group \(group)") }
         if let rank { who.append("rank \(rank)") }
+        if let groupRank { who.append("group rank \(groupRank)") }
         if let peer { who.append("peer \(peer)") }
         var text = operation
         if !who.isEmpty { text += " (" + who.joined(separator: ", ") + ")" }
         text += ": " + message
         if let cause { text += " [cause: \(cause)]" }
         return text
+    }
+
+    /// Equal when every field is, the causes compared by their descriptions.
+    public static func == (lhs: CCLError, rhs: CCLError) -> Bool {
+        lhs.code == rhs.code && lhs.operation == rhs.operation && lhs.group == rhs.group && lhs.rank == rhs.rank
+            && lhs.groupRank == rhs.groupRank && lhs.peer == rhs.peer && lhs.message == rhs.message
+            && lhs.cause.map { "\($0)" } == rhs.cause.map { "\($0)" }
+    }
+
+    /// The one wording of "who did not come", for every wait on ranks (shared-memory and TCP
+    /// collectives, the TCP mesh, the store's process group): "rank 3 never arrived", "ranks 1, 2
+    /// and 5 never connected". Ranks as the caller names them (global ranks).
+    public static func missingRanks(_ ranks: [Int], _ verb: String = "never arrived") -> String {
+        let sorted = ranks.sorted().map(String.init)
+        switch sorted.count {
+        case 0: return "no rank was missing when the wait ended (the last ones arrived as it timed out)"
+        case 1: return "rank \(sorted[0]) \(verb)"
+        default: return "ranks \(sorted.dropLast().joined(separator: ", ")) and \(sorted[sorted.count - 1]) \(verb)"
+        }
     }
 
     /// A copy with the operation, rank or peer filled in where they were unknown below.

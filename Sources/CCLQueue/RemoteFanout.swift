@@ -32,7 +32,9 @@ final class RemoteFanout: @unchecked Sendable {
     private var gone: Set<Int> = []
     private var closed = false
 
-    final class Connection {
+    /// One remote reader's connection. Sendable because its mutable fields are read and written
+    /// only under the fanout's `monitor`.
+    final class Connection: @unchecked Sendable {
         let channel: any Channel
         var queuedBytes = 0
         var alive = true
@@ -314,7 +316,7 @@ private final class HandshakeHandler: ChannelInboundHandler, @unchecked Sendable
         buffer.clear()
         deadline?.cancel()
         var status = RemoteWire.Status.ok
-        if !RemoteWire.tokensMatch(presented, token) {
+        if !AuthToken.matches(presented, token) {
             status = .badToken
         } else if !readerRanks.contains(Int(rank)) {
             status = .notAReader
@@ -332,7 +334,8 @@ private final class HandshakeHandler: ChannelInboundHandler, @unchecked Sendable
             context.writeAndFlush(wrapOutboundOut(ack), promise: nil)
         } else {
             logger.warning("queue writer refused a remote reader from \(describe(context)): \(status)")
-            context.writeAndFlush(wrapOutboundOut(ack)).whenComplete { _ in context.close(promise: nil) }
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(ack)).whenComplete { _ in channel.close(promise: nil) }
         }
     }
 

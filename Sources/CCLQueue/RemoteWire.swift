@@ -19,7 +19,7 @@ enum RemoteWire {
     static let ackMagic: UInt64 = 0x314B_4341_514C_4343  // "CCLQACK1"
     static let helloHeaderBytes = 16
     static let ackBytes = 16
-    static let maxTokenBytes = 4096
+    static let maxTokenBytes = AuthToken.maxBytes
     static let frameHeaderBytes = 24
     static let maxFramePayload = 1 << 20
 
@@ -90,13 +90,5 @@ enum RemoteWire {
                 "remote queue readers and their writer need a shared token of 1 to \(maxTokenBytes) bytes "
                     + "(set CCL_TOKEN, or QueueOptions.token); this one has \(token.utf8.count)")
         }
-    }
-
-    /// Compares tokens in time independent of where they differ.
-    static func tokensMatch(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        guard a.count == b.count else { return false }
-        var difference: UInt8 = 0
-        for i in 0..<a.count { difference |= a[i] ^ b[i] }
-        return difference == 0
     }
 }

@@ -99,7 +99,7 @@ public final class StatelessProcessGroup: @unchecked Sendable {
             throw CCLError(
                 .timeout, operation: "\(operation) on group \(name)", rank: rank,
                 peer: missing.map(who).joined(separator: ", "),
-                "waited \(timeout ?? self.timeout); ranks \(missing.map { who($0).dropFirst(5) }.joined(separator: ", ")) never arrived")
+                "waited \(timeout ?? self.timeout); " + CCLError.missingRanks(missing.map { globalRanks?[$0] ?? $0 }))
         }
     }
 

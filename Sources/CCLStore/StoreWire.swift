@@ -21,7 +21,7 @@ import NIOCore
 enum StoreWire {
     static let helloMagic: UInt64 = 0x314C_4548_534C_4343  // "CCLSHEL1"
     static let ackMagic: UInt64 = 0x314B_4341_534C_4343  // "CCLSACK1"
-    static let maxTokenBytes = 4096
+    static let maxTokenBytes = AuthToken.maxBytes
     static let maxKeyBytes = 4096
     static let maxValueBytes = 64 << 20
     static let maxKeys = 65536

@@ -288,14 +288,14 @@ private final class StoreConnectionHandler: ChannelInboundHandler, @unchecked Se
             guard buffer.readableBytes >= 12 + Int(length) else { return }
             buffer.moveReaderIndex(forwardBy: 12)
             let presented = buffer.readBytes(length: Int(length)) ?? []
-            var difference = UInt8(presented.count == token.count ? 0 : 1)
-            for (a, b) in zip(presented, token) { difference |= a ^ b }
+            let accepted = AuthToken.matches(presented, token)
             var ack = context.channel.allocator.buffer(capacity: 12)
             ack.writeInteger(StoreWire.ackMagic, endianness: .little)
-            ack.writeInteger(UInt32(difference == 0 ? 0 : 1), endianness: .little)
-            guard difference == 0 else {
+            ack.writeInteger(UInt32(accepted ? 0 : 1), endianness: .little)
+            guard accepted else {
                 core.logger.warning("store: refused \(context.remoteAddress.map { "\($0)" } ?? "a client"): wrong token")
-                context.writeAndFlush(wrapOutboundOut(ack)).whenComplete { _ in context.close(promise: nil) }
+                let channel = context.channel
+                context.writeAndFlush(wrapOutboundOut(ack)).whenComplete { _ in channel.close(promise: nil) }
                 buffer.clear()
                 return
             }

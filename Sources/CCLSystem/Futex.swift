@@ -21,7 +21,16 @@ public enum Futex {
     ) -> WaitResult {
         let limit = timeoutNanoseconds.map { Int64(clamping: $0) } ?? -1
         if ccl_futex_wait(word, expected, limit) == 0 { return .woken }
-        return errno == ETIMEDOUT ? .timedOut : .woken
+        let code = errno
+        switch code {
+        case ETIMEDOUT: return .timedOut
+        case EAGAIN, EINTR: return .woken
+        default:
+            // EINVAL (unaligned word or bad timeout) and EFAULT (unmapped word) are bugs here: the
+            // word is always an aligned atomic inside a live mapping. Reporting them as a wake-up
+            // would turn the bug into a silent spin.
+            preconditionFailure("futex wait on \(word): \(SystemError(call: "futex", errno: code))")
+        }
     }
 
     /// Wakes up to `count` waiters (`FUTEX_WAKE`); returns how many were woken.

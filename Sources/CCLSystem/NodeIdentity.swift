@@ -28,12 +28,12 @@ public enum NodeIdentity {
     }
 
     static func readFirstLine(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
+        guard let fd = try? sysCall("open", { open(path, O_RDONLY | O_CLOEXEC) }) else { return nil }
+        defer { closeDescriptor(fd) }
         var buffer = [UInt8](repeating: 0, count: 128)
-        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard count > 0 else { return nil }
+        guard let count = try? buffer.withUnsafeMutableBytes({ raw in try sysCall("read") { read(fd, raw.baseAddress, raw.count) } }),
+            count > 0
+        else { return nil }
         let line = buffer[0..<count].prefix { $0 != 10 }
         return line.isEmpty ? nil : String(decoding: line, as: UTF8.self)
     }

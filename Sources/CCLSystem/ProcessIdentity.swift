@@ -49,12 +49,13 @@ public struct ProcessIdentity: Sendable, Equatable, CustomStringConvertible {
     /// Parses state (field 3) and starttime (field 22) of /proc/<pid>/stat. The command name
     /// (field 2) may hold spaces and parentheses, so parsing starts after the last ')'.
     static func readStat(_ pid: Int32) -> (state: UInt8, startTime: UInt64)? {
-        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
+        let path = "/proc/\(pid)/stat"
+        guard let fd = try? sysCall("open", { open(path, O_RDONLY | O_CLOEXEC) }) else { return nil }
+        defer { closeDescriptor(fd) }
         var buffer = [UInt8](repeating: 0, count: 1024)
-        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard count > 0 else { return nil }
+        guard let count = try? buffer.withUnsafeMutableBytes({ raw in try sysCall("read") { read(fd, raw.baseAddress, raw.count) } }),
+            count > 0
+        else { return nil }
         let bytes = buffer[0..<count]
         guard let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
         let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " "))

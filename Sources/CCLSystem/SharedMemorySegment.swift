@@ -37,12 +37,12 @@ public struct SharedMemorySegment: ~Copyable {
         } catch {
             throw CCLError.system(error, operation: operation)
         }
-        defer { close(fd) }
+        defer { closeDescriptor(fd) }
         do {
             _ = try sysCall("ftruncate") { ftruncate(fd, off_t(size)) }
             try sysCallReturningError("posix_fallocate") { posix_fallocate(fd, 0, off_t(size)) }
         } catch {
-            shm_unlink(name)
+            removeName(name)
             if error.errno == ENOSPC {
                 throw CCLError(
                     .resourceExhausted, operation: operation,
@@ -57,7 +57,7 @@ public struct SharedMemorySegment: ~Copyable {
             let base = try map(fd: fd, size: size)
             return SharedMemorySegment(name: name, size: size, base: base, ownsName: true)
         } catch {
-            shm_unlink(name)
+            removeName(name)
             throw CCLError.system(error, operation: operation)
         }
     }
@@ -78,7 +78,7 @@ public struct SharedMemorySegment: ~Copyable {
             }
             throw CCLError.system(error, operation: operation)
         }
-        defer { close(fd) }
+        defer { closeDescriptor(fd) }
         var info = stat()
         do {
             _ = try sysCall("fstat") { fstat(fd, &info) }
@@ -111,13 +111,16 @@ public struct SharedMemorySegment: ~Copyable {
     public mutating func unlink() {
         guard ownsName else { return }
         ownsName = false
-        shm_unlink(name)
+        Self.removeName(name)
     }
 
     deinit {
-        if ownsName { shm_unlink(name) }
-        munmap(base, size)
+        if ownsName { Self.removeName(name) }
+        _ = try? sysCall("munmap") { munmap(base, size) }
     }
+
+    /// Unlinks a name, best effort (it may already be gone): cleanup on a failure path.
+    private static func removeName(_ name: String) { _ = try? sysCall("shm_unlink") { shm_unlink(name) } }
 
     private static func map(fd: Int32, size: Int) throws(SystemError) -> UnsafeMutableRawPointer {
         let address = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
@@ -130,7 +133,7 @@ public struct SharedMemorySegment: ~Copyable {
     /// Free bytes in /dev/shm, or nil when statvfs fails.
     public static func freeBytes() -> Int? {
         var info = statvfs()
-        guard statvfs(directory, &info) == 0 else { return nil }
+        guard (try? sysCall("statvfs") { statvfs(directory, &info) }) != nil else { return nil }
         return Int(clamping: UInt64(info.f_bavail).multipliedReportingOverflow(by: UInt64(info.f_frsize)).partialValue)
     }
 
@@ -159,7 +162,7 @@ extension SharedMemorySegment {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
             }
-            if shouldRemove(name), shm_unlink("/" + name) == 0 { removed.append(name) }
+            if shouldRemove(name), (try? sysCall("shm_unlink") { shm_unlink("/" + name) }) != nil { removed.append(name) }
         }
         return removed
     }

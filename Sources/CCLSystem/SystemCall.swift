@@ -45,6 +45,16 @@ public func sysCallReturningError(_ name: String, _ body: () -> Int32) throws(Sy
     }
 }
 
+/// `close(2)`, the one way descriptors are closed. Never retried: on Linux the descriptor is
+/// released even when EINTR is reported, and a retry could close a descriptor another thread
+/// just opened. EBADF means it was closed twice: a bug, so it traps. Other errors (EIO on a
+/// socket) are ignored: the descriptor is gone either way.
+public func closeDescriptor(_ fd: Int32) {
+    guard Glibc.close(fd) == -1 else { return }
+    let code = Glibc.errno
+    precondition(code != EBADF, "close(\(fd)): EBADF, a descriptor closed twice")
+}
+
 extension CCLError {
     /// Wraps a syscall failure with the operation and, for resource errors, the right code.
     public static func system(_ error: SystemError, operation: String, rank: Int? = nil, peer: String? = nil)

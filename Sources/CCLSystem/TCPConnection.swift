@@ -43,7 +43,7 @@ package final class TCPConnection: @unchecked Sendable {
     /// Closes the socket (the peer sees end of stream); later calls fail. Idempotent.
     package func close() {
         if fd >= 0 {
-            Glibc.close(fd)
+            closeDescriptor(fd)
             fd = -1
         }
     }
@@ -121,7 +121,7 @@ package final class TCPConnection: @unchecked Sendable {
     ) throws(SystemError) -> ConnectOutcome {
         let fd = try openTCPSocket(family: address.family)
         var keep = false
-        defer { if !keep { Glibc.close(fd) } }
+        defer { if !keep { closeDescriptor(fd) } }
         try applyBufferSizes(fd, options)
         let result = address.withSockaddr { Glibc.connect(fd, $0, $1) }
         if result != 0 {

@@ -5,7 +5,7 @@ extension TCPConnection {
     /// Ends this side's sending: the peer reads end of stream after what was already sent;
     /// receiving goes on. `shutdown(SHUT_WR)`.
     package func shutdownSending() {
-        if fd >= 0 { _ = Glibc.shutdown(fd, Int32(SHUT_WR)) }
+        if fd >= 0 { _ = try? sysCall("shutdown") { Glibc.shutdown(fd, Int32(SHUT_WR)) } }
     }
 
     /// Reads and discards whatever arrives on `connections` until every peer has closed (or
@@ -22,16 +22,23 @@ extension TCPConnection {
             let now = monotonicNanoseconds()
             guard now < deadline else { return }
             var descriptors = open.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
-            let ready = poll(&descriptors, nfds_t(descriptors.count), Int32(clamping: (deadline - now) / 1_000_000 + 1))
-            if ready < 0, errno != EINTR { return }
+            let wait = Int32(clamping: (deadline - now) / 1_000_000 + 1)
+            guard (try? sysCall("poll") { poll(&descriptors, nfds_t(descriptors.count), wait) }) != nil else { return }
             var stillOpen: [TCPConnection] = []
             for (index, connection) in open.enumerated() {
                 guard descriptors[index].revents != 0 else {
                     stillOpen.append(connection)
                     continue
                 }
-                let count = sink.withUnsafeMutableBytes { Glibc.recv(connection.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-                if count > 0 || (count < 0 && (errno == EAGAIN || errno == EINTR)) { stillOpen.append(connection) }
+                let received = sink.withUnsafeMutableBytes { raw in
+                    Result { () throws(SystemError) in
+                        try sysCall("recv") { Glibc.recv(connection.fd, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT)) }
+                    }
+                }
+                switch received {
+                case .success(let count): if count > 0 { stillOpen.append(connection) }
+                case .failure(let error): if error.errno == EAGAIN { stillOpen.append(connection) }
+                }
             }
             open = stillOpen
         }

@@ -52,7 +52,7 @@ package final class TCPListener: @unchecked Sendable {
             _ = try sysCall("listen") { Glibc.listen(fd, backlog) }
             return (fd, try SocketAddress.local(of: fd))
         } catch {
-            Glibc.close(fd)
+            closeDescriptor(fd)
             throw error
         }
     }
@@ -65,7 +65,7 @@ package final class TCPListener: @unchecked Sendable {
     /// Closes the socket; later `accept` calls fail. Idempotent.
     package func close() {
         if fd >= 0 {
-            Glibc.close(fd)
+            closeDescriptor(fd)
             fd = -1
         }
     }
@@ -93,7 +93,7 @@ package final class TCPListener: @unchecked Sendable {
                     let local = try SocketAddress.local(of: accepted)
                     return TCPConnection(fd: accepted, peer: peer, local: local, spin: options.spin)
                 } catch {
-                    Glibc.close(accepted)
+                    closeDescriptor(accepted)
                     throw CCLError.system(error, operation: operation, peer: peer.description)
                 }
             }

@@ -1,13 +1,14 @@
 import CCL
+import CCLSystem
 import Foundation
 
 /// A `CCLTestWorker` process: a real reader or writer, driven by `key=value` arguments, that
 /// reports on stdout one line per event (see Sources/CCLTestWorker/main.swift).
 public final class Worker: @unchecked Sendable {
-    public let process = Process()
-    private let output = Pipe()
-    private var pending: [UInt8] = []
-    public private(set) var lines: [String] = []
+    private let child: ChildProcess
+    public var process: Process { child.process }
+    /// Every line read so far.
+    public var lines: [String] { child.lines }
 
     public static var executable: URL {
         let me = URL(
@@ -20,39 +21,19 @@ public final class Worker: @unchecked Sendable {
     public init(_ mode: String, _ arguments: [String: String], namespace: String? = nil, environment: [String: String] = [:]) throws {
         let words = [mode] + arguments.map { "\($0.key)=\($0.value)" }
         if let namespace {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["ip", "netns", "exec", namespace, Self.executable.path] + words
+            child = try ChildProcess(
+                executable: URL(fileURLWithPath: "/usr/bin/env"),
+                arguments: ["ip", "netns", "exec", namespace, Self.executable.path] + words,
+                environment: environment)
         } else {
-            process.executableURL = Self.executable
-            process.arguments = words
+            child = try ChildProcess(executable: Self.executable, arguments: words, environment: environment)
         }
-        if !environment.isEmpty {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        }
-        process.standardOutput = output
-        try process.run()
     }
 
-    deinit {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    }
-
-    public var pid: Int32 { process.processIdentifier }
+    public var pid: Int32 { child.pid }
 
     /// The next stdout line, or nil at end of file.
-    public func readLine() -> String? {
-        while true {
-            if let newline = pending.firstIndex(of: 10) {
-                let line = String(decoding: pending[..<newline], as: UTF8.self)
-                pending.removeSubrange(...newline)
-                lines.append(line)
-                return line
-            }
-            let data = output.fileHandleForReading.availableData
-            if data.isEmpty { return nil }
-            pending.append(contentsOf: data)
-        }
-    }
+    public func readLine() -> String? { child.readLine() }
 
     /// Reads lines until one starts with `prefix` (returned) or an ERROR line or end of output
     /// (thrown, with everything the worker printed).
@@ -71,12 +52,9 @@ public final class Worker: @unchecked Sendable {
         return try JSONDecoder().decode(MessageQueueHandle.self, from: Data(line.dropFirst(7).utf8))
     }
 
-    public func sigkill() { kill(process.processIdentifier, SIGKILL) }
+    public func sigkill() { child.signal(SIGKILL) }
 
-    public func exitStatus() -> Int32 {
-        process.waitUntilExit()
-        return process.terminationStatus
-    }
+    public func exitStatus() -> Int32 { child.waitForExit() }
 }
 
 public struct WorkerFailure: Error, CustomStringConvertible {

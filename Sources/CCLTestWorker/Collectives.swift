@@ -227,14 +227,14 @@ func collectives() throws {
     var options = CollectiveOptions()
     options.transport = CollectiveOptions.Transport(rawValue: arguments["transport"] ?? "auto") ?? .auto
     options.timeout = .seconds(Double(int("timeout", 60)))
-    options.token = arguments["token"] ?? ""
-    options.host = arguments["chost"] ?? options.host
-    if let slot = arguments["slot"].flatMap(Int.init) { options.slotBytes = slot }
+    options.tcp.token = arguments["token"] ?? ""
+    options.tcp.host = arguments["chost"] ?? options.tcp.host
+    if let slot = arguments["slot"].flatMap(Int.init) { options.shm.slotBytes = slot }
     options.request = try BackendRequest.parse(arguments["backend"] ?? "", strict: arguments["strict"] == "1", origin: "CCL_BACKEND")
     say("CHOOSING")
     let started = ContinuousClock.now
     let communicator: any Communicator
-    do { communicator = try CPUCommunicator.create(group: world, nodes: nodes, options: options) } catch {
+    do { communicator = try CPUCommunicatorFactory.create(group: world, nodes: nodes, options: options) } catch {
         let elapsed = ContinuousClock.now - started
         say("NO COMMUNICATOR after \(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000) ms")
         throw error

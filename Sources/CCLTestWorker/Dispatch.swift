@@ -8,7 +8,7 @@ func dispatch() throws {
     let world = try StatelessProcessGroup(rank: 0, worldSize: 1, store: store, timeout: .seconds(10))
     var options = CollectiveOptions()
     options.transport = CollectiveOptions.Transport(rawValue: arguments["transport"] ?? "shm") ?? .shm
-    let communicator = try CPUCommunicator.create(group: world, nodes: NodeLayout(nodeOfRank: ["a"]), options: options)
+    let communicator = try CPUCommunicatorFactory.create(group: world, nodes: NodeLayout(nodeOfRank: ["a"]), options: options)
     var values: [Float] = [1, 2]
     let calls = 5_000_000
     for round in 0..<5 {

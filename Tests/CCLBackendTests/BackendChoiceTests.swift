@@ -148,11 +148,11 @@ import Testing
     @Test("CCL_TRANSPORT still works: a strict request for that backend")
     func transportOption() throws {
         var options = CollectiveOptions()
-        #expect(CPUCommunicator.request(options) == .automatic)
+        #expect(CPUCommunicatorFactory.request(options) == .automatic)
         options.transport = .shm
-        #expect(CPUCommunicator.request(options) == BackendRequest(preferred: ["shm"], strict: true, origin: "CCL_TRANSPORT"))
+        #expect(CPUCommunicatorFactory.request(options) == BackendRequest(preferred: ["shm"], strict: true, origin: "CCL_TRANSPORT"))
         options.request = try BackendRequest.parse("tcp", origin: "CCL_BACKEND")
-        #expect(CPUCommunicator.request(options).preferred == ["tcp"])
+        #expect(CPUCommunicatorFactory.request(options).preferred == ["tcp"])
     }
 
     @Test("the registry lists this build's backends and probes only those serving the device")

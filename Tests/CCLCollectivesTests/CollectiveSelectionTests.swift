@@ -30,10 +30,10 @@ import Testing
             "CCL_ALGO": "twoshot", "CCL_CHECK_CALLS": "0", "CCL_SHM_SLOT_BYTES": "65536", "CCL_TRANSPORT": "tcp", "CCL_TIMEOUT": "2.5",
             "CCL_TOKEN": "s",
         ])
-        #expect(options.shmAllReduce == .twoShot && options.tcpAllReduce == nil)
-        #expect(!options.checkCalls && options.slotBytes == 65536 && options.transport == .tcp && options.token == "s")
+        #expect(options.shm.allReduce == .twoShot && options.tcp.allReduce == nil)
+        #expect(!options.checkCalls && options.shm.slotBytes == 65536 && options.transport == .tcp && options.tcp.token == "s")
         #expect(options.timeout == .seconds(2.5))
-        #expect(try CollectiveOptions.fromEnvironment(["CCL_ALGO": "ring"]).tcpAllReduce == .ring)
+        #expect(try CollectiveOptions.fromEnvironment(["CCL_ALGO": "ring"]).tcp.allReduce == .ring)
         for (name, value) in [
             ("CCL_ALGO", "fast"), ("CCL_CHECK_CALLS", "maybe"), ("CCL_SHM_SLOT_BYTES", "100"), ("CCL_TRANSPORT", "ib"),
             ("CCL_TIMEOUT", "-1"),

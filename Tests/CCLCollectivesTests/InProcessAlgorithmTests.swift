@@ -173,7 +173,7 @@ import Testing
         }
         for rank in 0..<2 {
             let text = try results[rank].get()
-            #expect(text.contains("ranks 2 never arrived"), "\(text)")
+            #expect(text.contains("rank 2 never arrived"), "\(text)")
         }
         let aborted = InProcessGroup(worldSize: 2, timeout: .seconds(20))
         let outcome = Self.onRanks(2) { rank -> String in

@@ -70,7 +70,7 @@ import Testing
     func globalNames() throws {
         let group = try StatelessProcessGroup(rank: 0, worldSize: 2, store: InMemoryStore(), name: "tp2", globalRanks: [4, 5])
         let error = #expect(throws: CCLError.self) { try group.barrier(timeout: .milliseconds(100)) }
-        #expect(error?.message.contains("ranks 5 never arrived") == true, "\(String(describing: error))")
+        #expect(error?.message.contains("rank 5 never arrived") == true, "\(String(describing: error))")
         #expect(error?.peer == "rank 5")
     }
 
@@ -88,7 +88,7 @@ import Testing
         }
         let message = try results[0].get()
         #expect(message.contains("barrier on group world"), "\(message)")
-        #expect(message.contains("ranks 1, 3 never arrived"), "\(message)")
+        #expect(message.contains("ranks 1 and 3 never arrived"), "\(message)")
     }
 
     @Test("keys are cleaned up as ranks move on")

@@ -6,7 +6,7 @@ import CCLStore
 /// Makes the CPU communicator of a group (vLLM's `cpu_group` / torch's Gloo group) through the
 /// backend registry: shm inside a node, tcp with one rank per node, hierarchical otherwise, or
 /// what `options.request` (`CCL_BACKEND`) or `options.transport` (`CCL_TRANSPORT`) asks for.
-public enum CPUCommunicator {
+public enum CPUCommunicatorFactory {
     /// The request `options` make: `request` when it names backends, else `transport` as a
     /// strict request (`CCL_TRANSPORT=shm` on a multi-node group is an error, as before).
     public static func request(_ options: CollectiveOptions) -> BackendRequest {
@@ -29,3 +29,7 @@ public enum CPUCommunicator {
             group: group, nodes: nodes, device: .host, request: request(options), launcher: options.launcher)
     }
 }
+
+/// The factory's earlier name.
+@available(*, deprecated, renamed: "CPUCommunicatorFactory")
+public typealias CPUCommunicator = CPUCommunicatorFactory

@@ -1,0 +1,63 @@
+import CCLCore
+import CCLSystem
+
+/// Settings of the shared-memory backend (`ShmBackend`, `ShmCommunicator`). Every rank of a group
+/// must use the same sizes and algorithm (the arena checks the sizes when it attaches).
+public struct ShmOptions: Sendable {
+    /// Bytes per rank per round in the arena (pieces of larger calls are pipelined;
+    /// `CCL_SHM_SLOT_BYTES`).
+    public var slotBytes = 256 << 10
+    /// Bytes per send/recv mailbox buffer; nil sizes it by the world size.
+    public var mailboxBytes: Int?
+    /// Forces the all-reduce (`CCL_ALGO=oneshot|twoshot`); nil chooses by size.
+    public var allReduce: SlotAllReduce?
+    /// How waits spin, yield and sleep.
+    public var wait = WaitPolicy()
+
+    public init() {}
+
+    /// 32 MiB across all ordered pairs, each buffer between 16 KiB and 256 KiB.
+    static func defaultMailboxBytes(worldSize: Int) -> Int {
+        let pairs = max(1, worldSize * (worldSize - 1) * 2)
+        return min(256 << 10, max(16 << 10, (32 << 20) / pairs)) / 64 * 64
+    }
+
+    /// `CCL_SHM_SLOT_BYTES` over `self`; the error names the variable and value.
+    func reading(_ environment: [String: String]) throws(CCLError) -> ShmOptions {
+        var options = self
+        if let value = environment["CCL_SHM_SLOT_BYTES"], !value.isEmpty {
+            guard let bytes = Int(value), bytes >= 4096, bytes % 64 == 0, bytes <= 1 << 30 else {
+                throw CollectiveOptions.invalid("CCL_SHM_SLOT_BYTES", value, "a multiple of 64 in 4096...1073741824")
+            }
+            options.slotBytes = bytes
+        }
+        return options
+    }
+}
+
+/// Settings of the TCP backend (`TCPBackend`, `TCPCommunicator`).
+public struct TCPOptions: Sendable {
+    /// The address this rank's listener binds and advertises to its peers (`CCL_HOST`): an address
+    /// of this node the other nodes reach. Loopback works only within one machine.
+    public var host = "127.0.0.1"
+    /// Shared secret every connection presents (the store's token; `CCL_TOKEN`).
+    public var token = ""
+    /// Forces the all-reduce (`CCL_ALGO=ring|rd`); nil chooses by size.
+    public var allReduce: PeerAllReduce?
+
+    public init() {}
+
+    /// `CCL_HOST` and `CCL_TOKEN` over `self`; the error names the variable and value.
+    func reading(_ environment: [String: String]) throws(CCLError) -> TCPOptions {
+        var options = self
+        if let value = environment["CCL_TOKEN"] { options.token = value }
+        if let value = environment["CCL_HOST"], !value.isEmpty {
+            let host = value.hasPrefix("[") && value.hasSuffix("]") ? String(value.dropFirst().dropLast()) : value
+            guard !host.contains(where: { $0 == " " || $0 == "/" }) else {
+                throw CollectiveOptions.invalid("CCL_HOST", value, "an address or host name")
+            }
+            options.host = host
+        }
+        return options
+    }
+}
