@@ -6,14 +6,13 @@ import CCLSystem
 ///
 /// Each rank listens on `options.tcp.host` (port chosen by the kernel) and publishes the address
 /// through the group's store; rank r connects to every rank below it and accepts from every rank
-/// above it. The connecting side opens with a hello — magic, its rank, the world size, the group
-/// name and the token — and the accepting side answers with its own magic and rank only when all
-/// of it matches; anything else (garbage, wrong token, a rank already connected) is closed and
+/// above it. The connecting side opens with the `Handshake` hello ("CCLMESH1", its rank, the
+/// token, and as context the world size and the group name), and the accepting side answers with
+/// the `Handshake` ack ("CCLMESHA", its own rank as the status) only when all of it matches; anything else (garbage, wrong token, a rank already connected) is closed and
 /// accepting goes on until the timeout, which then names the ranks that never connected.
 enum TCPMesh {
     static let helloMagic: UInt64 = 0x3148_5345_4D4C_4343  // "CCLMESH1"
     static let answerMagic: UInt64 = 0x4148_5345_4D4C_4343  // "CCLMESHA"
-    static let maxTokenBytes = AuthToken.maxBytes
     static let maxNameBytes = 1024
 
     /// Connections by group rank (nil at this rank's own index).
@@ -28,6 +27,12 @@ enum TCPMesh {
         var connections = [TCPConnection?](repeating: nil, count: world)
         var budget = CallBudget(options.timeout)
         let token = Array(options.tcp.token.utf8), name = Array(group.name.utf8)
+        guard name.count <= maxNameBytes, token.count <= AuthToken.maxBytes else {
+            throw CCLError(
+                .invalidArgument, operation: operation, rank: names[rank],
+                "the group name (\(name.count) bytes) or token (\(token.count) bytes) is too long: at most \(maxNameBytes) and \(AuthToken.maxBytes)"
+            )
+        }
         // Connect downwards.
         for peer in 0..<rank {
             guard addresses[peer].count == 2, let port = Int(addresses[peer][1]) else {
@@ -36,18 +41,11 @@ enum TCPMesh {
             let connection = try TCPConnection.connect(host: addresses[peer][0], port: port, timeout: budget.next(), operation: operation)
             connection.peerName = "rank \(names[peer])"
             connection.rank = names[rank]
-            var hello = BinaryWriter()
-            hello.append(helloMagic)
-            hello.append(UInt32(rank))
-            hello.append(UInt32(world))
-            hello.append(UInt32(token.count))
-            hello.append(UInt32(name.count))
-            hello.bytes += token + name
-            try send(hello.bytes, on: connection, timeout: budget.next(), operation: operation)
-            var answer = [UInt8](repeating: 0, count: 12)
+            let hello = Handshake(rank: rank, token: token, context: context(world: world, name: name))
+            try send(hello.encode(magic: helloMagic), on: connection, timeout: budget.next(), operation: operation)
+            var answer = [UInt8](repeating: 0, count: Handshake.ackBytes)
             try receive(into: &answer, on: connection, timeout: budget.next(), operation: operation)
-            let reader = BinaryReader(answer)
-            guard reader.u64(0) == answerMagic, reader.u32(8) == UInt32(peer) else {
+            guard Handshake.parseAck(answer, magic: answerMagic) == UInt32(peer) else {
                 throw CCLError(
                     .unauthenticated, operation: operation, rank: names[rank], peer: connection.peerLabel,
                     "the peer at \(connection.peerDescription) did not answer as rank \(names[peer]) of group \(group.name)")
@@ -74,33 +72,34 @@ enum TCPMesh {
             }
             connection.peerName = "rank \(names[peer])"
             connection.rank = names[rank]
-            var answer = BinaryWriter()
-            answer.append(answerMagic)
-            answer.append(UInt32(rank))
-            try send(answer.bytes, on: connection, timeout: budget.next(), operation: operation)
+            try send(Handshake.ack(magic: answerMagic, status: UInt32(rank)), on: connection, timeout: budget.next(), operation: operation)
             connections[peer] = connection
             missing.remove(peer)
         }
         return connections
     }
 
-    /// The rank a hello names, when its magic, world size, token and group name are right.
+    /// What both sides of a mesh connection must agree on besides the token.
+    private static func context(world: Int, name: [UInt8]) -> [UInt8] {
+        withUnsafeBytes(of: UInt32(truncatingIfNeeded: world).littleEndian) { Array($0) } + name
+    }
+
+    /// The rank a hello names, when its magic, token, world size and group name are right.
     private static func readHello(_ connection: TCPConnection, world: Int, token: [UInt8], name: [UInt8], budget: inout CallBudget)
         throws(CCLError) -> Int?
     {
         // A silent connection may hold the accept loop for at most 5 s.
         let limit: Timeout = budget.next().nanoseconds.map { .nanoseconds(min($0, 5_000_000_000)) } ?? .seconds(5)
-        var header = [UInt8](repeating: 0, count: 24)
-        try receive(into: &header, on: connection, timeout: limit, operation: "read a mesh hello")
-        let reader = BinaryReader(header)
-        let tokenLength = Int(reader.u32(16)), nameLength = Int(reader.u32(20))
-        guard reader.u64(0) == helloMagic, Int(reader.u32(12)) == world, tokenLength <= maxTokenBytes, nameLength <= maxNameBytes else {
+        var head = [UInt8](repeating: 0, count: Handshake.headerBytes)
+        try receive(into: &head, on: connection, timeout: limit, operation: "read a mesh hello")
+        guard case .success(let header) = Handshake.parseHeader(head, magic: helloMagic) else { return nil }
+        var rest = [UInt8](repeating: 0, count: header.totalBytes - Handshake.headerBytes)
+        try receive(into: &rest, on: connection, timeout: limit, operation: "read a mesh hello")
+        guard let hello = Handshake(header: header, rest: rest), AuthToken.matches(hello.token, token),
+            hello.context == context(world: world, name: name), let peer = hello.rank
+        else {
             return nil
         }
-        var rest = [UInt8](repeating: 0, count: tokenLength + nameLength)
-        try receive(into: &rest, on: connection, timeout: limit, operation: "read a mesh hello")
-        guard AuthToken.matches(Array(rest[..<tokenLength]), token), Array(rest[tokenLength...]) == name else { return nil }
-        let peer = Int(reader.u32(8))
         return peer < world ? peer : nil
     }
 
@@ -114,23 +113,5 @@ enum TCPMesh {
         try bytes.withUnsafeMutableBytes { raw in
             Result { () throws(CCLError) in try connection.receiveAll(into: raw, timeout: timeout, operation: operation) }
         }.get()
-    }
-}
-
-/// Little-endian fields for handshakes and frame headers.
-struct BinaryWriter {
-    var bytes: [UInt8] = []
-    mutating func append(_ value: UInt64) { withUnsafeBytes(of: value.littleEndian) { bytes += $0 } }
-    mutating func append(_ value: UInt32) { withUnsafeBytes(of: value.littleEndian) { bytes += $0 } }
-}
-
-struct BinaryReader {
-    let bytes: [UInt8]
-    init(_ bytes: [UInt8]) { self.bytes = bytes }
-    func u64(_ offset: Int) -> UInt64 {
-        bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) }
-    }
-    func u32(_ offset: Int) -> UInt32 {
-        bytes.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) }
     }
 }

@@ -40,6 +40,13 @@ public struct Handshake: Sendable, Equatable {
         public var rank: Int?
         public var tokenLength: Int
         public var contextLength: Int
+
+        public init(rank: Int?, tokenLength: Int, contextLength: Int) {
+            self.rank = rank
+            self.tokenLength = tokenLength
+            self.contextLength = contextLength
+        }
+
         /// The whole hello, header included.
         public var totalBytes: Int { Handshake.headerBytes + tokenLength + contextLength }
     }
@@ -75,9 +82,9 @@ public struct Handshake: Sendable, Equatable {
     }
 
     /// The hello whose header is `header` and whose remaining `header.totalBytes - headerBytes`
-    /// bytes are `rest`.
-    public init(header: Header, rest: [UInt8]) {
-        precondition(rest.count == header.tokenLength + header.contextLength, "the caller reads exactly the announced bytes")
+    /// bytes are `rest`; nil when `rest` has another length.
+    public init?(header: Header, rest: [UInt8]) {
+        guard rest.count == header.tokenLength + header.contextLength else { return nil }
         self.init(rank: header.rank, token: Array(rest[..<header.tokenLength]), context: Array(rest[header.tokenLength...]))
     }
 

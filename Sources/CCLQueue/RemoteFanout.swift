@@ -302,35 +302,35 @@ private final class HandshakeHandler: ChannelInboundHandler, @unchecked Sendable
             return
         }
         buffer.writeBuffer(&incoming)
-        guard buffer.readableBytes >= RemoteWire.helloHeaderBytes,
-            let magic = buffer.getInteger(at: buffer.readerIndex, endianness: .little, as: UInt64.self),
-            let rank = buffer.getInteger(at: buffer.readerIndex + 8, endianness: .little, as: UInt32.self),
-            let tokenLength = buffer.getInteger(at: buffer.readerIndex + 12, endianness: .little, as: UInt32.self)
+        guard buffer.readableBytes >= Handshake.headerBytes,
+            let head = buffer.getBytes(at: buffer.readerIndex, length: Handshake.headerBytes)
         else { return }
-        guard magic == RemoteWire.helloMagic else { return reject(context, "bad hello magic") }
-        guard Int(tokenLength) <= RemoteWire.maxTokenBytes else { return reject(context, "token of \(tokenLength) bytes") }
-        let total = RemoteWire.helloHeaderBytes + Int(tokenLength)
-        guard buffer.readableBytes >= total else { return }
-        guard buffer.readableBytes == total else { return reject(context, "sent bytes after its hello") }
-        let presented = buffer.getBytes(at: buffer.readerIndex + RemoteWire.helloHeaderBytes, length: Int(tokenLength)) ?? []
+        let header: Handshake.Header
+        switch Handshake.parseHeader(head, magic: RemoteWire.helloMagic) {
+        case .success(let parsed): header = parsed
+        case .failure(let rejection): return reject(context, "\(rejection)")
+        }
+        guard buffer.readableBytes >= header.totalBytes else { return }
+        guard buffer.readableBytes == header.totalBytes else { return reject(context, "sent bytes after its hello") }
+        let rest = buffer.getBytes(at: buffer.readerIndex + Handshake.headerBytes, length: header.totalBytes - Handshake.headerBytes) ?? []
+        guard let hello = Handshake(header: header, rest: rest) else { return reject(context, "a hello cut short") }
         buffer.clear()
         deadline?.cancel()
+        let rank = hello.rank ?? -1
         var status = RemoteWire.Status.ok
-        if !AuthToken.matches(presented, token) {
+        if !AuthToken.matches(hello.token, token) || !hello.context.isEmpty {
             status = .badToken
-        } else if !readerRanks.contains(Int(rank)) {
+        } else if !readerRanks.contains(rank) {
             status = .notAReader
         } else if let fanout = fanout.fanout {
-            status = fanout.admit(rank: Int(rank), channel: context.channel)
+            status = fanout.admit(rank: rank, channel: context.channel)
         } else {
             status = .rankTaken
         }
-        var ack = context.channel.allocator.buffer(capacity: RemoteWire.ackBytes)
-        ack.writeInteger(RemoteWire.ackMagic, endianness: .little)
-        ack.writeInteger(status.rawValue, endianness: .little)
-        ack.writeInteger(UInt32(0), endianness: .little)
+        var ack = context.channel.allocator.buffer(capacity: Handshake.ackBytes)
+        ack.writeBytes(Handshake.ack(magic: RemoteWire.ackMagic, status: status.rawValue))
         if status == .ok {
-            admittedRank = Int(rank)
+            admittedRank = rank
             context.writeAndFlush(wrapOutboundOut(ack), promise: nil)
         } else {
             logger.warning("queue writer refused a remote reader from \(describe(context)): \(status)")

@@ -74,12 +74,7 @@ final class RemoteReader: @unchecked Sendable {
     deinit { close() }
 
     private static func hello(rank: Int, token: String) -> [UInt8] {
-        var bytes: [UInt8] = []
-        let tokenBytes = Array(token.utf8)
-        withUnsafeBytes(of: RemoteWire.helloMagic.littleEndian) { bytes += $0 }
-        withUnsafeBytes(of: UInt32(truncatingIfNeeded: rank).littleEndian) { bytes += $0 }
-        withUnsafeBytes(of: UInt32(tokenBytes.count).littleEndian) { bytes += $0 }
-        return bytes + tokenBytes
+        Handshake(rank: rank, token: Array(token.utf8)).encode(magic: RemoteWire.helloMagic)
     }
 
     // MARK: called from the event loop
@@ -224,12 +219,8 @@ private final class FrameHandler: ChannelInboundHandler, @unchecked Sendable {
     /// Consumes whole frames.
     private func drain() throws(CCLError) {
         if !acknowledged {
-            guard buffer.readableBytes >= RemoteWire.ackBytes,
-                let magic = buffer.readInteger(endianness: .little, as: UInt64.self),
-                let status = buffer.readInteger(endianness: .little, as: UInt32.self),
-                buffer.readInteger(endianness: .little, as: UInt32.self) != nil
-            else { return }
-            guard magic == RemoteWire.ackMagic else {
+            guard buffer.readableBytes >= Handshake.ackBytes, let bytes = buffer.readBytes(length: Handshake.ackBytes) else { return }
+            guard let status = Handshake.parseAck(bytes, magic: RemoteWire.ackMagic) else {
                 throw CCLError(.malformed, operation: "handshake", "the peer is not a swift-ccl queue writer")
             }
             switch RemoteWire.Status(rawValue: status) {

@@ -4,8 +4,10 @@ import NIOCore
 /// The TCP protocol between a queue writer and its remote readers. All integers little-endian.
 ///
 /// ```
-/// reader → writer, once:  "CCLQHEL1" · u32 readerRank · u32 tokenLength (≤ 4096) · token bytes
-/// writer → reader, once:  "CCLQACK1" · u32 status (0 ok, 1 bad token, 2 not a reader, 3 rank taken) · u32 0
+/// reader → writer, once:  the `Handshake` hello with magic "CCLQHEL1", the reader's rank, the token
+///                         and no context
+/// writer → reader, once:  the `Handshake` ack with magic "CCLQACK1" and status (0 ok, 1 bad token,
+///                         2 not a reader, 3 rank taken)
 /// writer → reader, then frames, each 24 bytes of header and a payload:
 ///                         u32 kind · u32 payloadLength · u64 messageLength · u64 offset
 ///   kind 1 data:   bytes offset ..< offset+payloadLength of a message of messageLength bytes
@@ -17,8 +19,6 @@ import NIOCore
 enum RemoteWire {
     static let helloMagic: UInt64 = 0x314C_4548_514C_4343  // "CCLQHEL1"
     static let ackMagic: UInt64 = 0x314B_4341_514C_4343  // "CCLQACK1"
-    static let helloHeaderBytes = 16
-    static let ackBytes = 16
     static let maxTokenBytes = AuthToken.maxBytes
     static let frameHeaderBytes = 24
     static let maxFramePayload = 1 << 20

@@ -4,8 +4,8 @@ import NIOCore
 /// The TCP store's protocol. Integers little-endian.
 ///
 /// ```
-/// client → server, once: "CCLSHEL1" · u32 tokenLength (1…4096) · token
-/// server → client, once: "CCLSACK1" · u32 status (0 ok, 1 bad token)
+/// client → server, once: the `Handshake` hello, magic "CCLSHEL1", no rank, the token, no context
+/// server → client, once: the `Handshake` ack, magic "CCLSACK1", status (0 ok, 1 bad token)
 /// then, one request at a time:
 ///   request:  u32 length · u8 op · fields            (length counts op and fields, ≤ maxFrame)
 ///   response: u32 length · u8 status · payload        (0 ok, 1 timeout: u32 n · n keys, 2 error: text)

@@ -67,10 +67,9 @@ public final class TCPStoreClient: Store, @unchecked Sendable {
         }
         channel = connected
         box.client = self
-        var hello = channel.allocator.buffer(capacity: 12 + token.utf8.count)
-        hello.writeInteger(StoreWire.helloMagic, endianness: .little)
-        hello.writeInteger(UInt32(token.utf8.count), endianness: .little)
-        hello.writeString(token)
+        let bytes = Handshake(token: Array(token.utf8)).encode(magic: StoreWire.helloMagic)
+        var hello = channel.allocator.buffer(capacity: bytes.count)
+        hello.writeBytes(bytes)
         channel.writeAndFlush(hello, promise: nil)
         let (status, _) = try awaitResponse(limit: min(10_000_000_000, timeout.nanoseconds ?? .max), operation: operation)
         guard status == .ok else {
@@ -291,10 +290,8 @@ private final class StoreClientHandler: ChannelInboundHandler, @unchecked Sendab
         var incoming = unwrapInboundIn(data)
         buffer.writeBuffer(&incoming)
         if !acknowledged {
-            guard buffer.readableBytes >= 12 else { return }
-            let magic = buffer.readInteger(endianness: .little, as: UInt64.self)
-            let status = buffer.readInteger(endianness: .little, as: UInt32.self)
-            guard magic == StoreWire.ackMagic else {
+            guard buffer.readableBytes >= Handshake.ackBytes, let bytes = buffer.readBytes(length: Handshake.ackBytes) else { return }
+            guard let status = Handshake.parseAck(bytes, magic: StoreWire.ackMagic) else {
                 client.client?.failed("the peer is not a swift-ccl store server")
                 context.close(promise: nil)
                 return

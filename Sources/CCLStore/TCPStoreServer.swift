@@ -279,19 +279,22 @@ private final class StoreConnectionHandler: ChannelInboundHandler, @unchecked Se
 
     private func process(_ context: ChannelHandlerContext) throws(StoreWire.Malformed) {
         if !authenticated {
-            guard buffer.readableBytes >= 12,
-                let magic = buffer.getInteger(at: buffer.readerIndex, endianness: .little, as: UInt64.self),
-                let length = buffer.getInteger(at: buffer.readerIndex + 8, endianness: .little, as: UInt32.self)
+            guard buffer.readableBytes >= Handshake.headerBytes,
+                let head = buffer.getBytes(at: buffer.readerIndex, length: Handshake.headerBytes)
             else { return }
-            guard magic == StoreWire.helloMagic else { throw StoreWire.Malformed(description: "not a store client (bad hello)") }
-            guard Int(length) <= StoreWire.maxTokenBytes else { throw StoreWire.Malformed(description: "token of \(length) bytes") }
-            guard buffer.readableBytes >= 12 + Int(length) else { return }
-            buffer.moveReaderIndex(forwardBy: 12)
-            let presented = buffer.readBytes(length: Int(length)) ?? []
-            let accepted = AuthToken.matches(presented, token)
-            var ack = context.channel.allocator.buffer(capacity: 12)
-            ack.writeInteger(StoreWire.ackMagic, endianness: .little)
-            ack.writeInteger(UInt32(accepted ? 0 : 1), endianness: .little)
+            let header: Handshake.Header
+            switch Handshake.parseHeader(head, magic: StoreWire.helloMagic) {
+            case .success(let parsed): header = parsed
+            case .failure(.notThisService): throw StoreWire.Malformed(description: "not a store client (bad hello)")
+            case .failure(let rejection): throw StoreWire.Malformed(description: "\(rejection)")
+            }
+            guard buffer.readableBytes >= header.totalBytes else { return }
+            buffer.moveReaderIndex(forwardBy: Handshake.headerBytes)
+            guard let hello = Handshake(header: header, rest: buffer.readBytes(length: header.totalBytes - Handshake.headerBytes) ?? [])
+            else { throw StoreWire.Malformed(description: "a hello cut short") }
+            let accepted = AuthToken.matches(hello.token, token) && hello.context.isEmpty
+            var ack = context.channel.allocator.buffer(capacity: Handshake.ackBytes)
+            ack.writeBytes(Handshake.ack(magic: StoreWire.ackMagic, status: accepted ? 0 : 1))
             guard accepted else {
                 core.logger.warning("store: refused \(context.remoteAddress.map { "\($0)" } ?? "a client"): wrong token")
                 let channel = context.channel

@@ -273,13 +273,11 @@ struct QueueFailureTests {
         var big = littleEndian(RemoteWire.helloMagic)
         big += littleEndian(UInt32(5))
         big += littleEndian(UInt32(1 << 30))
+        big += littleEndian(UInt32(0))
         oversized.send(big)
         #expect(oversized.peerClosed())
         let trailing = try RawSocket.connect(port: port)
-        var hello = littleEndian(RemoteWire.helloMagic)
-        hello += littleEndian(UInt32(6))
-        hello += littleEndian(UInt32(5))
-        hello += Array("t0ken".utf8)
+        let hello = Handshake(rank: 6, token: Array("t0ken".utf8)).encode(magic: RemoteWire.helloMagic)
         trailing.send(hello + [1, 2])
         #expect(trailing.peerClosed())
         let silent = try RawSocket.connect(port: port)
@@ -301,10 +299,8 @@ struct QueueFailureTests {
             remoteHost: "127.0.0.1", remotePort: port, maxMessageBytes: 1 << 20)
         let fake = Thread {
             guard let peer = listener.accept() else { return }
-            _ = peer.receive(RemoteWire.helloHeaderBytes + 5)
-            var ack = littleEndian(RemoteWire.ackMagic)
-            ack += littleEndian(UInt64(0))
-            peer.send(ack)
+            _ = peer.receive(Handshake.headerBytes + 5)
+            peer.send(Handshake.ack(magic: RemoteWire.ackMagic, status: 0))
             func frame(kind: UInt32, length: UInt32, message: UInt64, offset: UInt64) -> [UInt8] {
                 var bytes = littleEndian(kind)
                 bytes += littleEndian(length)

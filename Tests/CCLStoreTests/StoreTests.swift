@@ -134,8 +134,7 @@ func makeStore(_ kind: StoreKind) throws -> (any Store, AnyObject?) {
         garbage.send(Array("GET / HTTP/1.0\r\n\r\n".utf8))
         #expect(garbage.peerClosed())
 
-        var hello = littleEndian(StoreWire.helloMagic) + littleEndian(UInt32(3))
-        hello += Array("tok".utf8)
+        let hello = Handshake(token: Array("tok".utf8)).encode(magic: StoreWire.helloMagic)
         let oversized = try RawSocket.connect(port: server.port)
         oversized.send(hello + littleEndian(UInt32(1 << 30)) + [1])
         #expect(oversized.peerClosed())
