@@ -7,8 +7,8 @@ import Logging
 /// The one list of backends, and making a group's communicator through the choice
 /// (`BackendChoice.choose`).
 ///
-/// Registry order is only the order of listing (`ccl doctor`, error messages); the preference
-/// order comes from the choice's rules and the user's request.
+/// Registry order is only the order of listing (error messages, `names`); the preference order
+/// comes from the choice's rules and the user's request.
 public struct BackendRegistry: Sendable {
     public let backends: [any Backend]
     let logger: Logger
@@ -44,16 +44,49 @@ public struct BackendRegistry: Sendable {
     public func choose(_ context: BackendContext, request: BackendRequest, group: String) throws(CCLError) -> (
         backend: any Backend, decision: BackendChoice.Decision
     ) {
-        let decision = try BackendChoice.choose(context, request: request, candidates: candidates(for: context), group: group)
+        try decide(context, request: request, candidates: candidates(for: context), group: group)
+    }
+
+    private func decide(_ context: BackendContext, request: BackendRequest, candidates: [BackendChoice.Candidate], group: String)
+        throws(CCLError) -> (backend: any Backend, decision: BackendChoice.Decision)
+    {
+        let decision = try BackendChoice.choose(context, request: request, candidates: candidates, group: group)
         guard let backend = backend(named: decision.backend) else {
-            preconditionFailure("BackendChoice chose \(decision.backend), which is not registered")
+            throw CCLError(
+                .invalidArgument, operation: "choose a backend for group \(group)",
+                "the choice named \(decision.backend), which is not registered (a backend whose name changes?)")
         }
         return (backend, decision)
     }
 
+    /// What every rank of `group` can run: each rank's probes, all-gathered, so that every rank
+    /// chooses from the same facts (a library present on some nodes only, a /dev/shm too small on
+    /// one) and they all pick the same backend. A backend unavailable on any rank is unavailable,
+    /// with the first such rank's reason.
+    func agreedCandidates(for context: BackendContext, group: StatelessProcessGroup) throws(CCLError) -> [BackendChoice.Candidate] {
+        let mine = candidates(for: context)
+        let reasons: [String?] = mine.map { candidate in
+            if case .unavailable(let reason) = candidate.probe { return reason }
+            return nil
+        }
+        let everyone = group.worldSize > 1 ? try group.allGatherObject(reasons) : [reasons]
+        return mine.enumerated().map { index, candidate in
+            guard candidate.probe.isAvailable else { return candidate }
+            let failing = everyone.enumerated().compactMap { rank, theirs in
+                index < theirs.count ? theirs[index].map { (rank, $0) } : (rank, "it is not registered there")
+            }
+            guard let (rank, reason) = failing.first else { return candidate }
+            let others = failing.count > 1 ? " (and \(failing.count - 1) more ranks)" : ""
+            return BackendChoice.Candidate(
+                name: candidate.name, serves: candidate.serves,
+                probe: .unavailable(reason: "on rank \(group.globalRanks?[rank] ?? rank)\(others): \(reason)"))
+        }
+    }
+
     /// The communicator of `group` on `device`, from the backend the choice picks. Collective:
-    /// every rank of the group calls it with the same request (the choice depends only on values
-    /// every rank shares, so they agree). A fallback is logged once, with its reason.
+    /// every rank of the group calls it with the same request; the probes are all-gathered first
+    /// (`agreedCandidates`), so every rank chooses the same backend. A fallback is logged once,
+    /// by the group's first rank, with its reason.
     ///
     /// - Parameter nodes: the node of each group rank.
     public func makeCommunicator(
@@ -66,7 +99,8 @@ public struct BackendRegistry: Sendable {
                 "the node layout has \(nodes.nodeOfRank.count) ranks, the group \(group.worldSize)")
         }
         let context = BackendContext(device: device.kind, nodes: nodes, launcher: launcher)
-        let (backend, decision) = try choose(context, request: request, group: group.name)
+        let (backend, decision) = try decide(
+            context, request: request, candidates: agreedCandidates(for: context, group: group), group: group.name)
         if let fallback = decision.fallback, group.rank == 0 {
             logger.notice("group \(group.name): using \(decision.backend) (\(decision.reason)); skipped \(fallback)")
         }

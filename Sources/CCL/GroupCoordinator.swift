@@ -91,16 +91,17 @@ public final class GroupCoordinator: @unchecked Sendable {
             try CPUCommunicatorFactory.make(group: group, nodes: local, options: options)
         }
         var onDevice: (any Communicator, BackendChoice.Decision)?
+        if device != nil, collectives == nil {
+            throw CCLError(
+                .invalidArgument, operation: "create \(kind) group", rank: rank,
+                "a device communicator needs collectives: (its token, address and backend request; CollectiveOptions.fromEnvironment)")
+        }
         switch device {
         case nil: onDevice = nil
         case .host?:
-            if let cpu {
-                onDevice = cpu
-            } else {
-                onDevice = try CPUCommunicatorFactory.make(group: group, nodes: local, options: CollectiveOptions())
-            }
+            onDevice = cpu
         case let device?:
-            let options = collectives ?? CollectiveOptions()
+            let options = collectives ?? CollectiveOptions()  // checked above
             onDevice = try BackendRegistry(options: options).makeCommunicator(
                 group: group, nodes: local, device: device, request: options.request, launcher: options.launcher)
         }

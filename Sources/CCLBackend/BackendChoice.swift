@@ -14,7 +14,9 @@ import CCLCore
 ///   covers a group's device and CPU communicators); if none serves this device, the defaults
 ///   apply. An unknown name is an error listing the valid ones.
 /// - Strict (`CCL_BACKEND_STRICT=1`): only the requested names that serve the device, and an
-///   error with every reason when none is available, instead of a fallback.
+///   error with every reason when none is available, instead of a fallback. A strict request
+///   that names no backend for this device (`CCL_BACKEND=nccl` for a CPU group) constrains
+///   nothing here: the defaults apply.
 /// - The first available backend in that order wins; the ones skipped before it, with their
 ///   reasons, are the decision's `fallback` (logged once by the caller).
 public enum BackendChoice {
@@ -45,7 +47,7 @@ public enum BackendChoice {
             self.fallback = fallback
         }
 
-        /// "tcp (requested by CCL_BACKEND=tcp)", "tcp (default …; fell back: shm: …)".
+        /// "tcp (requested by CCL_BACKEND=tcp)", "tcp (default …; fell back from shm: …)".
         public var description: String {
             "\(backend) (\(reason)" + (fallback.map { "; fell back from \($0)" } ?? "") + ")"
         }
@@ -98,7 +100,8 @@ public enum BackendChoice {
         if request.strict, !requested.isEmpty {
             throw CCLError(
                 .unavailable, operation: operation,
-                "\(requestText) in strict mode, but no requested backend can run: \(why) (unset CCL_BACKEND_STRICT to fall back)")
+                "\(requestText) in strict mode, but no requested backend can run: \(why)\(request.origin == "CCL_BACKEND" ? " (unset CCL_BACKEND_STRICT to fall back)" : "")"
+            )
         }
         throw CCLError(.unavailable, operation: operation, "no backend can serve \(describe(context)): \(why)")
     }

@@ -20,6 +20,40 @@ package final class CallSite: Sendable {
     /// The checks of one call named `name`.
     @inlinable
     package func check(_ name: String) -> CallCheck { CallCheck(name: name, site: self) }
+
+    /// The first check of every call, before anything else: both buffers well formed (no
+    /// negative size, a start whenever there are bytes) and, where not empty, on `device`, and
+    /// the stream on it too. Free of allocation and text unless it fails.
+    @inlinable
+    package func checkBuffers(
+        _ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, stream: DeviceStream, device: Device, backend: String
+    ) throws(CCLError) {
+        guard input.isWellFormed, output.isWellFormed, input.bytes == 0 || input.device == device,
+            output.bytes == 0 || output.device == device, stream.device == device
+        else { throw badBuffers(call, input: input, output: output, stream: stream, device: device, backend: backend) }
+    }
+
+    @usableFromInline
+    func badBuffers(
+        _ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, stream: DeviceStream, device: Device, backend: String
+    ) -> CCLError {
+        let check = check("\(call.op)")
+        for (side, buffer) in [("input", input), ("output", output)] {
+            if !buffer.isWellFormed {
+                return CCLError(
+                    .invalidArgument, operation: check.operation, group: group, rank: rank, groupRank: groupRank,
+                    "the \(side) buffer of \(buffer.bytes) bytes has \(buffer.bytes < 0 ? "a negative size" : "no start address")")
+            }
+            if buffer.bytes > 0, buffer.device != device {
+                return CCLError(
+                    .invalidArgument, operation: check.operation, group: group, rank: rank, groupRank: groupRank,
+                    "the \(side) buffer is on \(buffer.device), but the \(backend) communicator works on \(device) buffers")
+            }
+        }
+        return CCLError(
+            .invalidArgument, operation: check.operation, group: group, rank: rank, groupRank: groupRank,
+            "the stream is on \(stream.device), but the \(backend) communicator works on \(device)")
+    }
 }
 
 /// Checks one call's arguments before any rank is waited on; errors name the call and the rank.
@@ -30,8 +64,9 @@ package struct CallCheck {
     package let name: String
     @usableFromInline unowned(unsafe) let site: CallSite
 
-    @inlinable
-    package init(name: String, site: CallSite) {
+    /// Made only through `CallSite.check`: the site must outlive the check.
+    @usableFromInline
+    init(name: String, site: CallSite) {
         self.name = name
         self.site = site
     }
@@ -116,20 +151,6 @@ package struct CallCheck {
         try buffer("input", has: input.count, needs: bytes)
         if isRoot { try buffer("output", has: output.count, needs: times(bytes, worldSize)) }
         return bytes
-    }
-
-    /// Both buffers (where not empty) must be on the communicator's device.
-    @inlinable
-    package func device(_ device: Device, backend: String, input: DeviceBuffer, output: DeviceBuffer) throws(CCLError) {
-        if input.bytes > 0, input.device != device { throw misplaced("input", input, device, backend) }
-        if output.bytes > 0, output.device != device { throw misplaced("output", output, device, backend) }
-    }
-
-    @usableFromInline
-    func misplaced(_ side: String, _ buffer: DeviceBuffer, _ device: Device, _ backend: String) -> CCLError {
-        CCLError(
-            .invalidArgument, operation: operation, group: group, rank: rank, groupRank: site.groupRank,
-            "the \(side) buffer is on \(buffer.device), but the \(backend) communicator works on \(device) buffers")
     }
 
     @inlinable

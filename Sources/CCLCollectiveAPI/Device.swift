@@ -5,6 +5,16 @@ public enum Device: Sendable, Hashable, CustomStringConvertible {
     /// Memory of the CUDA device with this ordinal (`CUdevice`), reachable through the driver API.
     case cuda(Int)
 
+    /// Inlinable, so the per-call checks compare devices without a call.
+    @inlinable
+    public static func == (lhs: Device, rhs: Device) -> Bool {
+        switch (lhs, rhs) {
+        case (.host, .host): true
+        case (.cuda(let a), .cuda(let b)): a == b
+        default: false
+        }
+    }
+
     /// True for `.host` (a pattern match, cheaper on the per-call path than `==`).
     @inlinable
     public var isHost: Bool {
@@ -66,6 +76,11 @@ public struct DeviceBuffer: @unchecked Sendable {
     /// No memory (the unused side of a send, a recv or a barrier).
     @inlinable
     public static var none: DeviceBuffer { DeviceBuffer(base: nil, bytes: 0, device: .host) }
+
+    /// No negative size, and a start whenever there are bytes: what every call checks first (a
+    /// buffer with bytes and no start would make a backend write somewhere else).
+    @inlinable
+    public var isWellFormed: Bool { bytes >= 0 && (bytes == 0 || base != nil) }
 
     /// The host view of a host buffer, for reading.
     @inlinable

@@ -73,6 +73,9 @@ public struct CollectiveOptions: Sendable {
             }
             options.transport = transport
         }
+        if options.launcher == nil, let launch = try? LaunchEnvironment.parse(environment), launch.source != .single {
+            options.launcher = launch.source
+        }
         if environment["CCL_BACKEND"] != nil || environment["CCL_BACKEND_STRICT"] != nil {
             options.request = try BackendRequest.fromEnvironment(environment)
         }
@@ -82,5 +85,44 @@ public struct CollectiveOptions: Sendable {
         }
         options.tcp = try options.tcp.reading(environment)
         return options
+    }
+}
+
+// The settings' earlier places, before each backend owned its own.
+extension CollectiveOptions {
+    @available(*, deprecated, renamed: "tcp.host")
+    public var host: String {
+        get { tcp.host }
+        set { tcp.host = newValue }
+    }
+    @available(*, deprecated, renamed: "tcp.token")
+    public var token: String {
+        get { tcp.token }
+        set { tcp.token = newValue }
+    }
+    @available(*, deprecated, renamed: "tcp.allReduce")
+    public var tcpAllReduce: PeerAllReduce? {
+        get { tcp.allReduce }
+        set { tcp.allReduce = newValue }
+    }
+    @available(*, deprecated, renamed: "shm.slotBytes")
+    public var slotBytes: Int {
+        get { shm.slotBytes }
+        set { shm.slotBytes = newValue }
+    }
+    @available(*, deprecated, renamed: "shm.mailboxBytes")
+    public var mailboxBytes: Int? {
+        get { shm.mailboxBytes }
+        set { shm.mailboxBytes = newValue }
+    }
+    @available(*, deprecated, renamed: "shm.allReduce")
+    public var shmAllReduce: SlotAllReduce? {
+        get { shm.allReduce }
+        set { shm.allReduce = newValue }
+    }
+    @available(*, deprecated, renamed: "shm.wait")
+    public var wait: WaitPolicy {
+        get { shm.wait }
+        set { shm.wait = newValue }
     }
 }

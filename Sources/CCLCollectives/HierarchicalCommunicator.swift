@@ -35,7 +35,10 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
     /// Global rank of each group rank (errors name global ranks).
     let globalRanks: [Int]
     private let site: CallSite
+    /// Collectives called so far, and messages per peer: the numbers `execute` reports.
     private var sequence: UInt64 = 0
+    private var messagesSent: [UInt64]
+    private var messagesReceived: [UInt64]
     /// Group ranks of each node, node order by first rank.
     let nodeRanks: [[Int]]
     let myNode: Int
@@ -44,16 +47,6 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
     /// Makes one communicator of a tier over the group it is given (a sub-group of `group`), with
     /// the node of each of its ranks.
     public typealias Tier = (StatelessProcessGroup, NodeLayout) throws(CCLError) -> any Communicator
-
-    /// Shared memory inside nodes, TCP between them.
-    public convenience init(group: StatelessProcessGroup, nodes: NodeLayout, options: CollectiveOptions = CollectiveOptions())
-        throws(CCLError)
-    {
-        try self.init(
-            group: group, nodes: nodes,
-            intraNode: { (node, _) throws(CCLError) in try ShmCommunicator(group: node, options: options) },
-            interNode: { (across, _) throws(CCLError) in try TCPCommunicator(group: across, options: options) })
-    }
 
     /// Composes `intraNode` communicators (one per node, over sub-group "node<i>") and
     /// `interNode` ones (over sub-group "leaders" of each node's first rank, and over the whole
@@ -71,6 +64,8 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         nodeRanks = order.map { byNode[$0] ?? [] }
         myNode = nodeRanks.firstIndex { $0.contains(group.rank) } ?? 0
         globalRanks = group.globalRanks ?? Array(0..<group.worldSize)
+        messagesSent = Array(repeating: 0, count: group.worldSize)
+        messagesReceived = messagesSent
         site = CallSite(group: group.name, rank: globalRanks[group.rank], groupRank: group.rank, worldSize: group.worldSize)
         let local = try group.subgroup("node\(myNode)", members: nodeRanks[myNode])
         self.local = try intraNode(local, NodeLayout(nodeOfRank: Array(repeating: order[myNode], count: local.worldSize)))
@@ -105,11 +100,27 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
     public func execute(_ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, on stream: DeviceStream)
         throws(CCLError) -> Completion
     {
-        if !(input.device.isHost && output.device.isHost && stream.device.isHost) {
-            try guarded { () throws(CCLError) in try check("\(call.op)").device(.host, backend: backend, input: input, output: output) }
+        try guarded { () throws(CCLError) in
+            try site.checkBuffers(call, input: input, output: output, stream: stream, device: .host, backend: backend)
         }
         let count = call.count, dtype = call.dtype
         let (input, output) = (input.hostBytes, output.mutableHostBytes)
+        switch call.op {
+        case .send(let peer):
+            try runSend(input, count: count, dtype: dtype, to: peer)
+            messagesSent[peer] &+= 1
+            return .done(messagesSent[peer])
+        case .recv(let peer):
+            try runRecv(into: output, count: count, dtype: dtype, from: peer)
+            messagesReceived[peer] &+= 1
+            return .done(messagesReceived[peer])
+        case .sendRecv(let destination, let source):
+            try runSendRecv(input, to: destination, into: output, from: source, count: count, dtype: dtype)
+            messagesSent[destination] &+= 1
+            messagesReceived[source] &+= 1
+            return .done(messagesSent[destination])
+        default: break
+        }
         sequence &+= 1
         switch call.op {
         case .allReduce(let op): try runAllReduce(input, into: output, count: count, dtype: dtype, op: op)
@@ -118,10 +129,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         case .broadcast(let root): try runBroadcast(output, count: count, dtype: dtype, from: root)
         case .gather(let root): try runGather(input, into: output, count: count, dtype: dtype, to: root)
         case .barrier: try runBarrier()
-        case .send(let peer): try runSend(input, count: count, dtype: dtype, to: peer)
-        case .recv(let peer): try runRecv(into: output, count: count, dtype: dtype, from: peer)
-        case .sendRecv(let destination, let source):
-            try runSendRecv(input, to: destination, into: output, from: source, count: count, dtype: dtype)
+        case .send, .recv, .sendRecv: break
         }
         return .done(sequence)
     }

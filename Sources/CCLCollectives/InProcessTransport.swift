@@ -210,7 +210,7 @@ package final class InProcessCommunicator: Communicator, SlotTransport, PeerTran
     {
         let check = site.check("\(call.op)")
         operation = "\(call) on group \(group.name)"
-        try check.device(.host, backend: backend, input: input, output: output)
+        try site.checkBuffers(call, input: input, output: output, stream: stream, device: .host, backend: backend)
         let count = call.count, dtype = call.dtype, n = worldSize
         let source = input.base.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(scratch(64))
         let target = output.base ?? scratch(64)

@@ -131,10 +131,8 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     public func execute(_ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, on stream: DeviceStream)
         throws(CCLError) -> Completion
     {
-        if !(input.device.isHost && output.device.isHost && stream.device.isHost) {
-            do { try check("\(call.op)").device(.host, backend: backend, input: input, output: output) } catch {
-                throw rejected(error)
-            }
+        do { try site.checkBuffers(call, input: input, output: output, stream: stream, device: .host, backend: backend) } catch {
+            throw rejected(error)
         }
         let count = call.count, dtype = call.dtype
         switch call.op {

@@ -299,10 +299,8 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     public func execute(_ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, on stream: DeviceStream)
         throws(CCLError) -> Completion
     {
-        if !(input.device.isHost && output.device.isHost && stream.device.isHost) {
-            do { try check("\(call.op)").device(.host, backend: backend, input: input, output: output) } catch {
-                throw rejected(error)
-            }
+        do { try site.checkBuffers(call, input: input, output: output, stream: stream, device: .host, backend: backend) } catch {
+            throw rejected(error)
         }
         let count = call.count, dtype = call.dtype
         switch call.op {
@@ -315,10 +313,10 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         case .barrier: try runBarrier()
         case .send(let peer):
             try runSend(input.hostBytes, count: count, dtype: dtype, to: peer)
-            return .done(peer == rank ? 0 : messagesSent[peer])
+            return .done(messagesSent[peer])
         case .recv(let peer):
             try runRecv(into: output.mutableHostBytes, count: count, dtype: dtype, from: peer)
-            return .done(peer == rank ? 0 : messagesReceived[peer])
+            return .done(messagesReceived[peer])
         case .sendRecv(let destination, let source):
             try runSendRecv(input.hostBytes, to: destination, into: output.mutableHostBytes, from: source, count: count, dtype: dtype)
             return .done(destination == rank ? 0 : messagesSent[destination])

@@ -6,13 +6,14 @@ import CCLSystem
 ///
 /// Each rank listens on `options.tcp.host` (port chosen by the kernel) and publishes the address
 /// through the group's store; rank r connects to every rank below it and accepts from every rank
-/// above it. The connecting side opens with the `Handshake` hello ("CCLMESH1", its rank, the
+/// above it. The connecting side opens with the `Handshake` hello ("CCLMESH2", its rank, the
 /// token, and as context the world size and the group name), and the accepting side answers with
-/// the `Handshake` ack ("CCLMESHA", its own rank as the status) only when all of it matches; anything else (garbage, wrong token, a rank already connected) is closed and
+/// the `Handshake` ack ("CCLMESHB", its own rank as the status) only when all of it matches; anything else (garbage, wrong token, a rank already connected) is closed and
 /// accepting goes on until the timeout, which then names the ranks that never connected.
 enum TCPMesh {
-    static let helloMagic: UInt64 = 0x3148_5345_4D4C_4343  // "CCLMESH1"
-    static let answerMagic: UInt64 = 0x4148_5345_4D4C_4343  // "CCLMESHA"
+    // Version 2 since the hello became the common `Handshake` (a version-1 peer is refused at once).
+    static let helloMagic: UInt64 = 0x3248_5345_4D4C_4343  // "CCLMESH2"
+    static let answerMagic: UInt64 = 0x4248_5345_4D4C_4343  // "CCLMESHB"
     static let maxNameBytes = 1024
 
     /// Connections by group rank (nil at this rank's own index).

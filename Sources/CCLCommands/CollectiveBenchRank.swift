@@ -18,9 +18,8 @@ struct CollectiveRankCommand: ParsableCommand {
     func run() throws {
         let setup = try RankSetup()
         var base = CollectiveOptions()
-        base.transport = CollectiveOptions.Transport(rawValue: options.transport) ?? .auto
         base.timeout = .seconds(120)
-        let (communicator, decision) = try setup.communicator(base, backend: options.backend)
+        let (communicator, decision) = try setup.communicator(base, transport: options.transport, backend: options.backend)
         guard let dtype = DType(name: options.dtype), let op = ReduceOp(name: options.redop) else {
             throw ValidationError("bad --dtype or --redop")
         }

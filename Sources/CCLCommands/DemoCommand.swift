@@ -69,10 +69,8 @@ struct DemoRankCommand: ParsableCommand {
         let setup = try RankSetup()
         let rank = setup.launch.rank
         let layout = try ParallelLayout(world: setup.launch.worldSize, tp: options.tp, pp: options.pp)
-        var base = CollectiveOptions()
-        base.transport = CollectiveOptions.Transport(rawValue: options.transport) ?? .auto
-        base.timeout = .seconds(60)
-        let collectives = try setup.collectiveOptions(base, backend: options.backend)
+        var collectives = try setup.collectiveOptions(CollectiveOptions(), transport: options.transport, backend: options.backend)
+        collectives.timeout = .seconds(60)
         let tpGroup = try GroupCoordinator.create(
             .tp, layout: layout, rank: rank, store: setup.store, nodes: setup.nodes, collectives: collectives)
         let ppGroup = try GroupCoordinator.create(

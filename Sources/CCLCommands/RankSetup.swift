@@ -30,21 +30,23 @@ final class RankSetup {
         nodes = try NodeLayout(group: world, nodeID: launch.nodeID ?? NodeIdentity.current(environment: environment))
     }
 
-    /// Collective options from the environment over `base`; a command-line `--backend` other
-    /// than auto wins over `CCL_BACKEND`.
-    func collectiveOptions(_ base: CollectiveOptions, backend: String = "auto") throws -> CollectiveOptions {
+    /// Collective options from the environment over `base`; the command line's `--transport`
+    /// and `--backend`, when not auto, win over `CCL_TRANSPORT` and `CCL_BACKEND`.
+    func collectiveOptions(_ base: CollectiveOptions, transport: String = "auto", backend: String = "auto") throws -> CollectiveOptions {
         var options = try CollectiveOptions.fromEnvironment(environment, base: base)
         if options.tcp.token.isEmpty { options.tcp.token = launch.token ?? "" }
         options.launcher = launch.source
+        if let forced = CollectiveOptions.Transport(rawValue: transport), forced != .auto { options.transport = forced }
         let requested = try BackendRequest.parse(backend, strict: options.request.strict, origin: "--backend")
         if !requested.preferred.isEmpty { options.request = requested }
         return options
     }
 
     /// The world's CPU communicator and the choice that made it.
-    func communicator(_ base: CollectiveOptions, backend: String = "auto") throws -> (
+    func communicator(_ base: CollectiveOptions, transport: String = "auto", backend: String = "auto") throws -> (
         communicator: any Communicator, decision: BackendChoice.Decision
     ) {
-        try CPUCommunicatorFactory.make(group: world, nodes: nodes, options: collectiveOptions(base, backend: backend))
+        try CPUCommunicatorFactory.make(
+            group: world, nodes: nodes, options: collectiveOptions(base, transport: transport, backend: backend))
     }
 }

@@ -4,7 +4,8 @@
 ///
 ///     hello: magic u64 · rank u32 (0xFFFF_FFFF: none) · tokenLength u32 · contextLength u32
 ///            · token · context                                         (little-endian)
-///     ack:   ackMagic u64 · status u32 (0: accepted; other values are the service's)
+///     ack:   ackMagic u64 · status u32 (the service's: 0 for accepted in the store and the
+///            queue; the accepting rank in the mesh)
 ///
 /// Each service has its own magic (so a client of one is refused by another at once) and puts
 /// what else both sides must agree on in `context` (the mesh: world size and group name). Nothing

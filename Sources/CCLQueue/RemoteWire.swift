@@ -4,9 +4,9 @@ import NIOCore
 /// The TCP protocol between a queue writer and its remote readers. All integers little-endian.
 ///
 /// ```
-/// reader → writer, once:  the `Handshake` hello with magic "CCLQHEL1", the reader's rank, the token
+/// reader → writer, once:  the `Handshake` hello with magic "CCLQHEL2", the reader's rank, the token
 ///                         and no context
-/// writer → reader, once:  the `Handshake` ack with magic "CCLQACK1" and status (0 ok, 1 bad token,
+/// writer → reader, once:  the `Handshake` ack with magic "CCLQACK2" and status (0 ok, 1 bad token,
 ///                         2 not a reader, 3 rank taken)
 /// writer → reader, then frames, each 24 bytes of header and a payload:
 ///                         u32 kind · u32 payloadLength · u64 messageLength · u64 offset
@@ -17,8 +17,9 @@ import NIOCore
 /// A reader sends nothing after its hello; anything it sends closes its connection. Payloads
 /// are at most `maxFramePayload` bytes; a frame that breaks a rule closes the connection.
 enum RemoteWire {
-    static let helloMagic: UInt64 = 0x314C_4548_514C_4343  // "CCLQHEL1"
-    static let ackMagic: UInt64 = 0x314B_4341_514C_4343  // "CCLQACK1"
+    // Version 2 since the hello became the common `Handshake` (a version-1 peer is refused at once).
+    static let helloMagic: UInt64 = 0x324C_4548_514C_4343  // "CCLQHEL2"
+    static let ackMagic: UInt64 = 0x324B_4341_514C_4343  // "CCLQACK2"
     static let maxTokenBytes = AuthToken.maxBytes
     static let frameHeaderBytes = 24
     static let maxFramePayload = 1 << 20

@@ -4,8 +4,8 @@ import NIOCore
 /// The TCP store's protocol. Integers little-endian.
 ///
 /// ```
-/// client → server, once: the `Handshake` hello, magic "CCLSHEL1", no rank, the token, no context
-/// server → client, once: the `Handshake` ack, magic "CCLSACK1", status (0 ok, 1 bad token)
+/// client → server, once: the `Handshake` hello, magic "CCLSHEL2", no rank, the token, no context
+/// server → client, once: the `Handshake` ack, magic "CCLSACK2", status (0 ok, 1 bad token)
 /// then, one request at a time:
 ///   request:  u32 length · u8 op · fields            (length counts op and fields, ≤ maxFrame)
 ///   response: u32 length · u8 status · payload        (0 ok, 1 timeout: u32 n · n keys, 2 error: text)
@@ -19,8 +19,9 @@ import NIOCore
 /// Anything else (a bad magic, an unknown op, a field that overruns its frame, trailing bytes,
 /// a frame over the limit, half a frame left for the server's stall timeout) closes that connection.
 enum StoreWire {
-    static let helloMagic: UInt64 = 0x314C_4548_534C_4343  // "CCLSHEL1"
-    static let ackMagic: UInt64 = 0x314B_4341_534C_4343  // "CCLSACK1"
+    // Version 2 since the hello became the common `Handshake` (a version-1 peer is refused at once).
+    static let helloMagic: UInt64 = 0x324C_4548_534C_4343  // "CCLSHEL2"
+    static let ackMagic: UInt64 = 0x324B_4341_534C_4343  // "CCLSACK2"
     static let maxTokenBytes = AuthToken.maxBytes
     static let maxKeyBytes = 4096
     static let maxValueBytes = 64 << 20

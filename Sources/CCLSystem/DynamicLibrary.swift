@@ -73,6 +73,10 @@ public struct DynamicLibrary: ~Copyable, @unchecked Sendable {
         return dlsym(handle, name)
     }
 
+    /// The address the process's global symbol lookup gives `name` (`dlsym(RTLD_DEFAULT, …)`): the
+    /// first definition in load order, so a preloaded library's comes before libc's.
+    public static func globalSymbol(_ name: String) -> UnsafeMutableRawPointer? { dlsym(nil, name) }
+
     /// Resolves every name, all or nothing: the addresses in the order of `names`, or an error
     /// listing every missing symbol and the library's path.
     public func resolve(_ names: [String]) throws(CCLError) -> [UnsafeMutableRawPointer] {

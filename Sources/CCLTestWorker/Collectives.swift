@@ -317,6 +317,11 @@ func countAllocations(_ communicator: any Communicator, counter path: String) th
         throw CCLError(.unavailable, operation: "count allocations", "\(path) has no ccl_alloc_count")
     }
     let count = unsafeBitCast(symbol, to: (@convention(c) () -> Int).self)
+    // The counter must see this process's allocations (LD_PRELOAD took effect: the process's
+    // malloc is the counter's), or a 0 below would prove nothing.
+    guard let counted = library.symbol("malloc"), DynamicLibrary.globalSymbol("malloc") == counted else {
+        throw CCLError(.unavailable, operation: "count allocations", "\(path) does not see malloc: LD_PRELOAD did not take effect")
+    }
     let input = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * communicator.worldSize, alignment: 64)
     let output = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * communicator.worldSize, alignment: 64)
     defer {

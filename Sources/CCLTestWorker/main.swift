@@ -136,6 +136,13 @@ func launchedRank() throws {
     }
     if int("killself", -1) == launch.rank { kill(getpid(), SIGKILL) }
     try group.barrier()
+    // The rank that hosts the store keeps it up until every other rank is past the barrier (the
+    // Rendezvous contract): exiting first could cut off a barrier reply still on its way.
+    if server != nil {
+        try store.wait((0..<launch.worldSize).filter { $0 != launch.rank }.map { "bye/\($0)" }, timeout: .seconds(30))
+    } else {
+        try store.set("bye/\(launch.rank)", [1])
+    }
     say("BYE")
 }
 

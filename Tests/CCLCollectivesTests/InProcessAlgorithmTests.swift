@@ -240,6 +240,24 @@ import Testing
                     }
                 }
                 if shifted != everyone[(rank + worldSize - 1) % worldSize] { wrong.append("sendRecv \(count)") }
+                for root in 0..<worldSize {
+                    var atRoot = [UInt8](repeating: 0, count: rank == root ? worldSize * mine.count : 0)
+                    try mine.withUnsafeBytes { source in
+                        try atRoot.withUnsafeMutableBytes {
+                            try communicator.gather(source, into: $0, count: count, dtype: .int32, to: root)
+                        }
+                    }
+                    if rank == root, atRoot != everyone.flatMap({ $0 }) { wrong.append("gather root \(root) \(count)") }
+                }
+                let blocks = (0..<worldSize).map { Self.elements(.int32, count: worldSize * count, rank: $0, salt: 2) }
+                var block = [UInt8](repeating: 0, count: mine.count)
+                try blocks[rank].withUnsafeBytes { source in
+                    try block.withUnsafeMutableBytes {
+                        try communicator.reduceScatter(source, into: $0, count: count, dtype: .int32, op: .sum)
+                    }
+                }
+                let sums = Reference.reduce(blocks, count: worldSize * count, dtype: .int32, op: .sum, divisor: 1)
+                if block != Array(sums[(rank * mine.count)..<((rank + 1) * mine.count)]) { wrong.append("reduceScatter \(count)") }
                 try communicator.barrier()
             }
             return wrong

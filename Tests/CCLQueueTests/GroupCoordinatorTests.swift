@@ -81,12 +81,23 @@ import Testing
         #expect(outcomes[1] == "shm true 3")
     }
 
+    @Test("a device communicator needs the collective options (token, address, request)")
+    func deviceNeedsOptions() throws {
+        let layout = try ParallelLayout(world: 1, tp: 1, pp: 1, dp: 1)
+        let error = #expect(throws: CCLError.self) {
+            _ = try GroupCoordinator.create(
+                .tp, layout: layout, rank: 0, store: InMemoryStore(), nodes: NodeLayout(nodeOfRank: ["one"]), device: .host)
+        }
+        #expect(error?.code == .invalidArgument && error?.message.hasPrefix("a device communicator needs collectives:") == true)
+    }
+
     @Test("a CUDA device without an NCCL backend in this build fails with the reason")
     func cudaWithoutBackend() throws {
         let layout = try ParallelLayout(world: 1, tp: 1, pp: 1, dp: 1)
         let error = #expect(throws: CCLError.self) {
             _ = try GroupCoordinator.create(
-                .tp, layout: layout, rank: 0, store: InMemoryStore(), nodes: NodeLayout(nodeOfRank: ["one"]), device: .cuda(0))
+                .tp, layout: layout, rank: 0, store: InMemoryStore(), nodes: NodeLayout(nodeOfRank: ["one"]),
+                collectives: CollectiveOptions(), device: .cuda(0))
         }
         #expect(error?.code == .unavailable)
         #expect(error?.message == "no backend can serve cuda buffers on one node: nccl: not built into this swift-ccl")

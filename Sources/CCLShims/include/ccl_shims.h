@@ -18,9 +18,6 @@ static inline void ccl_cpu_relax(void) {
     __builtin_ia32_pause();
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
-/// The file a dlopen handle mapped (dlinfo RTLD_DI_LINKMAP), or NULL; valid while it is open.
-const char *ccl_dl_loaded_path(void *handle);
-
 #endif
 }
 
