@@ -61,12 +61,19 @@ let package = Package(
             // the tests' million-element collectives would take minutes.
             swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
+        // C declarations of NCCL's structs and a by-value call trampoline (no NVIDIA headers needed).
+        .target(name: "CCLNCCLShims"),
+        // CUDA driver API and NCCL opened at run time: the GPU backend.
+        .target(
+            name: "CCLNCCL",
+            dependencies: ["CCLNCCLShims", "CCLBackend", "CCLCollectiveAPI", "CCLCore", "CCLStore", "CCLSystem"]
+        ),
         // Node identity and vLLM's parallel layout.
         .target(name: "CCLTopology", dependencies: ["CCLCore"]),
         .target(
             name: "CCL",
             dependencies: [
-                "CCLBackend", "CCLCore", "CCLQueue", "CCLStore", "CCLTopology", "CCLCollectives",
+                "CCLBackend", "CCLCore", "CCLQueue", "CCLStore", "CCLTopology", "CCLCollectives", "CCLNCCL",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
@@ -89,6 +96,7 @@ let package = Package(
         ),
         .testTarget(name: "CCLCoreTests", dependencies: ["CCLCore"]),
         .testTarget(name: "CCLBackendTests", dependencies: ["CCL", "CCLTestSupport", "CCLTestWorker"]),
+        .testTarget(name: "CCLNCCLTests", dependencies: ["CCL", "CCLNCCL", "CCLNCCLShims", "CCLSystem", "CCLTestSupport"]),
         .testTarget(
             name: "CCLCollectivesTests",
             dependencies: ["CCL", "CCLCollectives", "CCLCore", "CCLSystem", "CCLTestSupport", "CCLTestWorker"]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what swift-ccl's build and tests need on a fresh Debian machine with Swift 6.3.
-# Idempotent. Today: nothing beyond Swift itself, except iproute2 for the network-namespace
-# tests when it is missing.
+# Idempotent: iproute2 for the network-namespace tests when it is missing, and a real NCCL from
+# PyPI (nvidia-nccl-cu12, ~350 MB) for the python3 on PATH, which the NCCL loader's tests open at
+# run time (no GPU needed: loading, versions and unique ids work without one).
 set -euo pipefail
 if ! command -v swift >/dev/null; then
   echo "setup: Swift 6.3 is required (https://swift.org/install)" >&2
@@ -9,4 +10,16 @@ if ! command -v swift >/dev/null; then
 fi
 if ! command -v ip >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null
+fi
+NCCL_WHEEL="nvidia-nccl-cu12==2.32.3"
+if command -v python3 >/dev/null && ! python3 -c "import nvidia.nccl" 2>/dev/null; then
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && apt-get install -y -qq python3-pip >/dev/null
+    fi
+  fi
+  python3 -m pip install --quiet --no-deps --disable-pip-version-check "$NCCL_WHEEL" 2>&1 | grep -v "Running pip as the 'root' user" || true
+fi
+if ! command -v python3 >/dev/null || ! python3 -c "import nvidia.nccl" 2>/dev/null; then
+  echo "setup: could not install $NCCL_WHEEL for python3; the NCCL loader tests will fail" >&2
 fi

@@ -1,7 +1,9 @@
 import CCLBackend
 import CCLCollectives
 import CCLCore
+import CCLNCCL
 import CCLStore
+import Foundation
 import Logging
 
 /// The one list of backends, and making a group's communicator through the choice
@@ -13,11 +15,14 @@ public struct BackendRegistry: Sendable {
     public let backends: [any Backend]
     let logger: Logger
 
-    /// Every backend of this build, each with its options from `options`.
-    public init(options: CollectiveOptions = CollectiveOptions()) {
+    /// Every backend of this build, each with its options from `options`; NCCL's libraries are
+    /// looked for through `environment`.
+    public init(options: CollectiveOptions = CollectiveOptions(), environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.init(
-            backends: [ShmBackend(options: options), TCPBackend(options: options), HierarchicalBackend(options: options)],
-            logger: options.logger)
+            backends: [
+                ShmBackend(options: options), TCPBackend(options: options), HierarchicalBackend(options: options),
+                NCCLBackend(environment: environment, timeout: options.timeout),
+            ], logger: options.logger)
     }
 
     /// A registry of exactly `backends` (tests, embedders with their own backend).

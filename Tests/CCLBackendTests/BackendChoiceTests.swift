@@ -158,12 +158,13 @@ import Testing
     @Test("the registry lists this build's backends and probes only those serving the device")
     func registry() {
         let registry = BackendRegistry()
-        #expect(registry.names == ["shm", "tcp", "hierarchical"])
+        #expect(registry.names == ["shm", "tcp", "hierarchical", "nccl"])
         let probes = registry.candidates(for: Self.mixed)
         #expect(probes.first { $0.name == "shm" }?.probe.isAvailable == false)
         #expect(probes.first { $0.name == "hierarchical" }?.probe.isAvailable == true)
         let gpu = registry.candidates(for: Self.gpu)
-        #expect(gpu.allSatisfy { $0.probe == .unavailable(reason: "serves host buffers, not cuda") })
+        #expect(gpu.filter { $0.name != "nccl" }.allSatisfy { $0.probe == .unavailable(reason: "serves host buffers, not cuda") })
+        #expect(probes.first { $0.name == "nccl" }?.probe == .unavailable(reason: "serves cuda buffers, not host"))
     }
 }
 

@@ -91,7 +91,7 @@ import Testing
         #expect(error?.code == .invalidArgument && error?.message.hasPrefix("a device communicator needs collectives:") == true)
     }
 
-    @Test("a CUDA device without an NCCL backend in this build fails with the reason")
+    @Test("a CUDA device on a machine without the CUDA driver (CI) fails with NCCL's probe's reason")
     func cudaWithoutBackend() throws {
         let layout = try ParallelLayout(world: 1, tp: 1, pp: 1, dp: 1)
         let error = #expect(throws: CCLError.self) {
@@ -100,7 +100,8 @@ import Testing
                 collectives: CollectiveOptions(), device: .cuda(0))
         }
         #expect(error?.code == .unavailable)
-        #expect(error?.message == "no backend can serve cuda buffers on one node: nccl: not built into this swift-ccl")
+        let message = error?.message ?? ""
+        #expect(message.hasPrefix("no backend can serve cuda buffers on one node: nccl: libcuda.so.1 not found (tried: "), "\(message)")
     }
 }
 

@@ -1,0 +1,251 @@
+import CCLCollectiveAPI
+import CCLCore
+import CCLNCCLShims
+import CCLStore
+import CCLSystem
+import Dispatch
+
+/// Collectives on CUDA buffers through NCCL (vLLM's `PyNcclCommunicator`), every call enqueued on
+/// the caller's stream with no host synchronisation, so a sequence of calls can be captured in a
+/// CUDA graph.
+///
+/// Creation (collective over the group): the device's primary context is retained and made
+/// current; every rank's (node, PCI bus id) is all-gathered and two ranks on one GPU fail on
+/// every rank with our error; rank 0's unique id is broadcast through the group; the
+/// communicator is created non-blocking and polled with `ncclCommGetAsyncError` under the
+/// timeout (aborted on timeout or error, naming the group and ranks); a warm-up all-reduce runs.
+///
+/// Threading: one thread at a time, the thread whose context is current (`activate`): the context
+/// current when an NCCL communicator is made must be current for all its operations.
+/// Status: written against NCCL's and the CUDA driver's documented ABI; its GPU paths have not
+/// yet run on a GPU (scripts/gpu-check.sh is the check).
+final class NCCLCommunicator: Communicator, @unchecked Sendable {
+    static let inProgress: Int32 = 7
+
+    let rank: Int
+    let worldSize: Int
+    let device: Device
+    var backend: String { "nccl" }
+    var transportDescription: String { "nccl \(nccl.version) on cuda:\(ordinal)" }
+
+    private let nccl: NCCLLibrary
+    private let cuda: CUDADriver
+    private let ordinal: Int
+    private let timeout: Timeout
+    private let site: CallSite
+    private let groupName: String
+    private var comm: OpaquePointer?
+    /// Four device bytes for `barrier` (an all-reduce of one int32).
+    private var scratch: CUDADriver.DevicePointer = 0
+    private var broken: CCLError?
+    /// Whether this communicator holds a reference on the device's primary context.
+    private var retained = false
+    private var sequence: UInt64 = 0
+    private var messagesSent: [UInt64]
+    private var messagesReceived: [UInt64]
+
+    init(
+        group: StatelessProcessGroup, nodes: NodeLayout, ordinal: Int, cuda: CUDADriver, nccl: NCCLLibrary, timeout: Timeout
+    ) throws(CCLError) {
+        let globalRanks = group.globalRanks ?? Array(0..<group.worldSize)
+        let operation = "create NCCL communicator for group \(group.name)"
+        rank = group.rank
+        worldSize = group.worldSize
+        device = .cuda(ordinal)
+        self.nccl = nccl
+        self.cuda = cuda
+        self.ordinal = ordinal
+        self.timeout = timeout
+        groupName = group.name
+        site = CallSite(group: group.name, rank: globalRanks[group.rank], groupRank: group.rank, worldSize: group.worldSize)
+        messagesSent = Array(repeating: 0, count: group.worldSize)
+        messagesReceived = messagesSent
+        _ = try cuda.activate(ordinal: ordinal)
+        retained = true
+        let placement = GPUPlacement(node: nodes.nodeOfRank[group.rank], busId: try cuda.pciBusId(ordinal: ordinal), ordinal: ordinal)
+        try GPUPlacement.checkDistinct(
+            try group.allGatherObject(placement), ranks: globalRanks, group: group.name, rank: globalRanks[group.rank])
+        let id = try group.broadcastObject(group.rank == 0 ? try nccl.uniqueId() : nil, from: 0)
+        guard id.count == MemoryLayout<ccl_nccl_unique_id>.size else {
+            throw CCLError(.malformed, operation: operation, rank: globalRanks[group.rank], "rank 0 sent a unique id of \(id.count) bytes")
+        }
+        var unique = ccl_nccl_unique_id()
+        withUnsafeMutableBytes(of: &unique) { $0.copyBytes(from: id) }
+        var config = ccl_nccl_config_default()
+        config.blocking = 0
+        var created: UnsafeMutableRawPointer?
+        let started = ccl_nccl_comm_init_rank_config(
+            nccl.commInitRankConfig, &created, Int32(group.worldSize), &unique, Int32(group.rank), &config)
+        comm = created.map { OpaquePointer($0) }
+        do throws(CCLError) {
+            guard started == 0 || started == Self.inProgress else { throw ncclError(started, operation) }
+            try waitUntilReady(operation)
+            try cuda.check(cuda.memAlloc(&scratch, 4), "cuMemAlloc (NCCL barrier scratch)")
+            // Warm-up: the first collective sets up connections; do it now, not in the first call.
+            let warm = UnsafeMutableRawPointer(bitPattern: UInt(scratch))
+            try check(nccl.allReduce(warm, warm, 1, 2, 0, comm, nil), "warm-up allReduce")
+            try cuda.check(cuda.streamSynchronize(nil), "cuStreamSynchronize (warm-up)")
+        } catch {
+            abort(error)
+            throw error
+        }
+    }
+
+    deinit {
+        if scratch != 0 { _ = cuda.memFree(scratch) }
+        if broken == nil, let comm { _ = nccl.commDestroy(comm) }
+        if retained { cuda.release(ordinal: ordinal) }
+    }
+
+    /// Polls `ncclCommGetAsyncError` until the communicator leaves `ncclInProgress`, at most the
+    /// timeout; a timeout or an error is thrown (the caller aborts).
+    private func waitUntilReady(_ operation: String) throws(CCLError) {
+        let deadline = timeout.nanoseconds.map { DispatchTime.now().uptimeNanoseconds &+ $0 }
+        var pause: UInt32 = 1
+        while true {
+            var state: Int32 = 0
+            let asked = nccl.commGetAsyncError(comm, &state)
+            guard asked == 0 else { throw ncclError(asked, operation) }
+            if state == 0 { return }
+            guard state == Self.inProgress else { throw ncclError(state, operation) }
+            if let deadline, DispatchTime.now().uptimeNanoseconds > deadline {
+                throw CCLError(
+                    .timeout, operation: operation, group: groupName, rank: site.rank,
+                    "NCCL was still connecting the \(worldSize) ranks after \(timeout): a rank is missing, stuck, or cannot reach the others (NCCL_DEBUG=INFO says which)"
+                )
+            }
+            usleepBounded(pause)
+            pause = min(pause * 2, 1000)
+        }
+    }
+
+    private func usleepBounded(_ microseconds: UInt32) {
+        let until = DispatchTime.now().uptimeNanoseconds &+ UInt64(microseconds) * 1000
+        while DispatchTime.now().uptimeNanoseconds < until { Futex.yield() }
+    }
+
+    private func ncclError(_ result: Int32, _ operation: String) -> CCLError {
+        let detail = nccl.getLastError(comm).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        return CCLError(
+            .system, operation: operation, group: groupName, rank: site.rank,
+            "\(nccl.describe(result)) (ncclResult \(result))" + (detail.map { ": \($0)" } ?? ""))
+    }
+
+    /// An enqueue's result: success, or in progress (non-blocking: waited for, bounded); else an error.
+    private func check(_ result: Int32, _ operation: @autoclosure () -> String) throws(CCLError) {
+        if result == 0 { return }
+        if result == Self.inProgress {
+            try waitUntilReady(operation())
+            return
+        }
+        throw ncclError(result, operation())
+    }
+
+    func abort(_ error: CCLError) {
+        guard broken == nil else { return }
+        broken = error
+        if let comm { _ = nccl.commAbort(comm) }
+    }
+
+    static func dataType(_ dtype: DType) -> Int32 {
+        switch dtype {
+        case .int8: 0
+        case .uint8: 1
+        case .int32: 2
+        case .int64: 4
+        case .float16: 6
+        case .float32: 7
+        case .float64: 8
+        case .bfloat16: 9
+        }
+    }
+
+    static func reduction(_ op: ReduceOp) -> Int32 {
+        switch op {
+        case .sum: 0
+        case .prod: 1
+        case .max: 2
+        case .min: 3
+        case .avg: 4
+        }
+    }
+
+    func execute(_ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, on stream: DeviceStream) throws(CCLError) -> Completion
+    {
+        if let broken { throw broken }
+        try site.checkBuffers(call, input: input, output: output, stream: stream, device: device, backend: backend)
+        let check = site.check("\(call.op)")
+        let bytes = try check.count(call.count, call.dtype)
+        let count = call.count, type = Self.dataType(call.dtype), handle = stream.handle, n = worldSize
+        let source = UnsafeRawPointer(input.base), target = output.base
+        switch call.op {
+        case .allReduce(let op):
+            try check.buffer("input", has: input.bytes, needs: bytes)
+            try check.buffer("output", has: output.bytes, needs: bytes)
+            try self.check(nccl.allReduce(source, target, count, type, Self.reduction(op), comm, handle), check.operation)
+        case .allGather:
+            try check.buffer("input", has: input.bytes, needs: bytes)
+            try check.buffer("output", has: output.bytes, needs: try check.times(bytes, n))
+            try self.check(nccl.allGather(source, target, count, type, comm, handle), check.operation)
+        case .reduceScatter(let op):
+            try check.buffer("input", has: input.bytes, needs: try check.times(bytes, n))
+            try check.buffer("output", has: output.bytes, needs: bytes)
+            try self.check(nccl.reduceScatter(source, target, count, type, Self.reduction(op), comm, handle), check.operation)
+        case .broadcast(let root):
+            try check.peer(root, role: "root")
+            try check.buffer("", has: output.bytes, needs: bytes)
+            try self.check(nccl.broadcast(UnsafeRawPointer(target), target, count, type, Int32(root), comm, handle), check.operation)
+        case .gather(let root):
+            try check.peer(root, role: "root")
+            try check.buffer("input", has: input.bytes, needs: bytes)
+            if rank == root { try check.buffer("output", has: output.bytes, needs: try check.times(bytes, n)) }
+            try grouped(check.operation) { () throws(CCLError) in
+                try self.check(nccl.send(source, count, type, Int32(root), comm, handle), check.operation)
+                if rank == root, let target {
+                    for peer in 0..<n {
+                        try self.check(nccl.recv(target + peer * bytes, count, type, Int32(peer), comm, handle), check.operation)
+                    }
+                }
+            }
+        case .send(let peer):
+            try check.peer(peer, role: "destination")
+            try check.buffer("send", has: input.bytes, needs: bytes)
+            try self.check(nccl.send(source, count, type, Int32(peer), comm, handle), check.operation)
+            messagesSent[peer] &+= 1
+            return Completion(sequence: messagesSent[peer], state: .enqueued(stream))
+        case .recv(let peer):
+            try check.peer(peer, role: "source")
+            try check.buffer("receive", has: output.bytes, needs: bytes)
+            try self.check(nccl.recv(target, count, type, Int32(peer), comm, handle), check.operation)
+            messagesReceived[peer] &+= 1
+            return Completion(sequence: messagesReceived[peer], state: .enqueued(stream))
+        case .sendRecv(let destination, let from):
+            try check.peer(destination, role: "destination")
+            try check.peer(from, role: "source")
+            try check.buffer("send", has: input.bytes, needs: bytes)
+            try check.buffer("receive", has: output.bytes, needs: bytes)
+            try grouped(check.operation) { () throws(CCLError) in
+                try self.check(nccl.send(source, count, type, Int32(destination), comm, handle), check.operation)
+                try self.check(nccl.recv(target, count, type, Int32(from), comm, handle), check.operation)
+            }
+            messagesSent[destination] &+= 1
+            messagesReceived[from] &+= 1
+            return Completion(sequence: messagesSent[destination], state: .enqueued(stream))
+        case .barrier:
+            let word = UnsafeMutableRawPointer(bitPattern: UInt(scratch))
+            try self.check(nccl.allReduce(word, word, 1, 2, 0, comm, handle), check.operation)
+        }
+        sequence &+= 1
+        return Completion(sequence: sequence, state: .enqueued(stream))
+    }
+
+    /// `ncclGroupStart` … `ncclGroupEnd` around `body` (the end always runs).
+    private func grouped(_ operation: String, _ body: () throws(CCLError) -> Void) throws(CCLError) {
+        try check(nccl.groupStart(), operation)
+        var failure: CCLError?
+        do { try body() } catch { failure = error }
+        let ended = nccl.groupEnd()
+        if let failure { throw failure }
+        try check(ended, operation)
+    }
+}
