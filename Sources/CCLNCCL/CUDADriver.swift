@@ -18,36 +18,36 @@ package final class CUDADriver: @unchecked Sendable {
     /// `cuDriverGetVersion`: 1000·major + 10·minor (12080 is CUDA 12.8).
     package let driverVersion: Int
 
-    let initialize: @convention(c) (UInt32) -> Result
-    let getDriverVersion: @convention(c) (UnsafeMutablePointer<Int32>) -> Result
-    let deviceGetCount: @convention(c) (UnsafeMutablePointer<Int32>) -> Result
-    let deviceGet: @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Result
-    let deviceGetPCIBusId: @convention(c) (UnsafeMutablePointer<CChar>, Int32, Int32) -> Result
-    let primaryContextRetain: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, Int32) -> Result
-    let primaryContextRelease: @convention(c) (Int32) -> Result
-    let contextSetCurrent: @convention(c) (OpaquePointer?) -> Result
-    let memAlloc: @convention(c) (UnsafeMutablePointer<DevicePointer>, Int) -> Result
-    let memFree: @convention(c) (DevicePointer) -> Result
-    let memsetD8: @convention(c) (DevicePointer, UInt8, Int) -> Result
-    let memcpyHtoD: @convention(c) (DevicePointer, UnsafeRawPointer?, Int) -> Result
-    let memcpyDtoH: @convention(c) (UnsafeMutableRawPointer?, DevicePointer, Int) -> Result
-    let memcpyHtoDAsync: @convention(c) (DevicePointer, UnsafeRawPointer?, Int, OpaquePointer?) -> Result
-    let memcpyDtoHAsync: @convention(c) (UnsafeMutableRawPointer?, DevicePointer, Int, OpaquePointer?) -> Result
-    let streamCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> Result
-    let streamDestroy: @convention(c) (OpaquePointer?) -> Result
-    let streamSynchronize: @convention(c) (OpaquePointer?) -> Result
-    let eventCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> Result
-    let eventRecord: @convention(c) (OpaquePointer?, OpaquePointer?) -> Result
-    let eventQuery: @convention(c) (OpaquePointer?) -> Result
-    let eventDestroy: @convention(c) (OpaquePointer?) -> Result
-    let streamBeginCapture: @convention(c) (OpaquePointer?, Int32) -> Result
-    let streamEndCapture: @convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>) -> Result
-    let graphInstantiate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UInt64) -> Result
-    let graphLaunch: @convention(c) (OpaquePointer?, OpaquePointer?) -> Result
-    let graphExecDestroy: @convention(c) (OpaquePointer?) -> Result
-    let graphDestroy: @convention(c) (OpaquePointer?) -> Result
-    let getErrorName: @convention(c) (Result, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result
-    let getErrorString: @convention(c) (Result, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result
+    package let initialize: @convention(c) (UInt32) -> Result
+    package let getDriverVersion: @convention(c) (UnsafeMutablePointer<Int32>) -> Result
+    package let deviceGetCount: @convention(c) (UnsafeMutablePointer<Int32>) -> Result
+    package let deviceGet: @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Result
+    package let deviceGetPCIBusId: @convention(c) (UnsafeMutablePointer<CChar>, Int32, Int32) -> Result
+    package let primaryContextRetain: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, Int32) -> Result
+    package let primaryContextRelease: @convention(c) (Int32) -> Result
+    package let contextSetCurrent: @convention(c) (OpaquePointer?) -> Result
+    package let memAlloc: @convention(c) (UnsafeMutablePointer<DevicePointer>, Int) -> Result
+    package let memFree: @convention(c) (DevicePointer) -> Result
+    package let memsetD8: @convention(c) (DevicePointer, UInt8, Int) -> Result
+    package let memcpyHtoD: @convention(c) (DevicePointer, UnsafeRawPointer?, Int) -> Result
+    package let memcpyDtoH: @convention(c) (UnsafeMutableRawPointer?, DevicePointer, Int) -> Result
+    package let memcpyHtoDAsync: @convention(c) (DevicePointer, UnsafeRawPointer?, Int, OpaquePointer?) -> Result
+    package let memcpyDtoHAsync: @convention(c) (UnsafeMutableRawPointer?, DevicePointer, Int, OpaquePointer?) -> Result
+    package let streamCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> Result
+    package let streamDestroy: @convention(c) (OpaquePointer?) -> Result
+    package let streamSynchronize: @convention(c) (OpaquePointer?) -> Result
+    package let eventCreate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, UInt32) -> Result
+    package let eventRecord: @convention(c) (OpaquePointer?, OpaquePointer?) -> Result
+    package let eventQuery: @convention(c) (OpaquePointer?) -> Result
+    package let eventDestroy: @convention(c) (OpaquePointer?) -> Result
+    package let streamBeginCapture: @convention(c) (OpaquePointer?, Int32) -> Result
+    package let streamEndCapture: @convention(c) (OpaquePointer?, UnsafeMutablePointer<OpaquePointer?>) -> Result
+    package let graphInstantiate: @convention(c) (UnsafeMutablePointer<OpaquePointer?>, OpaquePointer?, UInt64) -> Result
+    package let graphLaunch: @convention(c) (OpaquePointer?, OpaquePointer?) -> Result
+    package let graphExecDestroy: @convention(c) (OpaquePointer?) -> Result
+    package let graphDestroy: @convention(c) (OpaquePointer?) -> Result
+    package let getErrorName: @convention(c) (Result, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result
+    package let getErrorString: @convention(c) (Result, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result
 
     /// Every symbol a load resolves, in the order the initialiser reads them (the `_v2` names are
     /// what cuda.h's macros call).

@@ -1,0 +1,211 @@
+import ArgumentParser
+import CCL
+import CCLNCCL
+import CCLSystem
+import Foundation
+
+/// `ccl gpu-check`: the GPU backend on this machine, end to end, as JSON lines (for
+/// `scripts/gpu-check.sh` on the device machine): versions; every op × dtype at world size 1,
+/// verified; a CUDA graph of 10 all-reduces replayed 100 times, verified; the per-call cost of an
+/// all-reduce enqueued back to back and with a sync; communicator creation time; and two ranks on
+/// one GPU (our error on both, via `--ranks 2`).
+struct GPUCheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gpu-check", abstract: "Check the NCCL backend on this machine's GPU; prints JSON lines.")
+
+    @Option(help: "Ranks to start on GPU 0 (2: the two-ranks-on-one-GPU check).") var ranks: Int = 1
+    @Option(help: .hidden) var role: String = "main"
+
+    func validate() throws {
+        guard (1...8).contains(ranks) else { throw ValidationError("--ranks must be in 1...8") }
+    }
+
+    func run() throws {
+        if ranks > 1, role == "main" {
+            try LocalJob.run(ranks: ranks, arguments: ["gpu-check", "--ranks", "\(ranks)", "--role", "rank"])
+            return
+        }
+        let environment = ProcessInfo.processInfo.environment
+        let cuda = try CUDADriver.load(environment: environment)
+        let nccl = try NCCLLibrary.load(environment: environment)
+        GPUCheck.emit(["check": "versions", "nccl": "\(nccl.version)", "nccl_path": nccl.path, "cuda_driver": "\(cuda.driverVersion)"])
+        if role == "rank" {
+            // Every rank on device 0: creation must fail on each with our error.
+            let setup = try RankSetup()
+            do {
+                _ = try NCCLBackend(environment: environment, timeout: .seconds(60)).make(
+                    group: setup.world, nodes: setup.nodes, device: .cuda(0))
+                GPUCheck.emit(["check": "duplicate_gpu", "rank": "\(setup.world.rank)", "ok": "false", "error": "created"])
+            } catch {
+                let ours = error.message.contains("are both on the GPU at PCI bus")
+                GPUCheck.emit(["check": "duplicate_gpu", "rank": "\(setup.world.rank)", "ok": "\(ours)", "error": error.message])
+            }
+            return
+        }
+        try GPUCheck(cuda: cuda, nccl: nccl, environment: environment).run()
+    }
+}
+
+/// The world-size-1 checks of `ccl gpu-check`.
+struct GPUCheck {
+    let cuda: CUDADriver
+    let nccl: NCCLLibrary
+    let environment: [String: String]
+
+    static func emit(_ fields: [String: String]) {
+        let body = fields.sorted { $0.key < $1.key }.map { key, value in
+            let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            return "\"\(key)\":\"\(escaped)\""
+        }
+        print("{" + body.joined(separator: ",") + "}")
+        fflush(nil)
+    }
+
+    func run() throws {
+        let group = try StatelessProcessGroup(rank: 0, worldSize: 1, store: InMemoryStore(), name: "gpu", timeout: .seconds(60))
+        let started = DispatchTime.now().uptimeNanoseconds
+        let communicator = try NCCLBackend(environment: environment, timeout: .seconds(60)).make(
+            group: group, nodes: NodeLayout(nodeOfRank: ["here"]), device: .cuda(0))
+        let created = DispatchTime.now().uptimeNanoseconds - started
+        Self.emit(["check": "create", "world": "1", "seconds": String(format: "%.3f", Double(created) / 1e9)])
+        var stream: OpaquePointer?
+        try cuda.check(cuda.streamCreate(&stream, 1), "cuStreamCreate")
+        defer { _ = cuda.streamDestroy(stream) }
+        let deviceStream = DeviceStream(device: .cuda(0), handle: UnsafeMutableRawPointer(stream))
+        for dtype in DType.allCases {
+            for op in Self.operations {
+                let verdict = verify(op, dtype: dtype, count: 1031, communicator: communicator, stream: stream, on: deviceStream)
+                Self.emit([
+                    "check": "op", "op": "\(op)", "dtype": "\(dtype)", "ok": verdict == nil ? "true" : "false", "error": verdict ?? "",
+                ])
+            }
+        }
+        Self.emit(graphCheck(communicator, stream: stream, on: deviceStream))
+        Self.emit(perCallCost(communicator, stream: stream, on: deviceStream))
+    }
+
+    static let operations: [CollectiveOp] = [
+        .allReduce(.sum), .allReduce(.max), .allReduce(.avg), .allGather, .reduceScatter(.sum), .broadcast(root: 0), .gather(root: 0),
+        .sendRecv(to: 0, from: 0),
+    ]
+
+    /// One op at world size 1: the output must equal the input (every reduction of one rank is
+    /// its input), byte for byte after a round trip through the GPU. Nil when it holds.
+    func verify(
+        _ op: CollectiveOp, dtype: DType, count: Int, communicator: any Communicator, stream: OpaquePointer?, on deviceStream: DeviceStream
+    )
+        -> String?
+    {
+        let bytes = count * dtype.size
+        var input = [UInt8](repeating: 0, count: bytes)
+        for index in input.indices { input[index] = UInt8(truncatingIfNeeded: index &* 7 &+ 3) }
+        if dtype == .float16 || dtype == .bfloat16 || dtype == .float32 || dtype == .float64 {
+            // Small integers, exact in every float type (and their avg over one rank).
+            for element in 0..<count { write(Double(element % 13), into: &input, element: element, dtype: dtype) }
+        }
+        var inputPointer: CUDADriver.DevicePointer = 0, outputPointer: CUDADriver.DevicePointer = 0
+        defer {
+            if inputPointer != 0 { _ = cuda.memFree(inputPointer) }
+            if outputPointer != 0 { _ = cuda.memFree(outputPointer) }
+        }
+        do {
+            try cuda.check(cuda.memAlloc(&inputPointer, bytes), "cuMemAlloc")
+            try cuda.check(cuda.memAlloc(&outputPointer, bytes), "cuMemAlloc")
+            try cuda.check(input.withUnsafeBytes { cuda.memcpyHtoD(inputPointer, $0.baseAddress, bytes) }, "cuMemcpyHtoD")
+            try cuda.check(cuda.memsetD8(outputPointer, 0xEE, bytes), "cuMemsetD8")
+            let inputBuffer = DeviceBuffer(base: UnsafeMutableRawPointer(bitPattern: UInt(inputPointer)), bytes: bytes, device: .cuda(0))
+            let outputBuffer = DeviceBuffer(base: UnsafeMutableRawPointer(bitPattern: UInt(outputPointer)), bytes: bytes, device: .cuda(0))
+            if case .broadcast = op {
+                try cuda.check(input.withUnsafeBytes { cuda.memcpyHtoD(outputPointer, $0.baseAddress, bytes) }, "cuMemcpyHtoD")
+            }
+            _ = try communicator.execute(
+                CollectiveCall(op, dtype: dtype, count: count), input: inputBuffer, output: outputBuffer, on: deviceStream)
+            try cuda.check(cuda.streamSynchronize(stream), "cuStreamSynchronize")
+            var output = [UInt8](repeating: 0, count: bytes)
+            try cuda.check(output.withUnsafeMutableBytes { cuda.memcpyDtoH($0.baseAddress, outputPointer, bytes) }, "cuMemcpyDtoH")
+            guard output == input else {
+                let first = zip(output, input).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? -1
+                return "byte \(first) differs"
+            }
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    func write(_ value: Double, into bytes: inout [UInt8], element: Int, dtype: DType) {
+        bytes.withUnsafeMutableBytes { raw in
+            switch dtype {
+            case .float32: raw.storeBytes(of: Float(value), toByteOffset: element * 4, as: Float.self)
+            case .float64: raw.storeBytes(of: value, toByteOffset: element * 8, as: Double.self)
+            case .float16: raw.storeBytes(of: Float16(Float(value)).bitPattern, toByteOffset: element * 2, as: UInt16.self)
+            case .bfloat16: raw.storeBytes(of: BFloat16(Float(value)).bitPattern, toByteOffset: element * 2, as: UInt16.self)
+            default: break
+            }
+        }
+    }
+
+    /// 10 all-reduces (sum, float32, in place) captured into a graph, replayed 100 times: the
+    /// buffer must come back unchanged (a sum over one rank).
+    func graphCheck(_ communicator: any Communicator, stream: OpaquePointer?, on deviceStream: DeviceStream) -> [String: String] {
+        let count = 4096, bytes = count * 4
+        var pointer: CUDADriver.DevicePointer = 0
+        var graph: OpaquePointer?, executable: OpaquePointer?
+        defer {
+            if executable != nil { _ = cuda.graphExecDestroy(executable) }
+            if graph != nil { _ = cuda.graphDestroy(graph) }
+            if pointer != 0 { _ = cuda.memFree(pointer) }
+        }
+        do {
+            let values = (0..<count).map { Float($0 % 97) }
+            try cuda.check(cuda.memAlloc(&pointer, bytes), "cuMemAlloc")
+            try cuda.check(values.withUnsafeBytes { cuda.memcpyHtoD(pointer, $0.baseAddress, bytes) }, "cuMemcpyHtoD")
+            let buffer = DeviceBuffer(base: UnsafeMutableRawPointer(bitPattern: UInt(pointer)), bytes: bytes, device: .cuda(0))
+            try cuda.check(cuda.streamBeginCapture(stream, CUDADriver.captureThreadLocal), "cuStreamBeginCapture")
+            for _ in 0..<10 {
+                _ = try communicator.execute(
+                    CollectiveCall(.allReduce(.sum), dtype: .float32, count: count), input: buffer, output: buffer, on: deviceStream)
+            }
+            try cuda.check(cuda.streamEndCapture(stream, &graph), "cuStreamEndCapture")
+            try cuda.check(cuda.graphInstantiate(&executable, graph, 0), "cuGraphInstantiateWithFlags")
+            for _ in 0..<100 { try cuda.check(cuda.graphLaunch(executable, stream), "cuGraphLaunch") }
+            try cuda.check(cuda.streamSynchronize(stream), "cuStreamSynchronize")
+            var back = [Float](repeating: -1, count: count)
+            try cuda.check(back.withUnsafeMutableBytes { cuda.memcpyDtoH($0.baseAddress, pointer, bytes) }, "cuMemcpyDtoH")
+            return ["check": "graph", "captured": "10", "replays": "100", "ok": back == values ? "true" : "false"]
+        } catch {
+            return ["check": "graph", "ok": "false", "error": "\(error)"]
+        }
+    }
+
+    /// Microseconds per 8-byte all-reduce: enqueued back to back (2000), and each followed by a
+    /// stream synchronisation (500); like `nccl_floor.c`.
+    func perCallCost(_ communicator: any Communicator, stream: OpaquePointer?, on deviceStream: DeviceStream) -> [String: String] {
+        var pointer: CUDADriver.DevicePointer = 0
+        defer { if pointer != 0 { _ = cuda.memFree(pointer) } }
+        do {
+            try cuda.check(cuda.memAlloc(&pointer, 8), "cuMemAlloc")
+            let buffer = DeviceBuffer(base: UnsafeMutableRawPointer(bitPattern: UInt(pointer)), bytes: 8, device: .cuda(0))
+            let call = CollectiveCall(.allReduce(.sum), dtype: .float32, count: 2)
+            for _ in 0..<20 { _ = try communicator.execute(call, input: buffer, output: buffer, on: deviceStream) }
+            try cuda.check(cuda.streamSynchronize(stream), "cuStreamSynchronize")
+            let start = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<2000 { _ = try communicator.execute(call, input: buffer, output: buffer, on: deviceStream) }
+            let enqueued = DispatchTime.now().uptimeNanoseconds
+            try cuda.check(cuda.streamSynchronize(stream), "cuStreamSynchronize")
+            var synced: UInt64 = 0
+            for _ in 0..<500 {
+                let before = DispatchTime.now().uptimeNanoseconds
+                _ = try communicator.execute(call, input: buffer, output: buffer, on: deviceStream)
+                try cuda.check(cuda.streamSynchronize(stream), "cuStreamSynchronize")
+                synced += DispatchTime.now().uptimeNanoseconds - before
+            }
+            return [
+                "check": "per_call", "size": "8", "enqueue_us": String(format: "%.3f", Double(enqueued - start) / 2000 / 1000),
+                "enqueue_sync_us": String(format: "%.3f", Double(synced) / 500 / 1000),
+            ]
+        } catch {
+            return ["check": "per_call", "ok": "false", "error": "\(error)"]
+        }
+    }
+}

@@ -1,0 +1,15 @@
+import Foundation
+import Testing
+
+/// `ccl gpu-check` where there is no CUDA driver (CI): it stops at once with the loader's reason.
+/// Its GPU paths run only on the device machine (scripts/gpu-check.sh run).
+@Suite struct GPUCheckCommandTests {
+    @Test("without a driver: exit non-zero naming libcuda.so.1 and the variable that points at it")
+    func noDriver() throws {
+        let result = try runCCL(["gpu-check"], environment: ["CCL_CUDA_SO_PATH": "/nonexistent/libcuda.so.1"])
+        #expect(result.status != 0)
+        #expect(result.error.contains("libcuda.so.1 not loaded from CCL_CUDA_SO_PATH=/nonexistent/libcuda.so.1"), "\(result.error)")
+        let bad = try runCCL(["gpu-check", "--ranks", "0"])
+        #expect(bad.status != 0 && bad.error.contains("--ranks must be in 1...8"), "\(bad.error)")
+    }
+}

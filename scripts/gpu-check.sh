@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The GPU backend checked on the device machine (one H200, no Swift there), in one command.
+#
+# Here (2-core machine):   bash scripts/gpu-check.sh prepare
+#   builds a static `ccl` (release, --static-swift-stdlib), strips and xz-compresses it into
+#   device/ (git-ignored) with the anchors' nccl_floor.c and torch_anchor.py.
+# There (through the device tool, carrying device/):
+#   bash scripts/gpu-check.sh run          (JSON lines in $OUT/gpu-check.jsonl; under 5 minutes)
+#   runs `ccl gpu-check` (every op × dtype at world size 1 verified, a CUDA graph of 10
+#   all-reduces replayed 100 times, per-call cost, creation time), `ccl gpu-check --ranks 2`
+#   (two ranks on one GPU: our error on both), nccl_floor.c (the C floor, same run) and torch's
+#   ProcessGroupNCCL (torch_anchor.py nccl, same run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+case "${1:-}" in
+prepare)
+  swift build -c release --static-swift-stdlib --product ccl
+  mkdir -p device
+  cp .build/release/ccl device/ccl
+  strip device/ccl
+  rm -f device/ccl.xz && xz -T2 -6 device/ccl
+  cp ../shared/anchors/device/nccl_floor.c ../shared/anchors/device/torch_anchor.py device/
+  ls -la device
+  ;;
+run)
+  OUT=${OUT:-/tmp/gpu-check}
+  mkdir -p "$OUT"
+  log="$OUT/gpu-check.jsonl"
+  : >"$log"
+  work=$(mktemp -d)
+  xz -dc device/ccl.xz >"$work/ccl" && chmod +x "$work/ccl"
+  nvidia-smi --query-gpu=name,driver_version,pci.bus_id --format=csv,noheader >"$OUT/gpu.txt" 2>&1 || true
+  timeout 180 "$work/ccl" gpu-check >>"$log" 2>"$OUT/gpu-check.stderr" || echo "{\"check\":\"gpu-check\",\"exit\":\"$?\"}" >>"$log"
+  timeout 60 "$work/ccl" gpu-check --ranks 2 >>"$log" 2>>"$OUT/gpu-check.stderr" || echo "{\"check\":\"duplicate\",\"exit\":\"$?\"}" >>"$log"
+  if gcc -O2 -o "$work/nccl_floor" device/nccl_floor.c -ldl 2>>"$OUT/gpu-check.stderr"; then
+    cudart=$(ldconfig -p | awk '/libcudart.so/ {print $1; exit}')
+    timeout 60 "$work/nccl_floor" "${cudart:-libcudart.so.13}" libnccl.so.2 | sed 's/^{/{"check":"nccl_floor",/' >>"$log" || true
+  fi
+  timeout 90 python3 device/torch_anchor.py nccl | sed 's/^{/{"check":"torch_nccl",/' >>"$log" 2>>"$OUT/gpu-check.stderr" || true
+  cat "$log"
+  ;;
+*)
+  echo "usage: bash scripts/gpu-check.sh prepare|run" >&2
+  exit 2
+  ;;
+esac
