@@ -12,7 +12,11 @@ if ! command -v ip >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" =
   apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null
 fi
 NCCL_WHEEL="nvidia-nccl-cu12==2.32.3"
-if command -v python3 >/dev/null && ! python3 -c "import nvidia.nccl" 2>/dev/null; then
+# The library file itself: an uninstalled wheel can leave an empty, still importable nvidia/nccl.
+has_nccl() {
+  python3 -c 'import os, site, sys; sys.exit(0 if any(os.path.exists(os.path.join(d, "nvidia/nccl/lib/libnccl.so.2")) for d in site.getsitepackages() + [site.getusersitepackages()]) else 1)' 2>/dev/null
+}
+if command -v python3 >/dev/null && ! has_nccl; then
   if ! python3 -m pip --version >/dev/null 2>&1; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
       apt-get update -qq && apt-get install -y -qq python3-pip >/dev/null
@@ -20,6 +24,6 @@ if command -v python3 >/dev/null && ! python3 -c "import nvidia.nccl" 2>/dev/nul
   fi
   python3 -m pip install --quiet --no-deps --disable-pip-version-check "$NCCL_WHEEL" 2>&1 | grep -v "Running pip as the 'root' user" || true
 fi
-if ! command -v python3 >/dev/null || ! python3 -c "import nvidia.nccl" 2>/dev/null; then
+if ! command -v python3 >/dev/null || ! has_nccl; then
   echo "setup: could not install $NCCL_WHEEL for python3; the NCCL loader tests will fail" >&2
 fi
