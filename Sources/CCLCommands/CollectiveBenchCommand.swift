@@ -26,7 +26,14 @@ struct CollectiveBenchOptions: ParsableArguments {
         guard let op = ReduceOp(name: redop), [.sum, .min, .max].contains(op) else {
             throw ValidationError("--redop must be sum, min or max")
         }
-        for text in sizes.split(separator: ",") { _ = try parseSize(String(text)) }
+        try checkFinite(targetMs, in: 1...600_000, option: "--target-ms")
+        let elementBytes = DType(name: dtype)?.size ?? 1
+        for text in sizes.split(separator: ",") {
+            let size = try parseSize(String(text))
+            guard size % elementBytes == 0 else {
+                throw ValidationError("size \(text) is not a whole number of \(dtype) elements (\(elementBytes) bytes each)")
+            }
+        }
     }
 
     var forwarded: [String] {

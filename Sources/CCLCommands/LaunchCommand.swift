@@ -23,8 +23,19 @@ struct LaunchCommand: ParsableCommand {
     @Option(help: "Shared secret (default: CCL_TOKEN, or a fresh random one on a single node).") var token: String?
     @Argument(parsing: .captureForPassthrough, help: "-- program and its arguments") var program: [String] = []
 
+    /// The most ranks one launcher starts (each is a process with pipes; a typo like 100000
+    /// must not start growing before it is refused).
+    static let maxRanksPerNode = 1024
+
     func validate() throws {
-        guard nprocPerNode >= 1 else { throw ValidationError("--nproc-per-node must be at least 1") }
+        guard (1...Self.maxRanksPerNode).contains(nprocPerNode) else {
+            throw ValidationError("--nproc-per-node must be in 1...\(Self.maxRanksPerNode), got \(nprocPerNode)")
+        }
+        let (world, overflow) = nprocPerNode.multipliedReportingOverflow(by: max(1, nnodes))
+        guard !overflow, world <= LaunchEnvironment.maxWorldSize else {
+            throw ValidationError(
+                "--nproc-per-node \(nprocPerNode) × --nnodes \(nnodes) is above the limit of \(LaunchEnvironment.maxWorldSize) ranks")
+        }
         guard nnodes >= 1, (0..<nnodes).contains(nodeRank) else {
             throw ValidationError("--node-rank \(nodeRank) must be in 0..<--nnodes \(nnodes)")
         }

@@ -24,6 +24,13 @@ struct QueueBenchCommand: ParsableCommand {
     @Option(help: "Nanoseconds a waiter spins and yields before sleeping.") var yieldNs: UInt64 = WaitPolicy().yieldNanoseconds
     @Flag(help: "One JSON object per line.") var json = false
 
+    func validate() throws {
+        try checkFinite(idleSeconds, in: 0...600, option: "--idle-seconds")
+        try checkFinite(scale, in: 0.001...1000, option: "--scale")
+        guard (1...1 << 20).contains(chunks) else { throw ValidationError("--chunks must be in 1...1048576") }
+        for text in sizes.split(separator: ",") + [Substring(chunk)] { _ = try parseSize(String(text)) }
+    }
+
     func run() throws {
         let readerCounts = try readers.split(separator: ",").map { text -> Int in
             guard let n = Int(text), (1...64).contains(n) else { throw ValidationError("bad reader count '\(text)'") }
@@ -78,6 +85,11 @@ struct QueueBenchRow {
     }
 }
 
+/// The largest size a benchmark option takes (per rank or per message): 4 GiB, the queue's
+/// message limit, and far below where any product with a rank count could overflow.
+let maxBenchSize = 4 << 30
+
+/// A byte count with an optional K, M or G suffix, in 0...maxBenchSize.
 func parseSize(_ text: String) throws -> Int {
     let upper = text.uppercased()
     var multiplier = 1
@@ -86,7 +98,17 @@ func parseSize(_ text: String) throws -> Int {
     if upper.hasSuffix("M") { multiplier = 1 << 20; digits = digits.dropLast() }
     if upper.hasSuffix("G") { multiplier = 1 << 30; digits = digits.dropLast() }
     guard let value = Int(digits), value >= 0 else { throw ValidationError("bad size '\(text)'") }
-    return value * multiplier
+    let (bytes, overflow) = value.multipliedReportingOverflow(by: multiplier)
+    guard !overflow, bytes <= maxBenchSize else { throw ValidationError("size '\(text)' is above the limit of \(maxBenchSize) bytes") }
+    return bytes
+}
+
+/// A finite number of seconds or milliseconds in `range` (NaN, infinities and out-of-range
+/// values are refused with the option's name).
+func checkFinite(_ value: Double, in range: ClosedRange<Double>, option: String) throws {
+    guard value.isFinite, range.contains(value) else {
+        throw ValidationError("\(option) must be a number in \(range.lowerBound)...\(range.upperBound), got \(value)")
+    }
 }
 
 func percentile(_ sorted: [UInt64], _ p: Double) -> UInt64 {

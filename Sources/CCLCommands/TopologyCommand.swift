@@ -23,7 +23,9 @@ struct TopologyCommand: ParsableCommand {
         } catch {
             throw ValidationError(error.message)
         }
-        if let nprocPerNode, nprocPerNode < 1 { throw ValidationError("--nproc-per-node must be at least 1") }
+        if let nprocPerNode, !(1...LaunchEnvironment.maxWorldSize).contains(nprocPerNode) {
+            throw ValidationError("--nproc-per-node must be in 1...\(LaunchEnvironment.maxWorldSize)")
+        }
         print(json ? Self.json(layout) : Self.table(layout, nprocPerNode: nprocPerNode))
     }
 

@@ -42,6 +42,10 @@
 /// Integers are decimal digits, surrounding whitespace trimmed: no sign, no empty value, nothing
 /// beyond `Int.max`.
 public struct LaunchEnvironment: Sendable, Equatable {
+    /// The most ranks a job may have: the store answers a wait on at most this many keys (one
+    /// per rank), so a larger world could never meet. Checked where the world size is read.
+    public static let maxWorldSize = 65_536
+
     /// The convention that supplied rank and world size.
     public enum Source: String, Sendable, Equatable, CaseIterable, CustomStringConvertible {
         case ccl, torchrun, openMPI, pmi, slurm
@@ -335,6 +339,11 @@ private struct Family {
                     + "the \(source) family needs both \(self.rank) and \(self.worldSize)")
         }
         if worldSize.value < 1 { throw LaunchEnvironment.invalid("\(worldSize) must be at least 1") }
+        if worldSize.value > LaunchEnvironment.maxWorldSize {
+            throw LaunchEnvironment.invalid(
+                "\(worldSize) is above swift-ccl's limit of \(LaunchEnvironment.maxWorldSize) ranks (one store wait names at most that many keys)"
+            )
+        }
         if rank.value >= worldSize.value {
             throw LaunchEnvironment.invalid("\(rank) is outside 0..<\(worldSize.value) (\(worldSize))")
         }

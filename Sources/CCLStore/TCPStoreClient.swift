@@ -30,6 +30,7 @@ public final class TCPStoreClient: Store, @unchecked Sendable {
     /// may not be up yet).
     public init(host: String, port: Int, token: String, timeout: Timeout = .seconds(300)) throws(CCLError) {
         let operation = "connect to store"
+        try PortNumber.check(port, in: PortNumber.connectable, operation: operation + " at \(host):\(port)")
         self.host = host
         self.port = port
         defaultTimeout = timeout

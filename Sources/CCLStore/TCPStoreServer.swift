@@ -28,6 +28,7 @@ public final class TCPStoreServer: @unchecked Sendable {
         logger: Logger = Logger(label: "ccl.store")
     ) throws(CCLError) {
         let operation = "start store server on \(host):\(port)"
+        try PortNumber.check(port, in: PortNumber.listenable, operation: operation)
         guard !token.isEmpty, token.utf8.count <= StoreWire.maxTokenBytes else {
             throw CCLError(
                 .invalidArgument, operation: operation, "the store needs a token of 1 to \(StoreWire.maxTokenBytes) bytes (set CCL_TOKEN)")

@@ -61,9 +61,7 @@ package final class TCPConnection: @unchecked Sendable {
     ) throws(CCLError) -> TCPConnection {
         let target = SocketAddressSpec(host: host, port: port)
         let operation = operation ?? "connect to \(target)"
-        guard port > 0 else {
-            throw CCLError(.invalidArgument, operation: operation, peer: target.description, "port \(port) is not a port to connect to")
-        }
+        try PortNumber.check(port, in: PortNumber.connectable, operation: operation)
         let deadline = SocketDeadline(timeout)
         let addresses = try target.resolve(operation: operation)
         var lastError: SystemError?

@@ -25,6 +25,7 @@ package final class TCPListener: @unchecked Sendable {
     package init(host: String, port: Int, backlog: Int32 = 128, options: TCPSocketOptions = .init()) throws(CCLError) {
         let spec = SocketAddressSpec(host: host, port: port)
         let operation = "listen on \(spec)"
+        try PortNumber.check(port, in: PortNumber.listenable, operation: operation)
         let candidates = try spec.resolve(passive: true, operation: operation)
         var failure = SystemError(call: "bind", errno: EADDRNOTAVAIL)
         var bound: (fd: Int32, address: SocketAddress)?

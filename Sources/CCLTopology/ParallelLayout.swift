@@ -43,8 +43,11 @@ public struct ParallelLayout: Sendable, Equatable {
     /// arithmetic in the message.
     public init(world: Int, tp: Int = 1, pp: Int = 1, dp: Int = 1, pcp: Int = 1, dcp: Int = 1) throws(CCLError) {
         let operation = "parallel layout"
-        for (name, value) in [("world", world), ("tp", tp), ("pp", pp), ("dp", dp), ("pcp", pcp), ("dcp", dcp)] where value < 1 {
-            throw CCLError(.invalidArgument, operation: operation, "\(name) must be at least 1, got \(value)")
+        for (name, value) in [("world", world), ("tp", tp), ("pp", pp), ("dp", dp), ("pcp", pcp), ("dcp", dcp)]
+        where value < 1 || value > LaunchEnvironment.maxWorldSize {
+            throw CCLError(
+                .invalidArgument, operation: operation,
+                "\(name) must be in 1...\(LaunchEnvironment.maxWorldSize) (the most ranks a job may have), got \(value)")
         }
         let (product, overflow) = [pp, pcp, tp].reduce((dp, false)) { partial, size in
             let next = partial.0.multipliedReportingOverflow(by: size)

@@ -212,9 +212,11 @@ private let familyCases: [FamilyCase] = [
         #expect(parsed.rank == value)
     }
 
-    @Test func largestIntegerIsAccepted() throws {
-        let parsed = try LaunchEnvironment.parse(["CCL_RANK": "0", "CCL_WORLD_SIZE": String(Int.max)])
-        #expect(parsed.worldSize == Int.max)
+    @Test func largestIntegerIsReadThenBoundedAsAWorldSize() throws {
+        let parsed = try LaunchEnvironment.parse(["CCL_RANK": "0", "CCL_WORLD_SIZE": String(LaunchEnvironment.maxWorldSize)])
+        #expect(parsed.worldSize == LaunchEnvironment.maxWorldSize)
+        // Int.max is a valid integer (no overflow while reading it) but no valid world size.
+        expectError(["CCL_RANK": "0", "CCL_WORLD_SIZE": String(Int.max)], mentions: ["CCL_WORLD_SIZE=\(Int.max)", "limit of 65536 ranks"])
     }
 
     @Test(arguments: [
@@ -355,6 +357,10 @@ private let familyCases: [FamilyCase] = [
     @Test(arguments: [
         // Partial families.
         (["CCL_RANK": "3"], ["CCL_RANK=\"3\"", "CCL_WORLD_SIZE"]),
+        // World sizes above the documented bound (a store wait names at most 65536 keys).
+        (["CCL_RANK": "0", "CCL_WORLD_SIZE": "4611686018427387904"], ["CCL_WORLD_SIZE=4611686018427387904", "limit of 65536 ranks"]),
+        (["RANK": "0", "WORLD_SIZE": "100000000000"], ["WORLD_SIZE=100000000000", "limit of 65536 ranks"]),
+        (["CCL_RANK": "0", "CCL_WORLD_SIZE": "65537"], ["CCL_WORLD_SIZE=65537", "limit of 65536 ranks"]),
         (["CCL_WORLD_SIZE": "8"], ["CCL_WORLD_SIZE=\"8\"", "CCL_RANK"]),
         (["CCL_LOCAL_RANK": "1", "RANK": "0", "WORLD_SIZE": "2"], ["CCL_LOCAL_RANK=\"1\"", "CCL_RANK", "CCL_WORLD_SIZE"]),
         (["CCL_LOCAL_WORLD_SIZE": "4"], ["CCL_LOCAL_WORLD_SIZE=\"4\"", "CCL_RANK"]),
