@@ -113,7 +113,7 @@ struct LaunchCommand: ParsableCommand {
         [SIGINT, SIGTERM].map { number in
             ProcessSignal.ignore(number)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { launcher.stopAll(signal: number) }
+            source.setEventHandler { launcher.interrupt(signal: number) }
             source.resume()
             return source
         }

@@ -23,6 +23,9 @@ final class Launcher: @unchecked Sendable {
     private var ranks: [Rank] = []
     /// Ranks in the order they ended (guarded by `lock`): the first failure is the one to blame.
     private var ended: [Int] = []
+    /// The signal that interrupted the launcher and the ranks running then (guarded by `lock`):
+    /// the launcher stopped them, so none of them is to blame.
+    private var interruption: (signal: Int32, running: [Int])?
     /// One entry per relayed pipe, left at end of file.
     private let relays = DispatchGroup()
     private var outputLock = NSLock()
@@ -79,14 +82,19 @@ final class Launcher: @unchecked Sendable {
         }
         while all.contains(where: { $0.process.isRunning }) {
             events.wait()
-            if failed == nil, let first = firstFailure() {
+            if failed == nil, lock.withLock({ interruption }) == nil, let first = firstFailure() {
                 failed = first
                 stopAll()
             }
         }
-        if failed == nil { failed = firstFailure() ?? all.first { !Self.succeeded($0.process) } }
         // Let the relays copy what the ranks printed last (bounded: a grandchild may hold a pipe).
         _ = relays.wait(timeout: .now() + 2)
+        if failed == nil, let interruption = lock.withLock({ interruption }) {
+            let summary =
+                "ccl launch: interrupted (\(Self.signalName(interruption.signal))): stopped ranks \(Self.ranges(interruption.running))"
+            return (128 + interruption.signal, [summary])
+        }
+        if failed == nil { failed = firstFailure() ?? all.first { !Self.succeeded($0.process) } }
         guard let failed else { return (0, []) }
         var summary = ["ccl launch: rank \(failed.rank) \(Self.describe(failed.process)); stopped the other ranks."]
         for other in all where other.rank != failed.rank && !Self.succeeded(other.process) {
@@ -98,6 +106,40 @@ final class Launcher: @unchecked Sendable {
             summary += lines.map { "  " + $0 }
         }
         return (1, summary)
+    }
+
+    /// The launcher itself got `signal` (SIGINT, SIGTERM): pass it to every rank and report the
+    /// launch as interrupted, exit status 128 + signal, not as a rank's failure.
+    func interrupt(signal: Int32) {
+        lock.withLock {
+            if interruption == nil { interruption = (signal, ranks.filter { $0.process.isRunning }.map(\.rank)) }
+        }
+        stopAll(signal: signal)
+    }
+
+    static func signalName(_ signal: Int32) -> String {
+        switch signal {
+        case SIGINT: "SIGINT"
+        case SIGTERM: "SIGTERM"
+        default: "signal \(signal)"
+        }
+    }
+
+    /// "0–2, 5": ascending ranks with consecutive runs joined.
+    static func ranges(_ ranks: [Int]) -> String {
+        var parts: [String] = []
+        var run: (first: Int, last: Int)?
+        func close(_ run: (first: Int, last: Int)) { parts.append(run.first == run.last ? "\(run.first)" : "\(run.first)–\(run.last)") }
+        for rank in ranks.sorted() {
+            if let current = run, rank == current.last + 1 {
+                run = (current.first, rank)
+                continue
+            }
+            if let current = run { close(current) }
+            run = (rank, rank)
+        }
+        if let current = run { close(current) }
+        return parts.isEmpty ? "none" : parts.joined(separator: ", ")
     }
 
     /// SIGTERM to every running rank, SIGKILL after the grace period.

@@ -21,6 +21,8 @@ struct StoreCommand: ParsableCommand {
         @Option(help: "The store's address, HOST:PORT ([IPv6]:PORT).") var addr: String
         @Option(help: "Seconds to wait for the server and for keys.") var timeout: Double = 10
 
+        func validate() throws { try checkFinite(timeout, in: 0...31_536_000, option: "--timeout") }
+
         func connect() throws -> TCPStoreClient {
             guard let colon = addr.lastIndex(of: ":"), let port = Int(addr[addr.index(after: colon)...]), (1...65535).contains(port) else {
                 throw ValidationError("--addr must be HOST:PORT, got '\(addr)'")

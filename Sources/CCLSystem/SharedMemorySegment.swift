@@ -48,7 +48,7 @@ public struct SharedMemorySegment: ~Copyable {
                     .resourceExhausted, operation: operation,
                     "\(Self.directory) has no room for \(size) bytes (\(describe(freeBytes()))); "
                         + "raise it (docker run --shm-size=…, or mount -o remount,size=… /dev/shm) "
-                        + "or use a smaller queue",
+                        + "or ask for a smaller segment (smaller queue chunks, or CCL_SHM_SLOT_BYTES for collectives)",
                     cause: error)
             }
             throw CCLError.system(error, operation: operation)
@@ -147,7 +147,8 @@ public struct SharedMemorySegment: ~Copyable {
         throw CCLError(
             .resourceExhausted, operation: operation,
             "needs \(size) bytes but \(directory) has only \(free) bytes free; raise it "
-                + "(docker run --shm-size=…, or mount -o remount,size=… /dev/shm) or use a smaller queue")
+                + "(docker run --shm-size=…, or mount -o remount,size=… /dev/shm) or ask for a smaller segment (smaller queue chunks, or CCL_SHM_SLOT_BYTES for collectives)"
+        )
     }
 }
 

@@ -17,6 +17,7 @@ import Testing
         (["bench", "queue", "--scale", "nan"], "--scale must be a number"),
         (["bench", "queue", "--idle-seconds=-1"], "--idle-seconds must be a number"),
         (["bench", "queue", "--sizes", "9223372036854775807K"], "above the limit of 4294967296 bytes"),
+        (["store", "get", "--addr", "127.0.0.1:1", "--timeout", "nan", "k"], "--timeout must be a number"),
     ]
 
     @Test("refused with the option named", arguments: cases)
