@@ -39,44 +39,66 @@ public final class TCPStoreClient: Store, @unchecked Sendable {
                 .invalidArgument, operation: operation, "the store needs a token of 1 to \(StoreWire.maxTokenBytes) bytes (set CCL_TOKEN)")
         }
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let box = WeakClient()
-        let bootstrap = ClientBootstrap(group: group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.socketOption(.so_keepalive), value: 1)
-            .connectTimeout(.seconds(10))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(StoreClientHandler(client: box)) }
-            }
         let start = monotonicNanoseconds()
-        var connected: (any Channel)?
-        var lastError: (any Error)?
-        while connected == nil {
+        func remaining() -> UInt64? {
+            timeout.nanoseconds.map { $0 > monotonicNanoseconds() &- start ? $0 - (monotonicNanoseconds() &- start) : 0 }
+        }
+        var accepted: (channel: any Channel, link: ClientLink)?
+        var problem = "no store server answered"
+        var cause: (any Error & Sendable)?
+        // Until the timeout: connect (the server may not be up yet), say hello, and start again
+        // when the server closes before answering (it sheds connections that have not said
+        // hello when too many are open).
+        var first = true
+        attempts: while first || remaining() != 0 {
+            first = false
+            let link = ClientLink()
+            let bootstrap = ClientBootstrap(group: group)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.socketOption(.so_keepalive), value: 1)
+                .connectTimeout(.seconds(10))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(StoreClientHandler(link: link)) }
+                }
+            let candidate: any Channel
             do {
-                connected = try bootstrap.connect(host: host, port: port).wait()
+                candidate = try bootstrap.connect(host: host, port: port).wait()
             } catch {
-                lastError = error
-                let waited = monotonicNanoseconds() &- start
-                if let limit = timeout.nanoseconds, waited >= limit { break }
+                cause = error
                 usleepShort()
+                continue
+            }
+            let bytes = Handshake(token: Array(token.utf8)).encode(magic: StoreWire.helloMagic)
+            var hello = candidate.allocator.buffer(capacity: bytes.count)
+            hello.writeBytes(bytes)
+            candidate.writeAndFlush(hello, promise: nil)
+            switch link.awaitHandshake(nanoseconds: min(10_000_000_000, remaining() ?? .max)) {
+            case .accepted?:
+                accepted = (candidate, link)
+                break attempts
+            case .refused?:
+                candidate.close(promise: nil)
+                try? group.syncShutdownGracefully()
+                throw CCLError(
+                    .unauthenticated, operation: operation, peer: "store server \(host):\(port)",
+                    "the server refused our token (check CCL_TOKEN)")
+            case .closed(let why)?:
+                candidate.close(promise: nil)
+                problem = "closed by the server before the handshake (\(why))"
+                usleepShort()
+            case nil:
+                candidate.close(promise: nil)
+                problem = "the server did not answer the handshake"
+                break attempts
             }
         }
-        guard let connected else {
+        guard let accepted else {
             try? group.syncShutdownGracefully()
             throw CCLError(
-                .peerDead, operation: operation, peer: "store server \(host):\(port)",
-                "no store server answered within \(timeout)", cause: lastError)
+                .peerDead, operation: operation, peer: "store server \(host):\(port)", "\(problem) within \(timeout)", cause: cause)
         }
-        channel = connected
-        box.client = self
-        let bytes = Handshake(token: Array(token.utf8)).encode(magic: StoreWire.helloMagic)
-        var hello = channel.allocator.buffer(capacity: bytes.count)
-        hello.writeBytes(bytes)
-        channel.writeAndFlush(hello, promise: nil)
-        let (status, _) = try awaitResponse(limit: min(10_000_000_000, timeout.nanoseconds ?? .max), operation: operation)
-        guard status == .ok else {
-            close()
-            throw CCLError(.unauthenticated, operation: operation, peer: peer, "the server refused our token (check CCL_TOKEN)")
-        }
+        channel = accepted.channel
+        accepted.link.attach(self)
     }
 
     deinit { close() }
@@ -274,18 +296,73 @@ private func usleepShort() {
     pause.withLock { pause.wait(nanoseconds: 50_000_000) }
 }
 
-private final class WeakClient: @unchecked Sendable {
-    weak var client: TCPStoreClient?
+/// Between a connection's handler (on the event loop) and its client: the handshake's outcome is
+/// kept here until the client is attached, so a close that comes before is never lost; after,
+/// events go to the client.
+private final class ClientLink: @unchecked Sendable {
+    enum Outcome {
+        case accepted, refused
+        case closed(String)
+    }
+
+    private let monitor = Monitor()
+    /// Guarded by `monitor`.
+    private var outcome: Outcome?
+    private var lateFailure: String?
+    private weak var client: TCPStoreClient?
+
+    func acknowledged(_ ok: Bool) {
+        monitor.withLock {
+            if outcome == nil { outcome = ok ? .accepted : .refused }
+            monitor.broadcast()
+        }
+    }
+
+    func failed(_ message: String) {
+        let target: TCPStoreClient? = monitor.withLock {
+            if outcome == nil { outcome = .closed(message) }
+            if client == nil, lateFailure == nil { lateFailure = message }
+            monitor.broadcast()
+            return client
+        }
+        target?.failed(message)
+    }
+
+    func received(_ status: StoreWire.Status, _ payload: ByteBuffer) {
+        monitor.withLock { client }?.received(status, payload)
+    }
+
+    /// The handshake's outcome, or nil after `nanoseconds` without one.
+    func awaitHandshake(nanoseconds: UInt64) -> Outcome? {
+        monitor.withLock {
+            let start = monotonicNanoseconds()
+            while outcome == nil {
+                let waited = monotonicNanoseconds() &- start
+                guard waited < nanoseconds else { return nil }
+                monitor.wait(nanoseconds: min(nanoseconds - waited, 100_000_000))
+            }
+            return outcome
+        }
+    }
+
+    /// Hands later events to `client`, with a failure that came between the ack and now.
+    func attach(_ client: TCPStoreClient) {
+        let late: String? = monitor.withLock {
+            self.client = client
+            return lateFailure
+        }
+        if let late { client.failed(late) }
+    }
 }
 
 /// Reads the ack, then response frames, and hands them to the client.
 private final class StoreClientHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
-    private let client: WeakClient
+    private let link: ClientLink
     private var buffer = ByteBuffer()
     private var acknowledged = false
 
-    init(client: WeakClient) { self.client = client }
+    init(link: ClientLink) { self.link = link }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
@@ -293,12 +370,12 @@ private final class StoreClientHandler: ChannelInboundHandler, @unchecked Sendab
         if !acknowledged {
             guard buffer.readableBytes >= Handshake.ackBytes, let bytes = buffer.readBytes(length: Handshake.ackBytes) else { return }
             guard let status = Handshake.parseAck(bytes, magic: StoreWire.ackMagic) else {
-                client.client?.failed("the peer is not a swift-ccl store server")
+                link.failed("the peer is not a swift-ccl store server")
                 context.close(promise: nil)
                 return
             }
             acknowledged = true
-            client.client?.received(status == 0 ? .ok : .error, ByteBuffer())
+            link.acknowledged(status == 0)
         }
         do {
             while let frame = try StoreWire.nextFrame(from: &buffer) {
@@ -306,22 +383,22 @@ private final class StoreClientHandler: ChannelInboundHandler, @unchecked Sendab
                 guard let raw = body.readInteger(as: UInt8.self), let status = StoreWire.Status(rawValue: raw) else {
                     throw StoreWire.Malformed(description: "bad response status")
                 }
-                client.client?.received(status, body)
+                link.received(status, body)
             }
             buffer.discardReadBytes()
         } catch {
-            client.client?.failed("malformed response: \(error)")
+            link.failed("malformed response: \(error)")
             context.close(promise: nil)
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        client.client?.failed("the store server closed the connection")
+        link.failed("the store server closed the connection")
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        client.client?.failed("connection error: \(error)")
+        link.failed("connection error: \(error)")
         context.close(promise: nil)
     }
 }

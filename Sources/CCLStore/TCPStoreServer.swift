@@ -80,10 +80,30 @@ final class StoreServerCore: @unchecked Sendable {
     let stallTimeout: TimeAmount
     private var state = StoreState()
     private var parked: [ObjectIdentifier: Parked] = [:]
-    /// Connections that have not presented the token yet; capped so idle sockets cannot use up
-    /// the server's file descriptors and lock real ranks out.
-    var unauthenticated = 0
+    /// Connections that have not presented the token yet, oldest first, capped so idle sockets
+    /// cannot use up the server's file descriptors. At the cap a new connection evicts the oldest
+    /// one (not the newcomer), so a real client always gets its turn however many idle sockets an
+    /// attacker keeps opening; each also has only `helloTimeout` to say hello.
+    private var waitingForHello: [(owner: ObjectIdentifier, channel: any Channel)] = []
     static let maxUnauthenticated = 128
+    static let helloTimeout: TimeAmount = .seconds(2)
+
+    /// Registers a connection that has not said hello, closing the oldest such one at the cap.
+    func admitUnauthenticated(_ owner: ObjectIdentifier, _ channel: any Channel) {
+        if waitingForHello.count >= Self.maxUnauthenticated {
+            let oldest = waitingForHello.removeFirst()
+            logger.warning(
+                "store: closing \(oldest.channel.remoteAddress.map { "\($0)" } ?? "a client"): \(Self.maxUnauthenticated) connections are waiting to say hello, this one longest"
+            )
+            oldest.channel.close(promise: nil)
+        }
+        waitingForHello.append((owner, channel))
+    }
+
+    /// The connection said hello, or went away.
+    func leftUnauthenticated(_ owner: ObjectIdentifier) {
+        waitingForHello.removeAll { $0.owner == owner }
+    }
 
     struct Parked {
         let keys: [String]
@@ -230,25 +250,12 @@ private final class StoreConnectionHandler: ChannelInboundHandler, @unchecked Se
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        guard core.unauthenticated < StoreServerCore.maxUnauthenticated else {
-            core.logger.warning("store: refusing a connection: \(StoreServerCore.maxUnauthenticated) others have not said hello yet")
-            context.close(promise: nil)
-            return
-        }
-        core.unauthenticated += 1
-        countedUnauthenticated = true
-        armStallTimer(context)
+        core.admitUnauthenticated(ObjectIdentifier(self), context.channel)
+        armStallTimer(context, limit: StoreServerCore.helloTimeout)
         context.fireChannelActive()
     }
 
-    private var countedUnauthenticated = false
-
-    private func authenticatedOrGone() {
-        if countedUnauthenticated {
-            countedUnauthenticated = false
-            core.unauthenticated -= 1
-        }
-    }
+    private func authenticatedOrGone() { core.leftUnauthenticated(ObjectIdentifier(self)) }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
@@ -268,12 +275,14 @@ private final class StoreConnectionHandler: ChannelInboundHandler, @unchecked Se
         }
     }
 
-    private func armStallTimer(_ context: ChannelHandlerContext) {
+    /// Closes the connection if what it started sending (or, before the hello, the hello itself)
+    /// is not complete within `limit` (default: the server's stall timeout).
+    private func armStallTimer(_ context: ChannelHandlerContext, limit: TimeAmount? = nil) {
         let channel = context.channel
         let core = core
-        stallTimer = context.eventLoop.scheduleTask(in: core.stallTimeout) {
-            core.logger.warning(
-                "store: closing \(channel.remoteAddress.map { "\($0)" } ?? "a client"): incomplete request for \(core.stallTimeout)")
+        let limit = limit ?? core.stallTimeout
+        stallTimer = context.eventLoop.scheduleTask(in: limit) {
+            core.logger.warning("store: closing \(channel.remoteAddress.map { "\($0)" } ?? "a client"): incomplete request for \(limit)")
             channel.close(promise: nil)
         }
     }
@@ -305,6 +314,9 @@ private final class StoreConnectionHandler: ChannelInboundHandler, @unchecked Se
             }
             authenticated = true
             authenticatedOrGone()
+            // The hello deadline is over; what follows gets the normal stall limit.
+            stallTimer?.cancel()
+            stallTimer = nil
             context.writeAndFlush(wrapOutboundOut(ack), promise: nil)
         }
         while let frame = try StoreWire.nextFrame(from: &buffer) {
