@@ -45,12 +45,17 @@ final class Launcher: @unchecked Sendable {
     /// set before the ranks start would be inherited by them).
     func run(started: () -> Void = {}) throws -> (Int32, [String]) {
         guard let executable = program.first else { throw LaunchFailure("no program to launch") }
-        let url = URL(fileURLWithPath: executable.contains("/") ? executable : try Self.resolve(executable))
+        let path = executable.contains("/") ? executable : try Self.resolve(executable)
+        // Each rank starts as `ccl rank-exec`, which ties it to this process and then becomes the
+        // program: a launcher killed by SIGKILL takes its ranks with it. The kernel ties a child
+        // to the thread that started it, and this thread lives until the ranks have ended.
+        let launcher = URL(fileURLWithPath: currentExecutable())
+        let wrapped = ["rank-exec", "--parent", "\(getpid())", "--", path] + program.dropFirst()
         for (index, environment) in environments.enumerated() {
             let rank = Int(environment["CCL_RANK"] ?? "") ?? index
             let process = Process()
-            process.executableURL = url
-            process.arguments = Array(program.dropFirst())
+            process.executableURL = launcher
+            process.arguments = wrapped
             process.environment = environment
             let tail = OutputTail(lines: 20)
             let stdout = Pipe()

@@ -58,6 +58,51 @@ import Testing
         #expect(!summary.contains("was killed by signal"), "\(summary)")
     }
 
+    @Test("a launcher killed with SIGKILL takes its ranks with it, whatever the program")
+    func sigkilledLauncher() throws {
+        let me = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "")
+        let launcher = Process()
+        launcher.executableURL = me.deletingLastPathComponent().appendingPathComponent("ccl")
+        launcher.arguments = ["launch", "--nproc-per-node", "3", "--", "/bin/sh", "-c", "sleep 25"]
+        launcher.standardError = FileHandle.nullDevice
+        try launcher.run()
+        // The ranks are the launcher's children (each has become /bin/sh).
+        var ranks: [Int32] = []
+        for _ in 0..<100 where ranks.count < 3 {
+            Thread.sleep(forTimeInterval: 0.05)
+            ranks = Self.children(of: launcher.processIdentifier).filter { Self.command(of: $0) == "sh" }
+        }
+        #expect(ranks.count == 3, "ranks found: \(ranks)")
+        kill(launcher.processIdentifier, SIGKILL)
+        launcher.waitUntilExit()
+        let start = Date()
+        while ranks.contains(where: Self.alive), Date().timeIntervalSince(start) < 5 { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(!ranks.contains(where: Self.alive), "ranks still running after the launcher died: \(ranks.filter(Self.alive))")
+        #expect(Date().timeIntervalSince(start) < 1.5)
+    }
+
+    static func children(of pid: Int32) -> [Int32] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        return tasks.flatMap { task in
+            ((try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? "").split(separator: " ").compactMap {
+                Int32($0)
+            }
+        }
+    }
+
+    static func command(of pid: Int32) -> String {
+        ((try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Running or sleeping; a zombie (dead, not yet reaped by whoever adopted it) is not alive.
+    static func alive(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return false }
+        let state = stat[stat.index(close, offsetBy: 2)]
+        return state != "Z" && state != "X"
+    }
+
     @Test("an IPv6 master address works end to end (::1)")
     func ipv6() throws {
         let result = try runCCL(["launch", "--nproc-per-node", "2", "--master-addr", "::1", "--", Self.worker, "rank"])

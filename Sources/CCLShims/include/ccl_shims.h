@@ -26,6 +26,10 @@ int ccl_allowed_cpus(int *cpus, int capacity);
 /// Pins the calling thread to `cpu` (sched_setaffinity); 0 or -1 with errno.
 int ccl_bind_to_cpu(int cpu);
 
+/// prctl(PR_SET_PDEATHSIG, signal): this process gets `signal` when the thread that started it
+/// ends (prctl is variadic). 0 or -1 with errno.
+int ccl_set_parent_death_signal(int signal);
+
 /// The file a dlopen handle mapped (dlinfo RTLD_DI_LINKMAP), or NULL; valid while it is open.
 const char *ccl_dl_loaded_path(void *handle);
 
