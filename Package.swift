@@ -94,7 +94,7 @@ let package = Package(
             // Its reference checks run over millions of elements.
             swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
-        .testTarget(name: "CCLCoreTests", dependencies: ["CCLCore"]),
+        .testTarget(name: "CCLCoreTests", dependencies: ["CCLCore", "CCLTestSupport"]),
         .testTarget(name: "CCLBackendTests", dependencies: ["CCL", "CCLTestSupport", "CCLTestWorker"]),
         .testTarget(name: "CCLNCCLTests", dependencies: ["CCL", "CCLNCCL", "CCLNCCLShims", "CCLSystem", "CCLTestSupport"]),
         .testTarget(
@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(name: "CCLStoreTests", dependencies: ["CCLStore", "CCLCore", "CCLSystem", "CCLTestSupport"]),
         .testTarget(
             name: "CCLTopologyTests", dependencies: ["CCLTopology", "CCLCore"], exclude: ["vllm_layout_oracle.py"]),
-        .testTarget(name: "CCLCommandsTests", dependencies: ["ccl", "CCLTestWorker", "CCLTestSupport"]),
+        .testTarget(name: "CCLCommandsTests", dependencies: ["ccl", "CCLCommands", "CCLTestWorker", "CCLTestSupport"]),
         .testTarget(
             name: "CCLQueueTests",
             dependencies: [

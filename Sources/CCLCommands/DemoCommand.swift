@@ -32,12 +32,20 @@ struct DemoOptions: ParsableArguments {
     @Option(help: .hidden) var corruptStep: Int = -1
 
     func validate() throws {
-        guard tp >= 1, pp >= 1, tp * pp <= 64 else { throw ValidationError("--tp and --pp must be ≥ 1 with tp × pp ≤ 64") }
+        guard (1...64).contains(tp), (1...64).contains(pp), tp * pp <= 64 else {
+            throw ValidationError("--tp and --pp must be ≥ 1 with tp × pp ≤ 64")
+        }
         guard steps >= 1, hidden >= 1, tokens >= 1, ffn >= tp, ffn % tp == 0 else {
             throw ValidationError("--steps, --hidden, --tokens must be ≥ 1 and --ffn a multiple of --tp")
         }
         // |output| ≤ 2 · ffn · (2 · 2 · hidden) must stay below 2^24 for Float32 sums to be exact.
-        guard hidden * ffn <= 1 << 21 else { throw ValidationError("--hidden × --ffn must be at most 2097152 to keep the sums exact") }
+        let (area, overflow) = hidden.multipliedReportingOverflow(by: ffn)
+        let (activations, overflow2) = tokens.multipliedReportingOverflow(by: hidden)
+        guard !overflow, area <= 1 << 21, !overflow2, activations <= 1 << 24, steps <= 1_000_000 else {
+            throw ValidationError(
+                "--hidden × --ffn must be at most 2097152 (to keep the sums exact), --tokens × --hidden at most 16777216, --steps at most 1000000"
+            )
+        }
         guard CollectiveOptions.Transport(rawValue: transport) != nil else { throw ValidationError("--transport must be auto, shm or tcp") }
         try validateBackend(backend)
     }

@@ -174,7 +174,7 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
     {
         if let broken { throw broken }
         try site.checkBuffers(call, input: input, output: output, stream: stream, device: device, backend: backend)
-        let check = site.check("\(call.op)")
+        let check = site.check(call.op.kind.description)  // a literal: no allocation per call
         let bytes = try check.count(call.count, call.dtype)
         let count = call.count, type = Self.dataType(call.dtype), handle = stream.handle, n = worldSize
         let source = UnsafeRawPointer(input.base), target = output.base
