@@ -72,7 +72,8 @@ public final class TCPStoreClient: Store, @unchecked Sendable {
             var hello = candidate.allocator.buffer(capacity: bytes.count)
             hello.writeBytes(bytes)
             candidate.writeAndFlush(hello, promise: nil)
-            switch link.awaitHandshake(nanoseconds: min(10_000_000_000, remaining() ?? .max)) {
+            let limit = min(10_000_000_000, remaining() ?? .max)
+            switch link.awaitHandshake(nanoseconds: limit) {
             case .accepted?:
                 accepted = (candidate, link)
                 break attempts
@@ -88,8 +89,10 @@ public final class TCPStoreClient: Store, @unchecked Sendable {
                 usleepShort()
             case nil:
                 candidate.close(promise: nil)
-                problem = "the server did not answer the handshake"
-                break attempts
+                try? group.syncShutdownGracefully()
+                throw CCLError(
+                    .timeout, operation: operation, peer: "store server \(host):\(port)",
+                    "the server did not answer the handshake within \(Timeout.nanoseconds(limit))")
             }
         }
         guard let accepted else {

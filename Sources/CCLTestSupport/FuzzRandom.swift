@@ -40,6 +40,20 @@ extension FuzzRandom {
         }
     }
 
+    /// A third of the time random bytes (up to `randomLength`), else `valid`; then up to
+    /// `flips` bytes overwritten at random places.
+    public mutating func mutated(_ valid: [UInt8], randomLength: Int, flips: Int) -> [UInt8] {
+        var bytes = valid
+        if next() % 3 == 0 {
+            bytes = []
+            for _ in 0..<Int(next() % UInt64(randomLength)) { bytes.append(UInt8(truncatingIfNeeded: next())) }
+        }
+        for _ in 0..<Int(next() % UInt64(flips + 1)) where !bytes.isEmpty {
+            bytes[Int(next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: next())
+        }
+        return bytes
+    }
+
     /// Values at and around the edges of every integer and parser rule.
     public static let boundaries = [
         "0", "1", "-1", "2147483647", "2147483648", "4294967296", "9223372036854775807", "9223372036854775808", "-9223372036854775808",

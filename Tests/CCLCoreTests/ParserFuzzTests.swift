@@ -44,10 +44,7 @@ import Testing
         let magic: UInt64 = 0x3254_5345_544C_4343
         let valid = Handshake(rank: 3, token: Array("token".utf8), context: [1, 2]).encode(magic: magic)
         for _ in 0..<Self.cases {
-            var bytes = rng.next() % 2 == 0 ? valid : (0..<Int(rng.next() % 40)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-            for _ in 0..<Int(rng.next() % 4) where !bytes.isEmpty {
-                bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next())
-            }
+            let bytes = rng.mutated(valid, randomLength: 40, flips: 3)
             switch Handshake.parseHeader(bytes, magic: magic) {
             case .success(let header):
                 #expect(header.tokenLength <= AuthToken.maxBytes && header.contextLength <= Handshake.maxContextBytes)

@@ -15,12 +15,7 @@ import Testing
         RemoteWire.writeFrameHeader(.init(kind: .data, payloadLength: 16, messageLength: 64, offset: 16), into: &valid)
         var outcomes = (headers: 0, errors: 0)
         for _ in 0..<FuzzRandom.cases() {
-            var bytes = Array(valid.readableBytesView)
-            if rng.next() % 3 == 0 { bytes = (0..<Int(rng.next() % 40)).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
-            for _ in 0..<Int(rng.next() % 4) where !bytes.isEmpty {
-                bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next())
-            }
-            var buffer = ByteBuffer(bytes: bytes)
+            var buffer = ByteBuffer(bytes: rng.mutated(Array(valid.readableBytesView), randomLength: 40, flips: 3))
             do {
                 if let header = try RemoteWire.readFrameHeader(from: &buffer, maxMessageBytes: 1 << 20) {
                     #expect(Int(header.payloadLength) <= RemoteWire.maxFramePayload)

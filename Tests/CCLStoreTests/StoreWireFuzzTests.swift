@@ -20,12 +20,7 @@ import Testing
         }
         var outcomes = (fields: 0, malformed: 0)
         for _ in 0..<FuzzRandom.cases() {
-            var bytes = Array(valid.readableBytesView)
-            if rng.next() % 3 == 0 { bytes = (0..<Int(rng.next() % 64)).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
-            for _ in 0..<Int(rng.next() % 5) where !bytes.isEmpty {
-                bytes[Int(rng.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: rng.next())
-            }
-            var buffer = ByteBuffer(bytes: bytes)
+            var buffer = ByteBuffer(bytes: rng.mutated(Array(valid.readableBytesView), randomLength: 64, flips: 4))
             do throws(StoreWire.Malformed) {
                 while var frame = try StoreWire.nextFrame(from: &buffer) {
                     _ = try StoreWire.readInteger(&frame, as: UInt8.self)
