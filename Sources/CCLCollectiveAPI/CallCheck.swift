@@ -24,9 +24,9 @@ package final class CallSite: Sendable {
     /// The first check of every call, before anything else: both buffers well formed (no
     /// negative size, a start whenever there are bytes) and, where not empty, on `device`, and
     /// the stream on it too. Free of allocation and text unless it fails.
-    @inlinable
+    @inlinable @inline(__always)
     package func checkBuffers(
-        _ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, stream: DeviceStream, device: Device, backend: String
+        _ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, stream: DeviceStream, device: Device, backend: StaticString
     ) throws(CCLError) {
         guard input.isWellFormed, output.isWellFormed, input.bytes == 0 || input.device == device,
             output.bytes == 0 || output.device == device, stream.device == device
@@ -35,7 +35,7 @@ package final class CallSite: Sendable {
 
     @usableFromInline
     func badBuffers(
-        _ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, stream: DeviceStream, device: Device, backend: String
+        _ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, stream: DeviceStream, device: Device, backend: StaticString
     ) -> CCLError {
         let check = check("\(call.op)")
         for (side, buffer) in [("input", input), ("output", output)] {
@@ -79,7 +79,7 @@ package struct CallCheck {
     /// Built only when an error needs it (the checks run on every call).
     package var operation: String { "\(name) on group \(group)" }
 
-    @inlinable
+    @inlinable @inline(__always)
     package func count(_ count: Int, _ dtype: DType) throws(CCLError) -> Int {
         let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.size)
         guard count >= 0, !overflow else {
@@ -90,7 +90,7 @@ package struct CallCheck {
         return bytes
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     package func buffer(_ name: String, has available: Int, needs bytes: Int) throws(CCLError) {
         guard available >= bytes else {
             throw CCLError(
@@ -102,7 +102,7 @@ package struct CallCheck {
     // One check per call shape; each returns the bytes of one rank's block.
 
     /// Input and output of `count` elements (all-reduce).
-    @inlinable
+    @inlinable @inline(__always)
     package func sameSize(_ input: UnsafeRawBufferPointer, _ output: UnsafeMutableRawBufferPointer, count: Int, dtype: DType)
         throws(CCLError) -> Int
     {

@@ -45,7 +45,7 @@ public struct Fingerprint: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The packed form (see the type's comment).
-    @inlinable
+    @inlinable @inline(__always)
     public var words: (UInt64, UInt64, UInt64) {
         let opBits = UInt64(op.map { $0.rawValue &+ 1 } ?? 0)
         let rootBits = UInt64(UInt32(truncatingIfNeeded: (root ?? -1) &+ 1))

@@ -24,7 +24,8 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
     public var transportDescription: String {
         "hierarchical (\(nodeRanks.count) nodes: \(local.backend) inside, \(mesh.backend) between)"
     }
-    public var backend: String { "hierarchical" }
+    public var backend: String { "\(Self.backendName)" }
+    static let backendName: StaticString = "hierarchical"
     public var device: Device { .host }
     /// The ranks of this node.
     let local: any Communicator
@@ -101,7 +102,7 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
         throws(CCLError) -> Completion
     {
         try guarded { () throws(CCLError) in
-            try site.checkBuffers(call, input: input, output: output, stream: stream, device: .host, backend: backend)
+            try site.checkBuffers(call, input: input, output: output, stream: stream, device: .host, backend: Self.backendName)
         }
         let count = call.count, dtype = call.dtype
         let (input, output) = (input.hostBytes, output.mutableHostBytes)

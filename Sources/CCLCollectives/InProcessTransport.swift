@@ -170,6 +170,7 @@ package final class InProcessCommunicator: Communicator, SlotTransport, PeerTran
 
     package var worldSize: Int { group.worldSize }
     package var backend: String { "inprocess-\(family.rawValue)" }
+    static let backendName: StaticString = "in-process"
     package var transportDescription: String { backend }
     package var device: Device { .host }
 
@@ -210,7 +211,7 @@ package final class InProcessCommunicator: Communicator, SlotTransport, PeerTran
     {
         let check = site.check("\(call.op)")
         operation = "\(call) on group \(group.name)"
-        try site.checkBuffers(call, input: input, output: output, stream: stream, device: .host, backend: backend)
+        try site.checkBuffers(call, input: input, output: output, stream: stream, device: .host, backend: Self.backendName)
         let count = call.count, dtype = call.dtype, n = worldSize
         let source = input.base.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(scratch(64))
         let target = output.base ?? scratch(64)

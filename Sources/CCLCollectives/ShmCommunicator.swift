@@ -15,7 +15,8 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     public var rank: Int { arena.rank }
     public var worldSize: Int { arena.worldSize }
     public var transportDescription: String { "shm" }
-    public var backend: String { "shm" }
+    public var backend: String { "\(Self.backendName)" }
+    static let backendName: StaticString = "shm"
     public var device: Device { .host }
 
     /// Collectives called so far (fingerprint sequence numbers).
@@ -131,7 +132,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     public func execute(_ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, on stream: DeviceStream)
         throws(CCLError) -> Completion
     {
-        do { try site.checkBuffers(call, input: input, output: output, stream: stream, device: .host, backend: backend) } catch {
+        do { try site.checkBuffers(call, input: input, output: output, stream: stream, device: .host, backend: Self.backendName) } catch {
             throw rejected(error)
         }
         let count = call.count, dtype = call.dtype

@@ -26,7 +26,8 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     public let worldSize: Int
     public let options: CollectiveOptions
     public var transportDescription: String { "tcp" }
-    public var backend: String { "tcp" }
+    public var backend: String { "\(Self.backendName)" }
+    static let backendName: StaticString = "tcp"
     public var device: Device { .host }
     let groupName: String
     let globalRanks: [Int]
@@ -299,7 +300,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     public func execute(_ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, on stream: DeviceStream)
         throws(CCLError) -> Completion
     {
-        do { try site.checkBuffers(call, input: input, output: output, stream: stream, device: .host, backend: backend) } catch {
+        do { try site.checkBuffers(call, input: input, output: output, stream: stream, device: .host, backend: Self.backendName) } catch {
             throw rejected(error)
         }
         let count = call.count, dtype = call.dtype

@@ -25,7 +25,8 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
     let rank: Int
     let worldSize: Int
     let device: Device
-    var backend: String { "nccl" }
+    var backend: String { "\(Self.backendName)" }
+    static let backendName: StaticString = "nccl"
     var transportDescription: String { "nccl \(nccl.version) on cuda:\(ordinal)" }
 
     private let nccl: NCCLLibrary
@@ -173,7 +174,7 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
     func execute(_ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, on stream: DeviceStream) throws(CCLError) -> Completion
     {
         if let broken { throw broken }
-        try site.checkBuffers(call, input: input, output: output, stream: stream, device: device, backend: backend)
+        try site.checkBuffers(call, input: input, output: output, stream: stream, device: device, backend: Self.backendName)
         let check = site.check(call.op.kind.description)  // a literal: no allocation per call
         let bytes = try check.count(call.count, call.dtype)
         let count = call.count, type = Self.dataType(call.dtype), handle = stream.handle, n = worldSize
