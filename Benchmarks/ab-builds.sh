@@ -4,12 +4,14 @@
 # runs A then B (order alternating between rounds); medians of the per-round figures.
 #
 #   bash Benchmarks/ab-builds.sh A_BINARY B_BINARY [ROUNDS]   (default 5; JSON lines in $OUT)
+#   POINTS=tcp runs only the TCP point (a longer run of the noisiest one); A_BINARY twice is
+#   an A/A run, which shows how far apart two identical builds measure.
 set -euo pipefail
-A=$1 B=$2 ROUNDS=${3:-5}
+A=$1 B=$2 ROUNDS=${3:-5} POINTS=${POINTS:-all}
 OUT=${OUT:-$(mktemp -d /tmp/ccl-ab.XXXXXX)}
 mkdir -p "$OUT"
 run() {  # binary label round
-  "$1" bench allreduce --nproc 2 --transport shm --sizes 8,64M --json >>"$OUT/$2.jsonl"
+  if [[ $POINTS != tcp ]]; then "$1" bench allreduce --nproc 2 --transport shm --sizes 8,64M --json >>"$OUT/$2.jsonl"; fi
   "$1" bench allreduce --nproc 2 --transport tcp --sizes 8 --json >>"$OUT/$2.jsonl"
 }
 for ((round = 1; round <= ROUNDS; round++)); do
@@ -31,6 +33,7 @@ a, b = load("A"), load("B")
 print(f"| point | A median | B median | B/A | A per round | B per round |")
 print(f"|---|---|---|---|---|---|")
 for key in a:
+    if not a[key]: continue
     ma, mb = statistics.median(a[key]), statistics.median(b[key])
     print(f"| {key} | {ma:.3g} | {mb:.3g} | {mb / ma:.3f} | {', '.join(f'{v:.3g}' for v in a[key])} | {', '.join(f'{v:.3g}' for v in b[key])} |")
 PY
