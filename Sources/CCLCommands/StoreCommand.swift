@@ -74,11 +74,16 @@ struct StoreCommand: ParsableCommand {
     }
 
     struct Keys: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List keys (with a prefix): who registered, what is missing.")
+        static let configuration = CommandConfiguration(
+            abstract: "List keys (with a prefix): who registered, what is missing.",
+            discussion: "Every matching key, one per line on standard output, then the count on standard error.")
         @OptionGroup var address: Address
         @Argument var prefix: String = ""
         func run() throws {
-            for key in try address.connect().keys(prefix: prefix) { print(key) }
+            let keys = try address.connect().keys(prefix: prefix)
+            for key in keys { print(key) }
+            fflushStandardOutput()
+            FileHandle.standardError.write(Data("\(keys.count) key\(keys.count == 1 ? "" : "s")\n".utf8))
         }
     }
 }

@@ -37,6 +37,13 @@ public final class InMemoryStore: Store, @unchecked Sendable {
         }
     }
 
+    public func claim(_ key: String, _ value: [UInt8]) -> [UInt8]? {
+        monitor.withLock {
+            defer { monitor.broadcast() }
+            return state.claim(key, value, holder: ObjectIdentifier(self))
+        }
+    }
+
     public func wait(_ keys: [String], timeout: Timeout?) throws(CCLError) {
         try monitor.withLock { () throws(CCLError) in try waitLocked(keys, timeout: timeout, operation: "store wait") }
     }

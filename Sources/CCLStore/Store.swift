@@ -21,6 +21,12 @@ public protocol Store: Sendable {
     /// sets it to `desired` and returns `desired`; otherwise returns the current value (or
     /// `expected` when the key is absent).
     func compareSet(_ key: String, expected: [UInt8], desired: [UInt8]) throws(CCLError) -> [UInt8]
+    /// Sets `key` to `value` unless it is already set, and holds it for this client: the store
+    /// deletes the key when the client goes away (a TCP store: its connection closes, as when
+    /// the process exits or is killed), unless it was set or deleted since. Returns nil when
+    /// this call set it, else the value already there (the holder's, for a claim).
+    /// `InMemoryStore`'s clients are threads of one process: its claims last until deleted.
+    func claim(_ key: String, _ value: [UInt8]) throws(CCLError) -> [UInt8]?
     /// Returns once every key is set; the timeout error lists those still missing.
     func wait(_ keys: [String], timeout: Timeout?) throws(CCLError)
     /// Whether every key is set, without waiting.
@@ -29,7 +35,8 @@ public protocol Store: Sendable {
     func delete(_ key: String) throws(CCLError) -> Bool
     /// How many keys the store holds.
     func numKeys() throws(CCLError) -> Int
-    /// The keys that start with `prefix`, sorted (for diagnosis: who registered, what is missing).
+    /// Every key that starts with `prefix`, sorted (for diagnosis: who registered, what is
+    /// missing; for clean-up). A TCP store fetches a long list in pages.
     func keys(prefix: String) throws(CCLError) -> [String]
 }
 
@@ -58,6 +65,7 @@ public struct PrefixStore: Store {
     public func compareSet(_ key: String, expected: [UInt8], desired: [UInt8]) throws(CCLError) -> [UInt8] {
         try base.compareSet(full(key), expected: expected, desired: desired)
     }
+    public func claim(_ key: String, _ value: [UInt8]) throws(CCLError) -> [UInt8]? { try base.claim(full(key), value) }
     public func wait(_ keys: [String], timeout: Timeout?) throws(CCLError) { try base.wait(keys.map(full), timeout: timeout) }
     public func check(_ keys: [String]) throws(CCLError) -> Bool { try base.check(keys.map(full)) }
     public func delete(_ key: String) throws(CCLError) -> Bool { try base.delete(full(key)) }

@@ -10,18 +10,20 @@ import NIOCore
 ///   request:  u32 length · u8 op · fields            (length counts op and fields, ≤ maxFrame)
 ///   response: u32 length · u8 status · payload        (0 ok, 1 timeout: u32 n · n keys, 2 error: text)
 /// fields: key = u32 n · n UTF-8 bytes (n ≤ 4096) · bytes = u32 n · n bytes (n ≤ maxValue)
-///         keys = u32 count (≤ 65536) · keys · i64, u64 plain
+///         keys = u32 count (≤ 65536) · keys · i64, u64, u8 plain
 /// ops:  1 set key bytes → ∅        2 get key u64 timeoutNs → bytes      3 add key i64 → i64
 ///       4 compareSet key bytes bytes → bytes             5 wait keys u64 timeoutNs → ∅
-///       6 check keys → u8           7 delete key → u8     8 numKeys → u64   9 keys key(prefix) → keys
+///       6 check keys → u8           7 delete key → u8     8 numKeys → u64
+///       9 keys key(prefix) u8(has after) key(after) → u8(more follow) keys   (one page, sorted)
+///      10 claim key bytes → u8(1: claimed) bytes(the value there when not)
 /// timeoutNs: UInt64.max waits for ever.
 /// ```
 /// Anything else (a bad magic, an unknown op, a field that overruns its frame, trailing bytes,
 /// a frame over the limit, half a frame left for the server's stall timeout) closes that connection.
 enum StoreWire {
-    // Version 2 since the hello became the common `Handshake` (a version-1 peer is refused at once).
-    static let helloMagic: UInt64 = 0x324C_4548_534C_4343  // "CCLSHEL2"
-    static let ackMagic: UInt64 = 0x324B_4341_534C_4343  // "CCLSACK2"
+    // Version 3 since `keys` pages and `claim` exist (an older peer is refused at once).
+    static let helloMagic: UInt64 = 0x334C_4548_534C_4343  // "CCLSHEL3"
+    static let ackMagic: UInt64 = 0x334B_4341_534C_4343  // "CCLSACK3"
     static let maxTokenBytes = AuthToken.maxBytes
     static let maxKeyBytes = 4096
     static let maxValueBytes = 64 << 20
@@ -29,7 +31,7 @@ enum StoreWire {
     static let maxFrame = maxValueBytes * 2 + 64 * 1024
 
     enum Op: UInt8 {
-        case set = 1, get, add, compareSet, wait, check, delete, numKeys, keys
+        case set = 1, get, add, compareSet, wait, check, delete, numKeys, keys, claim
     }
 
     enum Status: UInt8 {

@@ -286,8 +286,38 @@ public final class TCPStoreClient: Store, @unchecked Sendable {
     public func keys(prefix: String) throws(CCLError) -> [String] {
         let operation = "store keys '\(prefix)'"
         try StoreWire.checkKey(prefix, operation: operation)
-        let (_, body) = try request(.keys, operation: operation) { StoreWire.writeKey(prefix, into: &$0) }
-        return try decode(body, operation: operation) { (b) throws(StoreWire.Malformed) in try StoreWire.readKeys(&b) }
+        var all: [String] = []
+        while true {
+            let after = all.last
+            let (_, body) = try request(.keys, operation: operation) { out in
+                StoreWire.writeKey(prefix, into: &out)
+                out.writeInteger(UInt8(after == nil ? 0 : 1))
+                if let after { StoreWire.writeKey(after, into: &out) }
+            }
+            let (more, page) = try decode(body, operation: operation) { (b) throws(StoreWire.Malformed) in
+                (try StoreWire.readInteger(&b, as: UInt8.self) == 1, try StoreWire.readKeys(&b))
+            }
+            // A page that adds nothing while claiming more would loop for ever: a broken server.
+            guard !(more && page.isEmpty) else {
+                throw CCLError(.malformed, operation: operation, peer: peer, "bad response: an empty page with more to follow")
+            }
+            all += page
+            if !more { return all }
+        }
+    }
+
+    public func claim(_ key: String, _ value: [UInt8]) throws(CCLError) -> [UInt8]? {
+        let operation = "store claim '\(key)'"
+        try StoreWire.checkKey(key, operation: operation)
+        try StoreWire.checkValue(value, operation: operation)
+        let (_, body) = try request(.claim, operation: operation) { out in
+            StoreWire.writeKey(key, into: &out)
+            StoreWire.writeBytes(value, into: &out)
+        }
+        let (claimed, current) = try decode(body, operation: operation) { (b) throws(StoreWire.Malformed) in
+            (try StoreWire.readInteger(&b, as: UInt8.self) == 1, try StoreWire.readBytes(&b))
+        }
+        return claimed ? nil : current
     }
 }
 

@@ -59,6 +59,12 @@ public final class TCPStoreServer: @unchecked Sendable {
 
     deinit { close() }
 
+    /// Sets the page size of `keys` replies (tests), on the server's loop.
+    func setKeysPerPage(_ count: Int) throws {
+        let core = core
+        try core.loop.submit { core.keysPerPage = count }.wait()
+    }
+
     private let closed = NIOLockedValueBox(false)
 
     /// Stops listening and closes every connection. Idempotent; safe from any thread, the event
@@ -78,6 +84,8 @@ final class StoreServerCore: @unchecked Sendable {
     let loop: any EventLoop
     let logger: Logger
     let stallTimeout: TimeAmount
+    /// At most this many keys in one page of a `keys` reply (tests page short lists).
+    var keysPerPage = StoreWire.maxKeys
     private var state = StoreState()
     private var parked: [ObjectIdentifier: Parked] = [:]
     /// Connections that have not presented the token yet, oldest first, capped so idle sockets
@@ -87,6 +95,9 @@ final class StoreServerCore: @unchecked Sendable {
     private var waitingForHello: [(owner: ObjectIdentifier, channel: any Channel)] = []
     static let maxUnauthenticated = 128
     static let helloTimeout: TimeAmount = .seconds(2)
+    /// What a connection's receive buffer may keep between requests (it grows to one frame,
+    /// at most `StoreWire.maxFrame`, while a request arrives).
+    static let idleBufferBytes = 64 << 10
 
     /// Registers a connection that has not said hello, closing the oldest such one at the cap.
     func admitUnauthenticated(_ owner: ObjectIdentifier, _ channel: any Channel) {
@@ -190,16 +201,34 @@ final class StoreServerCore: @unchecked Sendable {
             reply(.ok) { $0.writeInteger(count, endianness: .little) }
         case .keys:
             let prefix = try StoreWire.readKey(&body)
+            let hasAfter = try StoreWire.readInteger(&body, as: UInt8.self)
+            let after = hasAfter == 1 ? try StoreWire.readKey(&body) : nil
             try finished(body)
-            // Bounded by count and bytes, so the reply always fits a frame.
-            var keys: [String] = []
+            // One page, bounded by count and bytes so the reply always fits a frame; the client
+            // asks again after the last key it got.
+            var (keys, more) = state.keys(prefix: prefix, after: after, limit: keysPerPage)
             var bytes = 0
-            for key in state.keys(prefix: prefix) {
+            if let cut = keys.firstIndex(where: { key in
                 bytes += 4 + key.utf8.count
-                if keys.count == StoreWire.maxKeys || bytes > StoreWire.maxFrame / 2 { break }
-                keys.append(key)
+                return bytes > StoreWire.maxFrame / 2
+            }) {
+                keys.removeSubrange(cut...)
+                more = true
             }
-            reply(.ok) { StoreWire.writeKeys(keys, into: &$0) }
+            reply(.ok) { out in
+                out.writeInteger(UInt8(more ? 1 : 0))
+                StoreWire.writeKeys(keys, into: &out)
+            }
+        case .claim:
+            let key = try StoreWire.readKey(&body)
+            let value = try StoreWire.readBytes(&body)
+            try finished(body)
+            let current = state.claim(key, value, holder: owner)
+            reply(.ok) { out in
+                out.writeInteger(UInt8(current == nil ? 1 : 0))
+                StoreWire.writeBytes(current ?? [], into: &out)
+            }
+            if current == nil { wakeParked() }
         }
     }
 
@@ -226,9 +255,11 @@ final class StoreServerCore: @unchecked Sendable {
         }
     }
 
-    /// A connection went away: forget its parked request.
+    /// A connection went away: forget its parked request, delete the keys it still claims.
     func forget(_ owner: ObjectIdentifier) {
         parked.removeValue(forKey: owner)?.timer?.cancel()
+        let released = state.releaseClaims(of: owner)
+        if released > 0 { logger.debug("store: a client went away; deleted the \(released) keys it claimed") }
     }
 }
 
@@ -269,7 +300,9 @@ private final class StoreConnectionHandler: ChannelInboundHandler, @unchecked Se
         if buffer.readableBytes == 0 {
             stallTimer?.cancel()
             stallTimer = nil
-            buffer.discardReadBytes()
+            // Give back what a large request grew the buffer to: between requests a connection
+            // holds at most `idleBufferBytes`.
+            if buffer.capacity > StoreServerCore.idleBufferBytes { buffer = ByteBuffer() } else { buffer.discardReadBytes() }
         } else if stallTimer == nil {
             armStallTimer(context)
         }

@@ -1,0 +1,59 @@
+import CCLCore
+import CCLSystem
+import Foundation
+import Testing
+
+@testable import CCLStore
+
+/// What keeps a long job's store honest: claims that die with their holder, listings of any
+/// length, and a server whose memory returns after large requests.
+@Suite struct StoreLifecycleTests {
+    @Test("claim sets only an absent key and returns the holder's value otherwise", arguments: StoreKind.allCases)
+    func claimSemantics(kind: StoreKind) throws {
+        let (store, server) = try makeStore(kind)
+        defer { withExtendedLifetime(server) {} }
+        #expect(try store.claim("slot", [1]) == nil)
+        #expect(try store.claim("slot", [2]) == [1])
+        #expect(try store.get("slot") == [1])
+        try store.set("plain", [9])
+        #expect(try store.claim("plain", [3]) == [9])
+        #expect(try store.delete("slot"))
+        #expect(try store.claim("slot", [4]) == nil)
+    }
+
+    @Test("a TCP client's claims are deleted when it goes away; keys it set, or later overwritten claims, stay")
+    func claimsDieWithTheClient() throws {
+        let server = try TCPStoreServer(token: "t")
+        let holder = try TCPStoreClient(host: "127.0.0.1", port: server.port, token: "t", timeout: .seconds(5))
+        let other = try TCPStoreClient(host: "127.0.0.1", port: server.port, token: "t", timeout: .seconds(5))
+        #expect(try holder.claim("member/0", Array("pid 1".utf8)) == nil)
+        #expect(try holder.claim("member/1", Array("pid 1".utf8)) == nil)
+        try holder.set("data", [1])
+        #expect(try other.claim("member/0", [2]) == Array("pid 1".utf8))
+        try other.set("member/1", [7])  // overwritten: no longer the holder's claim
+        holder.close()
+        // The server sees the close soon after; until then the claim stands.
+        let deadline = Date().addingTimeInterval(5)
+        while try other.check(["member/0"]), Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(try !other.check(["member/0"]))
+        #expect(try other.get("member/1") == [7])
+        #expect(try other.get("data") == [1])
+        #expect(try other.claim("member/0", [2]) == nil)
+        withExtendedLifetime(server) {}
+    }
+
+    @Test("keys returns every key however many there are: pages of 64 for 1,001 keys")
+    func keysPaged() throws {
+        let server = try TCPStoreServer(token: "t")
+        try server.setKeysPerPage(64)
+        let client = try TCPStoreClient(host: "127.0.0.1", port: server.port, token: "t", timeout: .seconds(30))
+        let count = 1001
+        for index in 0..<count { try client.set(String(format: "k/%06d", index), []) }
+        try client.set("other", [])
+        let keys = try client.keys(prefix: "k/")
+        #expect(keys.count == count)
+        #expect(keys == (0..<count).map { String(format: "k/%06d", $0) })
+        #expect(try client.numKeys() == count + 1)
+        withExtendedLifetime(server) {}
+    }
+}
