@@ -1,4 +1,5 @@
 import CCLCore
+import CCLSystem
 
 /// A process group made of nothing but a store (vLLM's `StatelessProcessGroup`): ranks exchange
 /// small `Codable` objects through keys, for rendezvous-time work (handles, node identities,
@@ -6,10 +7,17 @@ import CCLCore
 ///
 /// Contract: every rank calls the collective operations in the same order (each keeps its own
 /// sequence numbers); `send`/`recv` pair up in order per (source, destination). A call that
-/// times out names the ranks that never arrived. Keys live under `prefix` and are deleted once
-/// every rank is past them, so a long job does not grow the store.
+/// times out names the ranks that never arrived; one whose peer's process has gone (or closed
+/// the group) fails within about a second, saying so.
 ///
-/// Threading: one thread at a time.
+/// Rounds (`GroupRound`): the group forms in a round every member agrees on, and its keys live
+/// under `<name>/<round>/`. A rank restarted after its process died starts a new round; the
+/// survivors' calls fail naming the rank that went away, and they meet the new process by making
+/// the group again. A second live process with the same rank fails at once, naming both. Keys
+/// are deleted once every rank is past them, and a round's last keys when its last member
+/// closes, so a long job does not grow the store.
+///
+/// Threading: one thread at a time. `close` (or the last reference going away) leaves the round.
 public final class StatelessProcessGroup: @unchecked Sendable {
     public let rank: Int
     public let worldSize: Int
@@ -18,6 +26,8 @@ public final class StatelessProcessGroup: @unchecked Sendable {
     /// Global rank of each member, when this is a sub-group.
     public let globalRanks: [Int]?
     private let store: any Store
+    private let round: GroupRound
+    private var closed = false
     private let encoder = CCLBinaryEncoder()
     private let decoder = CCLBinaryDecoder()
     private var broadcastSequence: [Int: Int] = [:]
@@ -43,11 +53,24 @@ public final class StatelessProcessGroup: @unchecked Sendable {
         self.name = name
         self.timeout = timeout
         self.globalRanks = globalRanks?.count == worldSize ? globalRanks : nil
-        // A group made again under the same name (a second "world") gets fresh keys: each rank
-        // counts its own instances of the name, so its k-th instance meets the others' k-th.
-        let instance = try store.add("\(name)/instances/\(rank)", 1)
-        self.store = PrefixStore("\(name)/g\(instance - 1)", store)
+        round = try GroupRound.join(
+            name: name, rank: rank, worldSize: worldSize, globalRanks: self.globalRanks, store: store, timeout: timeout)
+        self.store = round.store
     }
+
+    /// The id of the round this group formed in.
+    public var roundID: String { round.id }
+
+    /// Leaves the group's round: this rank's claim goes, and the last member out deletes the
+    /// round's keys. Best effort (the store may already be gone at the end of a job); idempotent.
+    /// Calls after it fail.
+    public func close() {
+        guard !closed else { return }
+        closed = true
+        try? round.leave()
+    }
+
+    deinit { close() }
 
     /// A group of some of this group's members (their indices here, in the new group's order),
     /// with keys under this group's. Called by exactly those members, with the same arguments.
@@ -89,29 +112,59 @@ public final class StatelessProcessGroup: @unchecked Sendable {
         }
     }
 
-    /// Waits for `keys` (one per rank in `ranks`); a timeout names the ranks whose keys are missing.
-    private func waitForRanks(_ ranks: [Int], key: (Int) -> String, operation: String, timeout: Timeout?) throws(CCLError) {
-        do {
-            try store.wait(ranks.map(key), timeout: timeout ?? self.timeout)
-        } catch {
-            guard error.code == .timeout else { throw error.context(operation: operation, rank: rank) }
+    /// How often a waiting call checks that the ranks it waits for are still in the group.
+    static let livenessSlice: UInt64 = 500_000_000
+
+    /// Waits for `keys` (one per rank in `ranks`) in slices; between slices, a rank that left the
+    /// group (its claim is gone) fails the call at once. A timeout names the ranks whose keys are
+    /// missing, `silence` saying how ("never arrived" by default).
+    private func waitForRanks(
+        _ ranks: [Int], key: (Int) -> String, operation: String, timeout: Timeout?, silence: String? = nil
+    ) throws(CCLError) {
+        guard !closed else { throw CCLError(.closed, operation: "\(operation) on group \(name)", rank: rank, "the group was closed") }
+        let limit = timeout ?? self.timeout
+        let deadline = limit.nanoseconds.map { monotonicNanoseconds() &+ $0 }
+        while true {
+            let remaining = deadline.map { $0 > monotonicNanoseconds() ? $0 - monotonicNanoseconds() : 0 }
+            do {
+                try store.wait(ranks.map(key), timeout: .nanoseconds(min(remaining ?? Self.livenessSlice, Self.livenessSlice)))
+                return
+            } catch {
+                guard error.code == .timeout else { throw error.context(operation: operation, rank: rank) }
+            }
             let missing = ranks.filter { (try? store.check([key($0)])) != true }
-            throw CCLError(
-                .timeout, operation: "\(operation) on group \(name)", rank: rank,
-                peer: missing.map(who).joined(separator: ", "),
-                "waited \(timeout ?? self.timeout); " + CCLError.missingRanks(missing.map { globalRanks?[$0] ?? $0 }))
+            let departed = missing.filter { (try? store.check(["member/\($0)"])) == false }
+            if !departed.isEmpty { throw departure(departed, operation: operation) }
+            guard remaining.map({ $0 > Self.livenessSlice }) ?? true else {
+                let text = silence.map { "\(missing.map(who).joined(separator: ", ")) \($0)" } ?? CCLError.missingRanks(missing.map { globalRanks?[$0] ?? $0 })
+                throw CCLError(
+                    .timeout, operation: "\(operation) on group \(name)", rank: rank, peer: missing.map(who).joined(separator: ", "),
+                    "waited \(limit); " + text)
+            }
         }
+    }
+
+    /// "rank 1 left group world (its process exited, or it closed the group) ...", with what to do
+    /// when a restarted rank is already waiting in a new round.
+    private func departure(_ departed: [Int], operation: String) -> CCLError {
+        let names = departed.map(who).joined(separator: ", ")
+        let successor =
+            (try? round.isCurrent()) == false
+            ? "; a new round of the group has started (a restarted rank waits in it): make the group again to meet it" : ""
+        return CCLError(
+            .peerDead, operation: "\(operation) on group \(name)", rank: rank, peer: names,
+            CCLError.missingRanks(
+                departed.map { globalRanks?[$0] ?? $0 }, "left the group before this call (its process exited, or it closed the group)")
+                + successor)
     }
 
     /// The value `peer` put under `key`; a timeout says the peer "never broadcast", "sent nothing".
     private func get(_ key: String, from peer: Int, operation: String, timeout: Timeout?, silence: String) throws(CCLError) -> [UInt8] {
+        try waitForRanks([peer], key: { _ in key }, operation: operation, timeout: timeout, silence: silence)
         do {
-            return try store.get(key, timeout: timeout ?? self.timeout)
+            return try store.get(key, timeout: .seconds(5))
         } catch {
-            guard error.code == .timeout else { throw error.context(operation: operation, rank: rank) }
-            throw CCLError(
-                .timeout, operation: "\(operation) on group \(name)", rank: rank, peer: who(peer),
-                "waited \(timeout ?? self.timeout); \(who(peer)) \(silence)")
+            throw error.context(operation: operation, rank: rank)
         }
     }
 

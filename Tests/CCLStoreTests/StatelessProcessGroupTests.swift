@@ -68,17 +68,25 @@ import Testing
 
     @Test("a sub-group names its members by global rank")
     func globalNames() throws {
-        let group = try StatelessProcessGroup(rank: 0, worldSize: 2, store: InMemoryStore(), name: "tp2", globalRanks: [4, 5])
-        let error = #expect(throws: CCLError.self) { try group.barrier(timeout: .milliseconds(100)) }
-        #expect(error?.message.contains("rank 5 never arrived") == true, "\(String(describing: error))")
+        let store = InMemoryStore()
+        let error = #expect(throws: CCLError.self) {
+            _ = try StatelessProcessGroup(
+                rank: 0, worldSize: 2, store: store, name: "tp2", timeout: .milliseconds(300), globalRanks: [4, 5])
+        }
+        #expect(error?.message.contains("rank 5 never joined") == true, "\(String(describing: error))")
         #expect(error?.peer == "rank 5")
+        #expect(error?.rank == 4)
+        #expect(store.numKeys() == 0, "a join that timed out leaves nothing behind: \(store.keys(prefix: ""))")
     }
 
     @Test("a barrier that times out names the ranks that never arrived")
     func barrierTimeout() throws {
         let store = InMemoryStore()
         let results = ranks(4, store: { _ in store }) { group in
-            if group.rank == 1 || group.rank == 3 { return "absent" }
+            if group.rank == 1 || group.rank == 3 {
+                Thread.sleep(forTimeInterval: 1.5)  // in the group, but never calling barrier
+                return "absent"
+            }
             do {
                 try group.barrier(timeout: .milliseconds(300))
                 return "passed"
@@ -91,6 +99,29 @@ import Testing
         #expect(message.contains("ranks 1 and 3 never arrived"), "\(message)")
     }
 
+    @Test("a call waiting for a rank that closed the group fails at once, naming it")
+    func departedRank() throws {
+        let store = InMemoryStore()
+        let results = ranks(3, store: { _ in store }) { group in
+            if group.rank == 2 {
+                group.close()
+                return "closed"
+            }
+            let start = Date()
+            do {
+                _ = try group.allGatherObject(group.rank, timeout: .seconds(30))
+                return "passed"
+            } catch {
+                return "\((error as? CCLError)?.code.name ?? "?") after \(Date().timeIntervalSince(start) < 5 ? "under 5 s" : "too long"): \(error)"
+            }
+        }
+        for rank in 0..<2 {
+            let message = try results[rank].get()
+            #expect(message.hasPrefix("peerDead after under 5 s"), "\(message)")
+            #expect(message.contains("rank 2 left the group"), "\(message)")
+        }
+    }
+
     @Test("keys are cleaned up as ranks move on")
     func cleanup() throws {
         let store = InMemoryStore()
@@ -101,8 +132,8 @@ import Testing
                 try group.barrier()
             }
         }
-        // Only the last gather and barrier keys of each rank remain, and each rank's instance count.
-        #expect(store.numKeys() == 9, "\(store.keys(prefix: ""))")
+        // Every group has gone (closed as its last reference went): nothing remains.
+        #expect(store.numKeys() == 0, "\(store.keys(prefix: ""))")
     }
 }
 
