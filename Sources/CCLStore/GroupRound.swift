@@ -112,8 +112,19 @@ struct GroupRound {
 
     /// The round's seal ("open" while not yet decided).
     func seal() throws(CCLError) -> Seal {
-        guard try store.check(["sealed"]) else { return .open }
-        return Seal(rawValue: String(decoding: try store.get("sealed", timeout: .seconds(5)), as: UTF8.self)) ?? .open
+        guard let value = try Self.value(of: "sealed", in: store) else { return .open }
+        return Seal(rawValue: String(decoding: value, as: UTF8.self)) ?? .open
+    }
+
+    /// The value of `key` now, nil when it is not set (never waits: another member may delete
+    /// a key between a check and a read).
+    static func value(of key: String, in store: any Store) throws(CCLError) -> [UInt8]? {
+        do {
+            return try store.get(key, timeout: .nanoseconds(0))
+        } catch {
+            guard error.code == .timeout else { throw error }
+            return nil
+        }
     }
 
     /// Seals the round `seal` unless it is sealed already; returns the seal that holds.
@@ -161,15 +172,14 @@ struct GroupRound {
 
     /// Whether this round is still the group's current one.
     func isCurrent() throws(CCLError) -> Bool {
-        guard try base.check(["\(name)/round"]) else { return false }
-        return String(decoding: try base.get("\(name)/round", timeout: .seconds(5)), as: UTF8.self) == id
+        try Self.value(of: "\(name)/round", in: base) == Array(id.utf8)
     }
 
     /// Every rank is held by the live process that joined it.
     private func everyoneHere() throws(CCLError) -> Bool {
         for member in 0..<worldSize {
-            guard try store.check(["member/\(member)"]),
-                try store.get("member/\(member)", timeout: .seconds(5)) == store.get("joined/\(member)", timeout: .seconds(5))
+            guard let holder = try Self.value(of: "member/\(member)", in: store),
+                try Self.value(of: "joined/\(member)", in: store) == holder
             else { return false }
         }
         return true
@@ -202,7 +212,8 @@ struct GroupRound {
     /// Sleeps one slice (bounded by the deadline) before the claim is tried again.
     private func pause(until deadline: UInt64?, operation: String) throws(CCLError) {
         if let deadline, monotonicNanoseconds() >= deadline {
-            throw CCLError(.timeout, operation: operation, rank: global(rank), "rank \(global(rank)) of group \(name) stayed held by another process")
+            throw CCLError(
+                .timeout, operation: operation, rank: global(rank), "rank \(global(rank)) of group \(name) stayed held by another process")
         }
         var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
         _ = nanosleep(&pause, nil)
@@ -212,7 +223,7 @@ struct GroupRound {
     /// In an incomplete round the joined key goes too (nothing was written under it).
     func leave() throws(CCLError) {
         if try seal() != .complete { _ = try store.delete("joined/\(rank)") }
-        if try store.check(["member/\(rank)"]), try store.get("member/\(rank)", timeout: .seconds(5)) == Array(holder.utf8) {
+        if try Self.value(of: "member/\(rank)", in: store) == Array(holder.utf8) {
             _ = try store.delete("member/\(rank)")
         }
         guard try store.keys(prefix: "member/").isEmpty else { return }
@@ -222,7 +233,7 @@ struct GroupRound {
     /// Deletes every key of round `round` and, when it is current, the round pointer.
     private func deleteRound(_ round: String) throws(CCLError) {
         for key in try base.keys(prefix: "\(name)/\(round)/") { _ = try base.delete(key) }
-        if try base.check(["\(name)/round"]), try base.get("\(name)/round", timeout: .seconds(5)) == Array(round.utf8) {
+        if try Self.value(of: "\(name)/round", in: base) == Array(round.utf8) {
             _ = try base.delete("\(name)/round")
         }
     }

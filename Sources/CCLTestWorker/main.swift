@@ -12,6 +12,7 @@ import Foundation
 //   group  [host=H] port=P token=T rank=R world=W [node=ID] writer=R count=N seed=S [lengths=…] [qhost=H]
 //   store  [host=H] token=T        (a store server; prints PORT p)
 //   rank   [fail=R code=C] [killself=R]   (under `ccl launch`)
+//   restart port=P token=T rank=R world=W transport=shm|tcp [die=K] [rejoin=1] [queue=N]  (Restart.swift)
 //
 // It prints `HANDLE <json>` (writer), `READY`, `DONE <n>`, or `ERROR <code> <description>` and
 // exits 1. Everything the tests check is on stdout, one line each.
@@ -162,6 +163,7 @@ do {
     case "group": try group()
     case "collectives": try collectives()
     case "dispatch": try dispatch()
+    case "restart": try restartingRank()
     default: throw CCLError(.invalidArgument, operation: "worker", "first argument must be read or write")
     }
 } catch {

@@ -112,7 +112,8 @@ import Testing
                 _ = try group.allGatherObject(group.rank, timeout: .seconds(30))
                 return "passed"
             } catch {
-                return "\((error as? CCLError)?.code.name ?? "?") after \(Date().timeIntervalSince(start) < 5 ? "under 5 s" : "too long"): \(error)"
+                return
+                    "\((error as? CCLError)?.code.name ?? "?") after \(Date().timeIntervalSince(start) < 5 ? "under 5 s" : "too long"): \(error)"
             }
         }
         for rank in 0..<2 {
@@ -158,4 +159,43 @@ final class LockedResults<R: Sendable>: @unchecked Sendable {
     }
 
     var values: [Result<R, any Error>] { slots.compactMap { $0 } }
+}
+
+@Suite struct GroupLifetimeTests {
+    @Test("300 group lifetimes of 2 ranks against one TCP store leave its key count where it started")
+    func manyLifetimes() throws {
+        let server = try TCPStoreServer(token: "life")
+        let observer = try TCPStoreClient(host: "127.0.0.1", port: server.port, token: "life")
+        try observer.set("unrelated", [1])
+        let before = try observer.numKeys()
+        let results = LockedResults<Int>(count: 2)
+        let threads = (0..<2).map { rank in
+            Thread {
+                results.set(
+                    rank,
+                    Result {
+                        let store = try TCPStoreClient(host: "127.0.0.1", port: server.port, token: "life", timeout: .seconds(10))
+                        for lifetime in 0..<300 {
+                            let group = try StatelessProcessGroup(rank: rank, worldSize: 2, store: store, timeout: .seconds(10))
+                            guard try group.allGatherObject(lifetime * 10 + rank) == [lifetime * 10, lifetime * 10 + 1] else {
+                                throw CCLError(.malformed, operation: "lifetime \(lifetime)", "saw another lifetime's data")
+                            }
+                            _ = try group.broadcastObject(rank == 0 ? "config \(lifetime)" : nil, from: 0)
+                            try group.barrier()
+                            group.close()
+                        }
+                        return 300
+                    })
+            }
+        }
+        for thread in threads { thread.start() }
+        results.waitAll()
+        for result in results.values { #expect(try result.get() == 300) }
+        // The last rank out deletes the round; give its requests a moment to land.
+        let deadline = Date().addingTimeInterval(5)
+        while try observer.numKeys() != before, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        let left = try observer.keys(prefix: "")
+        #expect(left.count == before, "\(left)")
+        withExtendedLifetime(server) {}
+    }
 }
