@@ -1,6 +1,5 @@
 import CCLCore
 import CCLSystem
-import Glibc
 
 /// The round of a group that this process joined: the group's keys live under
 /// `<name>/<round id>/`, so nothing of an earlier round (a dead predecessor's data, a closed
@@ -13,11 +12,12 @@ import Glibc
 ///                              store deletes it when that process's connection closes
 /// <name>/<id>/joined/<rank>    who took the rank in this round (stays after a death)
 /// <name>/<id>/sealed           "complete" once every rank is there, "abandoned" if it never will be
+/// <name>/<id>/duplicate/<rank> a second live process that asked for the rank while the round formed
 /// <name>/<id>/...              the group's data
 /// ```
 /// Joining a round: claim the rank's member key. Held by another live process: a duplicate rank,
 /// an error naming both (after up to a second, in case the holder has just died and the store has
-/// not seen its connection close yet). Held by a complete round's member in this same process (a
+/// not seen its connection close yet); while the round forms, every member fails with it too. Held by a complete round's member in this same process (a
 /// group made again under its name while the old one is still open): a new round. Free, but the
 /// rank was already taken in this round (its holder died or closed): a new round, which the others
 /// see and follow while they wait. Otherwise wait until every rank's member and joined keys name
@@ -72,6 +72,9 @@ struct GroupRound {
                     try round.pause(until: deadline, operation: operation)
                     continue
                 }
+                // While the round forms, its members fail too (the job is misconfigured); a
+                // formed round goes on, and only this late process is turned away.
+                if try round.seal() != .complete { try store.set("duplicate/\(rank)", Array(holder.utf8)) }
                 throw CCLError(
                     .invalidArgument, operation: operation, rank: global, peer: Holder.describe(other),
                     "rank \(global) of group \(name) is held by \(Holder.describe(other)), still connected to the store; this process (\(Holder.describe(holder))) cannot take it too. Was the rank given to two processes?"
@@ -144,6 +147,13 @@ struct GroupRound {
     private func awaitMembers(until deadline: UInt64?, operation: String) throws(CCLError) -> Seal {
         let joined = (0..<worldSize).map { "joined/\($0)" }
         while true {
+            let duplicates = try store.keys(prefix: "duplicate/")
+            if !duplicates.isEmpty {
+                if try close(as: .abandoned) == .complete { return .complete }
+                let error = try duplicateError(duplicates, operation: operation)
+                try leave()
+                throw error
+            }
             switch try seal() {
             case .complete: return .complete
             case .abandoned: return .abandoned
@@ -164,8 +174,7 @@ struct GroupRound {
                 _ = try close(as: .abandoned)
             } else if allJoined {
                 // Every rank joined, but one has gone since: wait for its successor's new round.
-                var pause = timespec(tv_sec: 0, tv_nsec: Int(slice))
-                _ = nanosleep(&pause, nil)
+                sleepNanoseconds(slice)
             }
         }
     }
@@ -186,6 +195,22 @@ struct GroupRound {
     }
 
     private func global(_ member: Int) -> Int { globalRanks?[member] ?? member }
+
+    /// "rank 1 of group world was started twice: pid 812 on a and pid 907 on b".
+    private func duplicateError(_ keys: [String], operation: String) throws(CCLError) -> CCLError {
+        var parts: [String] = []
+        var ranks: [String] = []
+        for key in keys {
+            guard let member = Int(key.dropFirst("duplicate/".count)) else { continue }
+            let first = try Self.value(of: "joined/\(member)", in: store).map { Holder.describe(String(decoding: $0, as: UTF8.self)) }
+            let second = try Self.value(of: key, in: store).map { Holder.describe(String(decoding: $0, as: UTF8.self)) }
+            ranks.append("rank \(global(member))")
+            parts.append("rank \(global(member)) was started twice: \(first ?? "one process") and \(second ?? "another")")
+        }
+        return CCLError(
+            .invalidArgument, operation: operation, rank: global(rank), peer: ranks.joined(separator: ", "),
+            "group \(name) cannot form: " + parts.joined(separator: "; ") + " (give each process its own rank)")
+    }
 
     /// Which ranks are missing, and why, when the round did not complete in time.
     private func timeoutError(operation: String) throws(CCLError) -> CCLError {
@@ -215,8 +240,7 @@ struct GroupRound {
             throw CCLError(
                 .timeout, operation: operation, rank: global(rank), "rank \(global(rank)) of group \(name) stayed held by another process")
         }
-        var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
-        _ = nanosleep(&pause, nil)
+        sleepNanoseconds(50_000_000)
     }
 
     /// Gives up this rank's place in the round; the last one out deletes the round's keys.
@@ -262,9 +286,8 @@ enum Holder {
     private static let processNonce = String(UInt64.random(in: 0...UInt64.max), radix: 16)
 
     static func make() -> String {
-        var name = [CChar](repeating: 0, count: 256)
-        let host = gethostname(&name, name.count) == 0 ? String(decoding: name.prefix { $0 != 0 }.map(UInt8.init), as: UTF8.self) : "?"
-        return "pid \(getpid()) on \(host), process \(processNonce), group \(String(UInt64.random(in: 0...UInt64.max), radix: 16))"
+        let group = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        return "pid \(ProcessIdentity.current().pid) on \(NodeIdentity.hostName()), process \(processNonce), group \(group)"
     }
 
     static func sameProcess(_ a: String, _ b: String) -> Bool { processPart(a) == processPart(b) }

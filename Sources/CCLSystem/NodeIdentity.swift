@@ -21,7 +21,8 @@ public enum NodeIdentity {
         return "host:\(hostName())/net:\(network)"
     }
 
-    static func hostName() -> String {
+    /// This machine's host name (`gethostname`), "unknown" when it cannot be read.
+    public static func hostName() -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
