@@ -20,8 +20,8 @@ import CCLSystem
 /// not seen its connection close yet); while the round forms, every member fails with it too. Held by a complete round's member in this same process (a
 /// group made again under its name while the old one is still open): a new round. Free, but the
 /// rank was already taken in this round (its holder died or closed): a new round, which the others
-/// see and follow while they wait. Otherwise wait until every rank's member and joined keys name
-/// the same holder, then seal the round "complete". A round that stops being current while
+/// see and follow while they wait. Otherwise wait until rank 0 sees every rank's member and joined
+/// keys name the same holder and seals the round "complete". A round that stops being current while
 /// members wait is sealed "abandoned", and they join the current one.
 ///
 /// Clean-up: whoever leaves a round last (no member claims left) deletes its keys and, when it is
@@ -167,14 +167,20 @@ struct GroupRound {
                 throw try timeoutError(operation: operation)
             }
             let slice = min(remaining ?? Self.slice, Self.slice)
-            let allJoined = (try? store.wait(joined, timeout: .nanoseconds(slice))) != nil
-            if allJoined, try everyoneHere() {
-                _ = try close(as: .complete)
-            } else if try !isCurrent() {
+            // Rank 0 checks the members and seals; the others wait for the seal (a few requests
+            // per rank, however large the group).
+            if rank == 0 {
+                let allJoined = (try? store.wait(joined, timeout: .nanoseconds(slice))) != nil
+                if allJoined, try everyoneHere() {
+                    _ = try close(as: .complete)
+                } else if try !isCurrent() {
+                    _ = try close(as: .abandoned)
+                } else if allJoined {
+                    // Every rank joined, but one has gone since: wait for its successor's new round.
+                    sleepNanoseconds(slice)
+                }
+            } else if (try? store.wait(["sealed"], timeout: .nanoseconds(slice))) == nil, try !isCurrent() {
                 _ = try close(as: .abandoned)
-            } else if allJoined {
-                // Every rank joined, but one has gone since: wait for its successor's new round.
-                sleepNanoseconds(slice)
             }
         }
     }
