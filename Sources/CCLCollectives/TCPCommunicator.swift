@@ -56,6 +56,15 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     private var budget = CallBudget(.indefinite)
     private var broken: CCLError?
     private var announced = false
+    /// Where the frame being sent to each peer ends, in its connection's `bytesSent`: a rank that
+    /// fails part-way through a frame pads it out, so its abort notice lands where a header is read.
+    private var frameEnds: [UInt64]
+    /// The group rank this communicator's failure goes back to (itself, a peer that died, the
+    /// culprit an abort notice named), passed on in its own notice.
+    private var culprit: Int?
+    /// When the last call returned: a call that returns long after it (late: the peers may have
+    /// given it up) first looks for an abort notice.
+    private var lastReturn: UInt64
     private var scratchBuffer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     /// An outgoing small frame is staged here whole (header, then payload).
     private let stagingBase = UnsafeMutableRawPointer.allocate(
@@ -79,7 +88,9 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         site = CallSite(group: group.name, rank: globalRanks[group.rank], groupRank: group.rank, worldSize: group.worldSize)
         messagesSent = Array(repeating: 0, count: group.worldSize)
         messagesReceived = messagesSent
+        frameEnds = messagesSent
         connections = try TCPMesh.connect(group: group, options: options)
+        lastReturn = monotonicNanoseconds()
     }
 
     deinit {
@@ -115,6 +126,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
             // The peer waited on may itself be waiting on the rank that is really missing and time
             // out at the same moment: tell the others first, then give its notice a moment to
             // arrive, since it names that rank.
+            if culprit == nil { culprit = blamed(named, from: from, to: to) }
             if broken == nil, named.code == .timeout, let from {
                 announce(named)
                 if let notice = abortNotice(from: from, within: 1_000_000_000) {
@@ -126,6 +138,12 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
             fail(named)
             throw named
         }
+    }
+
+    /// The peer whose connection `error` came from, when it is `from` or `to`.
+    private func blamed(_ error: CCLError, from: Int?, to: Int?) -> Int? {
+        for peer in [from, to].compactMap({ $0 }) where connections[peer].map({ error.peer == $0.peerLabel }) == true { return peer }
+        return nil
     }
 
     private func writeHeader(_ target: UnsafeMutableRawPointer, payload: Int) {
@@ -149,7 +167,8 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         // Small frames go out in one piece (header and payload staged together).
         var sendFirst = UnsafeRawBufferPointer(start: nil, count: 0)
         var sendLater = UnsafeRawBufferPointer(start: nil, count: 0)
-        if outgoingConnection != nil {
+        if let outgoingConnection, let to {
+            frameEnds[to] = outgoingConnection.bytesSent &+ UInt64(Self.headerBytes + send.count)
             writeHeader(stagingBase, payload: send.count)
             if send.count <= Self.stagedBytes {
                 if send.count > 0, let base = send.baseAddress {
@@ -199,9 +218,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         )
         let length = UInt64(littleEndian: raw.load(fromByteOffset: 24, as: UInt64.self))
         if words.1 & 0xFF == Self.abortKind {
-            throw CCLError(
-                .peerDead, operation: operation, rank: globalRanks[rank], peer: name(of: peer),
-                "\(name(of: peer)) gave up: \(readReason(connection, length: length, buffered: buffered))")
+            throw abortError(from: peer, origin: words.0, reason: readReason(connection, length: length, buffered: buffered))
         }
         if words == expectedCall, length == UInt64(bytes) { return }
         let mine = Fingerprint(words: expectedCall).map { "\($0)" } ?? "?"
@@ -214,6 +231,42 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         throw CCLError(
             .invalidArgument, operation: operation, rank: globalRanks[rank], peer: name(of: peer),
             "ranks disagree on the call: \(name(of: peer)) called \(theirs); \(name(of: rank)) called \(mine)")
+    }
+
+    /// The error of a call that `peer`'s abort notice ended; it blames the rank the notice traces
+    /// the failure to (`origin`: its group rank + 1, 0 when unknown), and that rank becomes ours.
+    private func abortError(from peer: Int, origin: UInt64, reason: String) -> CCLError {
+        let cause = origin > 0 && origin <= UInt64(worldSize) ? Int(origin - 1) : peer
+        culprit = cause
+        let text =
+            switch cause {
+            case peer: "\(name(of: peer)) gave up: \(reason)"
+            case rank: "\(name(of: peer)) gave up waiting for this rank: \(reason)"
+            default: "\(name(of: peer)) gave up because of \(name(of: cause)): \(reason)"
+            }
+        return CCLError(.peerDead, operation: operation, rank: globalRanks[rank], peer: name(of: cause), text)
+    }
+
+    /// A call that returns long after the previous one (more than half the timeout) may have been
+    /// given up by the peers while this rank was stalled, though their data had all arrived: it
+    /// fails if an abort notice is waiting on any connection.
+    @inline(__always)
+    private func checkLateReturn() throws(CCLError) {
+        let now = monotonicNanoseconds()
+        defer { lastReturn = now }
+        guard let limit = options.timeout.nanoseconds, now &- lastReturn > limit / 2 else { return }
+        for (peer, connection) in connections.enumerated() {
+            guard let connection, connection.peek(into: incomingHeader) == Self.headerBytes else { continue }
+            let raw = UnsafeRawBufferPointer(incomingHeader)
+            guard UInt64(littleEndian: raw.load(fromByteOffset: 8, as: UInt64.self)) & 0xFF == Self.abortKind,
+                (try? connection.receiveAll(into: incomingHeader, timeout: .seconds(1))) != nil
+            else { continue }
+            let origin = UInt64(littleEndian: raw.load(fromByteOffset: 0, as: UInt64.self))
+            let length = UInt64(littleEndian: raw.load(fromByteOffset: 24, as: UInt64.self))
+            let error = abortError(from: peer, origin: origin, reason: readReason(connection, length: length))
+            fail(error)
+            throw error
+        }
     }
 
     /// The reason in an abort notice arriving from `peer` within `nanoseconds`, or nil.
@@ -241,7 +294,10 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         return received ? String(decoding: bytes, as: UTF8.self) : "(reason not received)"
     }
 
-    public func abort(_ error: CCLError) { fail(error) }
+    public func abort(_ error: CCLError) {
+        if culprit == nil { culprit = rank }
+        fail(error)
+    }
 
     /// Marks the communicator broken and tells every peer why (unless already told), then waits,
     /// bounded, for them to read it and close.
@@ -255,18 +311,36 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         TCPConnection.drain(open, for: 1_000_000_000)
     }
 
-    /// Sends an abort notice with `error`'s reason to every peer, best effort (never blocks).
+    /// Sends an abort notice with `error`'s reason and the culprit to every peer, best effort,
+    /// within about a second in all: a frame this rank had begun sending is first padded out
+    /// with zeros (its receiver reads them as the payload, then the notice where it expects the
+    /// next header); a peer that does not take the padding in time gets no notice.
     private func announce(_ error: CCLError) {
         announced = true
         let reason = Array(error.relayText.utf8.prefix(Self.maxReasonBytes))
         var frame = [UInt8](repeating: 0, count: Self.headerBytes)
         frame.withUnsafeMutableBytes { raw in
+            raw.storeBytes(of: UInt64(culprit.map { $0 + 1 } ?? 0).littleEndian, toByteOffset: 0, as: UInt64.self)
             raw.storeBytes(of: Self.abortKind.littleEndian, toByteOffset: 8, as: UInt64.self)
             raw.storeBytes(of: UInt64(reason.count).littleEndian, toByteOffset: 24, as: UInt64.self)
         }
         frame += reason
-        for connection in connections.compactMap({ $0 }) {
-            _ = frame.withUnsafeBytes { try? connection.sendSome($0) }
+        let deadline = monotonicNanoseconds() &+ 1_000_000_000
+        let zeros = [UInt8](repeating: 0, count: 64 << 10)
+        func left() -> Timeout { .nanoseconds(max(deadline &- monotonicNanoseconds(), 50_000_000)) }
+        for (peer, connection) in connections.enumerated() {
+            guard let connection else { continue }
+            var owed = frameEnds[peer] > connection.bytesSent ? frameEnds[peer] - connection.bytesSent : 0
+            while owed > 0, monotonicNanoseconds() < deadline {
+                let piece = Int(min(owed, UInt64(zeros.count)))
+                guard
+                    (zeros.withUnsafeBytes { try? connection.sendAll(UnsafeRawBufferPointer(rebasing: $0[0..<piece]), timeout: left()) })
+                        != nil
+                else { break }
+                owed -= UInt64(piece)
+            }
+            guard owed == 0 else { continue }
+            _ = frame.withUnsafeBytes { try? connection.sendAll($0, timeout: left()) }
         }
     }
 
@@ -288,6 +362,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
 
     /// Argument errors: the peers are told at once rather than at their timeout.
     private func rejected(_ error: CCLError) -> CCLError {
+        if culprit == nil { culprit = rank }
         fail(error)
         return error
     }
@@ -303,6 +378,13 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         do { try site.checkBuffers(call, input: input, output: output, stream: stream, device: .host, backend: Self.backendName) } catch {
             throw rejected(error)
         }
+        let completion = try run(call, input: input, output: output)
+        try checkLateReturn()
+        return completion
+    }
+
+    @inline(__always)
+    private func run(_ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer) throws(CCLError) -> Completion {
         let count = call.count, dtype = call.dtype
         switch call.op {
         case .allReduce(let op): try runAllReduce(input.hostBytes, into: output.mutableHostBytes, count: count, dtype: dtype, op: op)

@@ -24,6 +24,9 @@ package final class TCPConnection: @unchecked Sendable {
     package var rank: Int?
     /// How waits spin before blocking in poll(2).
     package var spin: SocketSpinPolicy
+    /// Every byte sent on this connection so far (a sender that must finish a frame it began
+    /// knows from this how much of it went out).
+    package private(set) var bytesSent: UInt64 = 0
 
     init(fd: Int32, peer: SocketAddress, local: SocketAddress, spin: SocketSpinPolicy) {
         self.fd = fd
@@ -187,11 +190,21 @@ package final class TCPConnection: @unchecked Sendable {
     func trySend(_ base: UnsafeRawPointer, _ count: Int) throws(SystemError) -> Int {
         let fd = self.fd
         do {
-            return try sysCall("send") { Glibc.send(fd, base, count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
+            let sent = try sysCall("send") { Glibc.send(fd, base, count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT)) }
+            bytesSent &+= UInt64(sent)
+            return sent
         } catch {
             if error.errno == EAGAIN || error.errno == EWOULDBLOCK { return 0 }
             throw error
         }
+    }
+
+    /// Copies what has arrived, up to `buffer.count` bytes, without consuming it: the count, 0
+    /// when nothing has (or at end of stream, or on an error: the next receive reports those).
+    package func peek(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        guard let base = buffer.baseAddress, buffer.count > 0, fd >= 0 else { return 0 }
+        let fd = self.fd
+        return (try? sysCall("recv") { Glibc.recv(fd, base, buffer.count, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT)) }) ?? 0
     }
 
     /// Bytes received, 0 when nothing is there, nil at end of stream.

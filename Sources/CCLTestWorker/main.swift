@@ -44,9 +44,12 @@ let options: QueueOptions = {
     return options
 }()
 
+/// Reports the error and exits 1; with `linger=SECONDS`, after staying alive that long (a process
+/// that survives its failed call, as a server would, keeps its connections open).
 func fail(_ error: any Error) -> Never {
     let code = (error as? CCLError)?.code.name ?? "other"
     say("ERROR \(code) \(error)")
+    if let linger = arguments["linger"].flatMap(UInt32.init) { sleep(linger) }
     exit(1)
 }
 

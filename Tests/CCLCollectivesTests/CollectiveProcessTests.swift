@@ -107,6 +107,30 @@ func runCollectiveWorkers(
         workers[1].sigkill()
     }
 
+    @Test("TCP: a stalled rank that wakes fails the call its peers gave up on, saying so")
+    func lateRank() throws {
+        let workers = try runCollectiveWorkers(
+            world: 2, ["transport": "tcp", "counts": "7", "dtypes": "float32", "stall": "1", "timeout": "2", "linger": "12"])
+        try workers[1].expect("STALLING")
+        let early = try workers[0].expect("ERROR")
+        #expect(early.contains("timeout") && early.contains("rank 1"), "\(early)")
+        // The peer's data for call #1 is in the late rank's socket: the call must still fail.
+        let late = try workers[1].expect("ERROR")
+        #expect(late.contains("#1 on group world") && late.contains("rank 0 gave up waiting for this rank"), "\(late)")
+        for worker in workers { worker.sigkill() }
+    }
+
+    @Test("TCP: with 4 ranks and 64 MiB, every survivor of a killed rank names it, not a rank that only gave up")
+    func killedRankNamedByEverySurvivor() throws {
+        let workers = try runCollectiveWorkers(
+            world: 4, ["transport": "tcp", "counts": "16777216", "dtypes": "float32", "killself": "2", "timeout": "10"])
+        try workers[2].expect("KILLING")
+        for rank in [0, 1, 3] {
+            let line = try workers[rank].expect("ERROR")
+            #expect(line.contains("peerDead") && line.contains("peer rank 2"), "rank \(rank): \(line)")
+        }
+    }
+
     @Test("a rank killed mid-collective makes the others fail naming it", arguments: ["shm", "tcp"])
     func killedRank(transport: String) throws {
         let start = Date()
