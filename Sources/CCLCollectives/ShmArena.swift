@@ -24,6 +24,9 @@ final class ShmArena: @unchecked Sendable {
     private(set) var epoch: UInt64 = 0
     /// Set once a wait failed for a reason other than a mismatched call; later calls rethrow it.
     private(set) var broken: CCLError?
+    /// The communicator's current collective (its sequence number, truncated, never 0): a rank
+    /// that gives up publishes it as its abort word, so a late peer knows which call it gave up.
+    var currentCall: UInt32 = 1
 
     var worldSize: Int { view.layout.worldSize }
 
@@ -195,13 +198,23 @@ final class ShmArena: @unchecked Sendable {
         }
     }
 
+    /// The first peer that gave up call `call` or an earlier one, with its reason (one atomic load
+    /// per peer).
+    func peerThatGaveUp(atOrBefore call: UInt32) -> (peer: Int, reason: String)? {
+        for peer in 0..<worldSize where peer != rank {
+            let word = view.aborted(peer).load(ordering: .acquiring)
+            if word != 0, Int32(bitPattern: call &- word) >= 0 { return (peer, view.reason(peer)) }
+        }
+        return nil
+    }
+
     /// Marks the arena broken by `error` and tells the other ranks why, so they stop waiting for
     /// this one at once instead of at their timeout.
     func fail(_ error: CCLError) {
         guard broken == nil else { return }
         broken = error
         view.setReason(rank, error.relayText)
-        view.aborted(rank).store(1, ordering: .sequentiallyConsistent)
+        view.aborted(rank).store(currentCall, ordering: .sequentiallyConsistent)
         view.wakeWord.wrappingIncrement(ordering: .sequentiallyConsistent)
         Futex.wake(view.wakeWordAddress)
     }

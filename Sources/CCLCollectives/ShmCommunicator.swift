@@ -31,6 +31,9 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     /// Source pointers for the reductions, one per rank (allocated once).
     let sources: UnsafeMutableBufferPointer<UnsafeRawPointer>
     private var budget = CallBudget(.indefinite)
+    /// When the last call returned: a call that returns long after it (late: the peers may have
+    /// given it up) first checks that none did.
+    private var lastReturn: UInt64
     /// Per peer: pieces sent and received through its mailbox, and messages sent and received.
     var piecesSent: [UInt64]
     var piecesReceived: [UInt64]
@@ -51,6 +54,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
         piecesReceived = piecesSent
         messagesSent = piecesSent
         messagesReceived = piecesSent
+        lastReturn = monotonicNanoseconds()
     }
 
     deinit { sources.deallocate() }
@@ -83,6 +87,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     private func begin(_ kind: CollectiveKind, dtype: DType, op: ReduceOp? = nil, count: Int, root: Int? = nil) throws(CCLError) {
         if let broken = arena.broken { throw broken }
         sequence &+= 1
+        arena.currentCall = max(1, UInt32(truncatingIfNeeded: sequence))
         call = Fingerprint(sequence: sequence, kind: kind, dtype: dtype, op: op, count: count, root: root)
         budget = CallBudget(options.timeout)
         if options.checkCalls {
@@ -135,6 +140,30 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
         do { try site.checkBuffers(call, input: input, output: output, stream: stream, device: .host, backend: Self.backendName) } catch {
             throw rejected(error)
         }
+        let completion = try run(call, input: input, output: output)
+        try checkLateReturn()
+        return completion
+    }
+
+    /// A call that returns more than half the timeout after the previous one may have been given
+    /// up by a peer while this rank was stalled, though the peer's data was all there: it fails
+    /// if a peer gave up this call (or an earlier one).
+    @inline(__always)
+    private func checkLateReturn() throws(CCLError) {
+        let now = monotonicNanoseconds()
+        defer { lastReturn = now }
+        guard let limit = options.timeout.nanoseconds, now &- lastReturn > limit / 2,
+            let (peer, reason) = arena.peerThatGaveUp(atOrBefore: arena.currentCall)
+        else { return }
+        let error = CCLError(
+            .peerDead, operation: "\(call) on group \(arena.groupName)", rank: arena.globalRanks[arena.rank],
+            peer: arena.name(of: peer), "\(arena.name(of: peer)) gave up this call: \(reason)")
+        arena.fail(error)
+        throw error
+    }
+
+    @inline(__always)
+    private func run(_ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer) throws(CCLError) -> Completion {
         let count = call.count, dtype = call.dtype
         switch call.op {
         case .allReduce(let op): try runAllReduce(input.hostBytes, into: output.mutableHostBytes, count: count, dtype: dtype, op: op)
