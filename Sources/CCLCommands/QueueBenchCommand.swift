@@ -124,7 +124,9 @@ struct QueueBenchRun {
     let idleSeconds: Double
     let scale: Double
 
-    static let benchRank = 1_000_000
+    /// The bench's own rank in both queues: the one after the readers' (errors name it as the
+    /// writer, so it reads as a rank of the run).
+    var benchRank: Int { readerCount }
     /// Idle-then-wake samples per reader count (each after `idleSeconds` of silence).
     static let wakeRounds = 5
 
@@ -140,20 +142,20 @@ struct QueueBenchRun {
     }
 
     func run() throws -> [QueueBenchRow] {
-        let writer = try MessageQueueWriter(localReaders: Array(0..<readerCount), rank: Self.benchRank, options: options)
+        let writer = try MessageQueueWriter(localReaders: Array(0..<readerCount), rank: benchRank, options: options)
         let handle = String(decoding: try JSONEncoder().encode(writer.handle), as: UTF8.self)
         let executable = currentExecutable()
         var children: [ChildProcess] = []
         defer { for child in children { child.kill() } }
         for r in 0..<readerCount {
-            var args = ["bench", "queue-reader", "--rank", "\(r)", "--handle", handle]
+            var args = ["bench", "queue-reader", "--rank", "\(r)", "--bench-rank", "\(benchRank)", "--handle", handle]
             args += ["--spin-ns", "\(options.wait.spinNanoseconds)", "--yield-ns", "\(options.wait.yieldNanoseconds)"]
             args += ["--sizes", sizes.map(String.init).joined(separator: ",")]
             children.append(try ChildProcess(executable: executable, arguments: args))
         }
         let replyHandleJSON = try children[0].expect("HANDLE").dropFirst().joined(separator: " ")
         let replyHandle = try JSONDecoder().decode(MessageQueueHandle.self, from: Data(replyHandleJSON.utf8))
-        let replies = try MessageQueueReader(handle: replyHandle, rank: Self.benchRank, options: options)
+        let replies = try MessageQueueReader(handle: replyHandle, rank: benchRank, options: options)
         try writer.waitUntilReady()
         try replies.waitUntilReady()
 
@@ -279,6 +281,8 @@ struct QueueBenchReaderCommand: ParsableCommand {
         shouldDisplay: false)
 
     @Option var rank: Int
+    /// The bench's rank: the reader of rank 0's reply queue.
+    @Option var benchRank: Int
     @Option var handle: String
     @Option var sizes: String
     @Option var spinNs: UInt64
@@ -296,7 +300,7 @@ struct QueueBenchReaderCommand: ParsableCommand {
             var replyOptions = options
             replyOptions.chunkBytes = 4096
             replyOptions.chunkCount = 4
-            let writer = try MessageQueueWriter(localReaders: [QueueBenchRun.benchRank], rank: rank, options: replyOptions)
+            let writer = try MessageQueueWriter(localReaders: [benchRank], rank: rank, options: replyOptions)
             emitLine("HANDLE " + String(decoding: try JSONEncoder().encode(writer.handle), as: UTF8.self))
             try writer.waitUntilReady()
             replies = writer

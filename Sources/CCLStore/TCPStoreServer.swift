@@ -59,6 +59,12 @@ public final class TCPStoreServer: @unchecked Sendable {
 
     deinit { close() }
 
+    /// Key lookups made so far to wake parked requests (tests), read on the server's loop.
+    func wakeLookups() throws -> Int {
+        let core = core
+        return try core.loop.submit { core.wakeLookups }.wait()
+    }
+
     /// Sets the page size of `keys` replies (tests), on the server's loop.
     func setKeysPerPage(_ count: Int) throws {
         let core = core
@@ -116,11 +122,16 @@ final class StoreServerCore: @unchecked Sendable {
         waitingForHello.removeAll { $0.owner == owner }
     }
 
+    /// A `get` or `wait` waiting for keys. `firstMissing`: the keys before it were set when last
+    /// looked at, so a `set` costs one lookup per parked request, not one per key it waits for.
     struct Parked {
         let keys: [String]
         let timer: Scheduled<Void>?
         let finish: (Bool) -> Void
+        var firstMissing = 0
     }
+    /// Key lookups made to wake parked requests (tests check that a `set` costs O(parked)).
+    private(set) var wakeLookups = 0
 
     init(loop: any EventLoop, logger: Logger, stallTimeout: TimeAmount) {
         self.loop = loop
@@ -248,10 +259,26 @@ final class StoreServerCore: @unchecked Sendable {
     }
 
     private func wakeParked() {
-        for (owner, request) in parked where state.missing(request.keys).isEmpty {
-            parked[owner] = nil
-            request.timer?.cancel()
-            request.finish(true)
+        for owner in Array(parked.keys) {
+            guard var request = parked[owner] else { continue }
+            while request.firstMissing < request.keys.count {
+                wakeLookups += 1
+                guard state.get(request.keys[request.firstMissing]) != nil else { break }
+                request.firstMissing += 1
+            }
+            if request.firstMissing == request.keys.count {
+                // A key counted before may have been deleted since: check them all, once.
+                wakeLookups += request.keys.count
+                if let missing = state.missing(request.keys).first, let index = request.keys.firstIndex(of: missing) {
+                    request.firstMissing = index
+                } else {
+                    parked[owner] = nil
+                    request.timer?.cancel()
+                    request.finish(true)
+                    continue
+                }
+            }
+            parked[owner] = request
         }
     }
 

@@ -56,4 +56,47 @@ import Testing
         #expect(try client.numKeys() == count + 1)
         withExtendedLifetime(server) {}
     }
+
+    @Test("a set costs one lookup per parked wait, not one per key waited for (20 waits of 65,536 keys)")
+    func parkedWaitsStayCheap() throws {
+        let server = try TCPStoreServer(token: "t")
+        let keys = (0..<StoreWire.maxKeys).map { "never/\($0)" }
+        let waiters = try (0..<20).map { _ in try TCPStoreClient(host: "127.0.0.1", port: server.port, token: "t", timeout: .seconds(30)) }
+        let threads = waiters.map { client in Thread { _ = try? client.wait(keys, timeout: .seconds(20)) } }
+        for thread in threads { thread.start() }
+        let setter = try TCPStoreClient(host: "127.0.0.1", port: server.port, token: "t", timeout: .seconds(30))
+        // The waits are parked once a key they do not wait for is seen by all of them.
+        Thread.sleep(forTimeInterval: 1)
+        let before = try server.wakeLookups()
+        for index in 0..<100 { try setter.set("other/\(index)", [1]) }
+        let lookups = try server.wakeLookups() - before
+        #expect(lookups <= 100 * 20, "\(lookups) lookups for 100 sets with 20 parked waits")
+        for waiter in waiters { waiter.close() }
+        withExtendedLifetime(server) {}
+    }
+
+    @Test("a parked wait wakes only when all its keys are there at once (a key set, deleted, set again)")
+    func parkedWaitRechecks() throws {
+        let server = try TCPStoreServer(token: "t")
+        let waiter = try TCPStoreClient(host: "127.0.0.1", port: server.port, token: "t", timeout: .seconds(30))
+        let setter = try TCPStoreClient(host: "127.0.0.1", port: server.port, token: "t", timeout: .seconds(30))
+        let done = LockedResults<Bool>(count: 1)
+        Thread {
+            done.set(
+                0,
+                Result {
+                    try waiter.wait(["a", "b"], timeout: .seconds(20)); return try setter.check(["a", "b"])
+                })
+        }.start()
+        Thread.sleep(forTimeInterval: 0.3)
+        try setter.set("a", [1])
+        #expect(try setter.delete("a"))
+        try setter.set("b", [1])
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(done.values.isEmpty, "woke with a missing")
+        try setter.set("a", [2])
+        done.waitAll()
+        #expect(try done.values.first?.get() == true)
+        withExtendedLifetime(server) {}
+    }
 }
