@@ -73,7 +73,7 @@ let package = Package(
         .target(
             name: "CCL",
             dependencies: [
-                "CCLBackend", "CCLCore", "CCLQueue", "CCLStore", "CCLTopology", "CCLCollectives", "CCLNCCL",
+                "CCLBackend", "CCLCore", "CCLQueue", "CCLStore", "CCLSystem", "CCLTopology", "CCLCollectives", "CCLNCCL",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
@@ -105,7 +105,17 @@ let package = Package(
         .testTarget(name: "CCLStoreTests", dependencies: ["CCLStore", "CCLCore", "CCLSystem", "CCLTestSupport"]),
         .testTarget(
             name: "CCLTopologyTests", dependencies: ["CCLTopology", "CCLCore"], exclude: ["vllm_layout_oracle.py"]),
-        .testTarget(name: "CCLCommandsTests", dependencies: ["ccl", "CCLCommands", "CCLTestWorker", "CCLTestSupport"]),
+        // Examples/: small programs a user runs under `ccl launch`; the README quotes them.
+        .executableTarget(name: "GroupExample", dependencies: ["CCL"], path: "Examples/GroupExample"),
+        .executableTarget(name: "QueueExample", dependencies: ["CCL"], path: "Examples/QueueExample"),
+        .executableTarget(name: "TensorParallelExample", dependencies: ["CCL"], path: "Examples/TensorParallelExample"),
+        .executableTarget(name: "TopologyExample", dependencies: ["CCL"], path: "Examples/TopologyExample"),
+        .testTarget(
+            name: "CCLCommandsTests",
+            dependencies: [
+                "ccl", "CCLCommands", "CCLTestWorker", "CCLTestSupport", "GroupExample", "QueueExample", "TensorParallelExample",
+                "TopologyExample",
+            ]),
         .testTarget(
             name: "CCLQueueTests",
             dependencies: [

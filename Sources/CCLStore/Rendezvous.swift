@@ -26,4 +26,28 @@ public enum Rendezvous {
         let store = try TCPStoreClient(host: host, port: port, token: token, timeout: timeout)
         return (store, server)
     }
+
+    /// Ends this rank's use of the job's store; call it last, on every rank. The other ranks say
+    /// so, and the rank serving the store (`server` non-nil) waits until all have before it
+    /// returns, so that no rank loses the store in the middle of a request when it exits.
+    /// Its keys are deleted again.
+    public static func finish(
+        store: TCPStoreClient, server: TCPStoreServer?, rank: Int, worldSize: Int, timeout: Timeout = .seconds(60)
+    ) throws(CCLError) {
+        let key = { (r: Int) in "rendezvous/finished/\(r)" }
+        guard server != nil else {
+            try store.set(key(rank), [1])
+            return
+        }
+        let others = (0..<worldSize).filter { $0 != rank }
+        do {
+            try store.wait(others.map(key), timeout: timeout)
+        } catch {
+            let missing = others.filter { (try? store.check([key($0)])) != true }
+            throw CCLError(
+                .timeout, operation: "finish rendezvous (rank \(rank), serving the store)", rank: rank,
+                "waited \(timeout); " + CCLError.missingRanks(missing, "never finished"), cause: error)
+        }
+        for other in others { _ = try? store.delete(key(other)) }
+    }
 }
