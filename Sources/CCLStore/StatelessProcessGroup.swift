@@ -146,7 +146,7 @@ public final class StatelessProcessGroup: @unchecked Sendable {
         }
     }
 
-    /// "rank 1 left group world (its process exited, or it closed the group) ...", with what to do
+    /// "rank 1 left the group before this call (its process exited, or it closed the group)", with what to do
     /// when a restarted rank is already waiting in a new round.
     private func departure(_ departed: [Int], operation: String) -> CCLError {
         let names = departed.map(who).joined(separator: ", ")
