@@ -93,7 +93,14 @@ public struct BackendRegistry: Sendable {
     /// (`agreedCandidates`), so every rank chooses the same backend. A fallback is logged once,
     /// by the group's first rank, with its reason.
     ///
-    /// - Parameter nodes: the node of each group rank.
+    /// - Parameters:
+    ///   - group: the group the communicator serves; every member calls this.
+    ///   - nodes: the node of each group rank.
+    ///   - device: the device of the buffers the communicator will be given.
+    ///   - request: the user's preference order and strictness (`CCL_BACKEND`, a `strict:` option).
+    ///   - launcher: how the job was launched, when known (the choice may depend on it).
+    /// - Returns: the communicator and the decision that picked it (its reason, any fallback).
+    /// - Throws: `CCLError` when no backend can serve, or a strict request cannot be met.
     public func makeCommunicator(
         group: StatelessProcessGroup, nodes: NodeLayout, device: Device = .host, request: BackendRequest = .automatic,
         launcher: LaunchEnvironment.Source? = nil

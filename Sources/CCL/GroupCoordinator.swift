@@ -57,10 +57,22 @@ public final class GroupCoordinator: @unchecked Sendable {
     /// is given its CPU communicator (`CPUCommunicatorFactory.create`), and when `device` is given its
     /// device communicator (the registry's choice for that device, with the same request).
     ///
+    /// Collective: every rank of the group calls it with the same arguments but its own rank.
+    ///
     /// - Parameters:
+    ///   - kind: which groups of the layout (tensor, pipeline, data, expert, context parallel).
+    ///   - layout: the job's parallel layout.
+    ///   - rank: this process's global rank.
+    ///   - store: the job's store; the group's keys go under its name (`tp0`, `pp3`, …).
     ///   - nodes: node of every global rank (`NodeLayout` of the world group).
+    ///   - withQueue: whether to make the group's broadcast queue (its first rank writes).
+    ///   - options: the queue's options.
+    ///   - collectives: when given, the options of the group's CPU communicator (and of the device
+    ///     communicator's backend request).
     ///   - device: this rank's device (`.cuda(localRank)` on a GPU node); every rank of the group
     ///     passes one of the same kind.
+    ///   - timeout: how long forming the group and its queue may wait for the other members.
+    /// - Throws: `CCLError` naming the group when a member never joins, or a backend cannot serve.
     public static func create(
         _ kind: ParallelLayout.Kind, layout: ParallelLayout, rank: Int, store: any Store, nodes: NodeLayout,
         withQueue: Bool = false, options: QueueOptions = QueueOptions(), collectives: CollectiveOptions? = nil, device: Device? = nil,
