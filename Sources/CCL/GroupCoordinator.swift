@@ -14,12 +14,14 @@ import CCLTopology
 public final class GroupCoordinator: @unchecked Sendable {
     /// "tp0", "pp3": the kind and the index in the layout's list.
     public let name: String
+    /// Which groups of the layout this is one of.
     public let kind: ParallelLayout.Kind
     /// Global ranks, in group order.
     public let ranks: [Int]
     /// This process's global rank and its index in `ranks`.
     public let rank: Int
     public let rankInGroup: Int
+    /// The group's process group (its keys under `name` in the job's store).
     public let group: StatelessProcessGroup
     /// The group's broadcast queue (first rank writes), when asked for.
     public let queue: MessageQueueEnd?
@@ -32,7 +34,9 @@ public final class GroupCoordinator: @unchecked Sendable {
     public let cpuChoice: BackendChoice.Decision?
     public let deviceChoice: BackendChoice.Decision?
 
+    /// How many ranks the group has.
     public var worldSize: Int { ranks.count }
+    /// Whether this rank is the group's first (its queue's writer).
     public var isFirstRank: Bool { rankInGroup == 0 }
 
     init(

@@ -11,6 +11,7 @@ import CCLSystem
 /// `QueueOptions.timeout`); a dead writer fails it within ~50 ms of being noticed; a closed
 /// queue yields `.closed` once every message sent before the close was read.
 public final class MessageQueueReader: @unchecked Sendable {
+    /// This reader's rank (one of the handle's reader ranks).
     public let rank: Int
     private enum Source {
         case ring(RingReader)

@@ -12,7 +12,9 @@ import CCLSystem
 /// Every blocking call takes a timeout (default `QueueOptions.timeout`) and fails naming the
 /// readers that hold it up; a dead reader fails it within ~50 ms of being noticed.
 public final class MessageQueueWriter: @unchecked Sendable {
+    /// What readers need to attach (`Codable`: send it through the group, a pipe, argv).
     public let handle: MessageQueueHandle
+    /// The writer's rank, as errors and stall reports name it.
     public let rank: Int
     private let ring: RingWriter?
     private let remote: RemoteFanout?
@@ -67,6 +69,7 @@ public final class MessageQueueWriter: @unchecked Sendable {
         try enqueue(parts: [bytes], timeout: timeout)
     }
 
+    /// Sends `bytes` to every reader.
     public func enqueue(_ bytes: [UInt8], timeout: Timeout? = nil) throws(CCLError) {
         let result = bytes.withUnsafeBytes { raw in
             Result { () throws(CCLError) in try enqueue(parts: [raw], timeout: timeout) }

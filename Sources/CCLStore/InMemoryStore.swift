@@ -5,8 +5,10 @@ import CCLSystem
 public final class InMemoryStore: Store, @unchecked Sendable {
     private let monitor = Monitor()
     private var state = StoreState()
+    /// The timeout of a `get` or `wait` called without one.
     public let defaultTimeout: Timeout
 
+    /// An empty store; `timeout` is the default of `get` and `wait`.
     public init(timeout: Timeout = .seconds(300)) { defaultTimeout = timeout }
 
     public func set(_ key: String, _ value: [UInt8]) {

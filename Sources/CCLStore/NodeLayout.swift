@@ -6,6 +6,7 @@ public struct NodeLayout: Sendable, Equatable {
     /// Node identity of each rank, in rank order.
     public let nodeOfRank: [String]
 
+    /// A layout from every rank's node identity, in rank order (no exchange).
     public init(nodeOfRank: [String]) { self.nodeOfRank = nodeOfRank }
 
     /// Gathers every rank's identity through the group (one all-gather).
@@ -19,6 +20,7 @@ public struct NodeLayout: Sendable, Equatable {
         return nodeOfRank.filter { seen.insert($0).inserted }
     }
 
+    /// How many distinct nodes the group spans.
     public var nodeCount: Int { nodes.count }
 
     /// The index of `rank`'s node in `nodes` (node rank).

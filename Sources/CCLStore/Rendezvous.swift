@@ -7,6 +7,8 @@ import CCLCore
 ///
 /// Ownership: keep the returned server (rank 0) alive until every rank is done with the store.
 public enum Rendezvous {
+    /// The job's store for `launch` (this rank serving it when the environment says so), and
+    /// the server when this rank runs it; `timeout` bounds connecting and each wait.
     public static func join(
         _ launch: LaunchEnvironment, environment: [String: String], timeout: Timeout = .seconds(300)
     ) throws(CCLError) -> (store: TCPStoreClient, server: TCPStoreServer?) {

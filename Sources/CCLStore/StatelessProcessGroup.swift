@@ -19,9 +19,12 @@ import CCLSystem
 ///
 /// Threading: one thread at a time. `close` (or the last reference going away) leaves the round.
 public final class StatelessProcessGroup: @unchecked Sendable {
+    /// This process's rank in the group, and the group's size.
     public let rank: Int
     public let worldSize: Int
+    /// The group's name: its keys go under `<name>/<round>/` in the store it was made on.
     public let name: String
+    /// The timeout of every call made without one, and of forming the group.
     public let timeout: Timeout
     /// Global rank of each member, when this is a sub-group.
     public let globalRanks: [Int]?

@@ -41,17 +41,22 @@ public protocol Store: Sendable {
 }
 
 extension Store {
+    /// `get` with the store's default timeout.
     public func get(_ key: String) throws(CCLError) -> [UInt8] { try get(key, timeout: nil) }
+    /// `wait` with the store's default timeout.
     public func wait(_ keys: [String]) throws(CCLError) { try wait(keys, timeout: nil) }
+    /// Sets `key` to the UTF-8 bytes of `value`.
     public func set(_ key: String, _ value: String) throws(CCLError) { try set(key, Array(value.utf8)) }
 }
 
 /// Keys of another store under `prefix + "/"`, so many groups share one store without clashes
 /// (torch's `PrefixStore`). Errors name the full key.
 public struct PrefixStore: Store {
+    /// The namespace (without the trailing "/"), and the store it lives in.
     public let prefix: String
     public let base: any Store
 
+    /// Keys of `base` under `prefix + "/"`.
     public init(_ prefix: String, _ base: any Store) {
         self.prefix = prefix
         self.base = base

@@ -11,8 +11,10 @@ import NIOPosix
 /// waits on the server; the client allows it its timeout plus `gracePeriod` before giving up
 /// itself. A server that goes away fails the pending and all later calls with `.peerDead`.
 public final class TCPStoreClient: Store, @unchecked Sendable {
+    /// The server's address, as given.
     public let host: String
     public let port: Int
+    /// The timeout of a `get` or `wait` called without one.
     public let defaultTimeout: Timeout
     private let group: MultiThreadedEventLoopGroup
     private let channel: any Channel

@@ -15,6 +15,7 @@ import NIOPosix
 ///
 /// Threading: all connections and the data live on one event-loop thread; `close` from any thread.
 public final class TCPStoreServer: @unchecked Sendable {
+    /// The address it listens on; `port` is the kernel's choice when 0 was asked for.
     public let host: String
     public let port: Int
     private let group: MultiThreadedEventLoopGroup

@@ -9,6 +9,8 @@ import Glibc
 /// their own network stack count as different nodes and reach each other over TCP. Falls back
 /// to the host name when /proc is unavailable.
 public enum NodeIdentity {
+    /// This process's node identity: `CCL_NODE_ID` from `environment` when set and not empty,
+    /// else the boot id and the network-namespace inode (the host name when /proc is missing).
     public static func current(environment: [String: String]) -> String {
         if let explicit = environment["CCL_NODE_ID"], !explicit.isEmpty { return explicit }
         return derived()

@@ -23,7 +23,9 @@ import CCLCore
 /// DP `[[0,8],[4,12],[1,9],[5,13],[2,10],[6,14],[3,11],[7,15]]`,
 /// EP `[[0,1,2,3,8,9,10,11],[4,5,6,7,12,13,14,15]]`.
 public struct ParallelLayout: Sendable, Equatable {
+    /// Ranks in the job (W).
     public let world: Int
+    /// Tensor-, pipeline-, data-, prefill-context- and decode-context-parallel sizes.
     public let tp: Int
     public let pp: Int
     public let dp: Int
@@ -32,6 +34,8 @@ public struct ParallelLayout: Sendable, Equatable {
     /// External data parallel: W / (DP·PP·PCP·TP).
     public let externalDP: Int
 
+    /// The groups of each kind, as vLLM lists them (global ranks; every rank is in exactly one
+    /// group of each kind).
     public let tpGroups: [[Int]]
     public let ppGroups: [[Int]]
     public let dpGroups: [[Int]]
@@ -120,6 +124,7 @@ public struct ParallelLayout: Sendable, Equatable {
         case tp, pp, dp, ep, pcp, dcp
     }
 
+    /// The groups of `kind` (`tpGroups`, `ppGroups`, …).
     public func groups(_ kind: Kind) -> [[Int]] {
         switch kind {
         case .tp: tpGroups
