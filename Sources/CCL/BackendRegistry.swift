@@ -12,6 +12,7 @@ import Logging
 /// Registry order is only the order of listing (error messages, `names`); the preference order
 /// comes from the choice's rules and the user's request.
 public struct BackendRegistry: Sendable {
+    /// Every backend, in the order the default choice considers them.
     public let backends: [any Backend]
     let logger: Logger
 
@@ -31,8 +32,10 @@ public struct BackendRegistry: Sendable {
         self.logger = logger
     }
 
+    /// Their names (what `CCL_BACKEND` may list).
     public var names: [String] { backends.map(\.name) }
 
+    /// The backend called `name`, nil when there is none.
     public func backend(named name: String) -> (any Backend)? { backends.first { $0.name == name } }
 
     /// Every backend as the choice sees it; only those serving `context.device` are probed.

@@ -20,6 +20,7 @@ public final class GroupCoordinator: @unchecked Sendable {
     public let ranks: [Int]
     /// This process's global rank and its index in `ranks`.
     public let rank: Int
+    /// This process's index in `ranks` (its rank in `group`).
     public let rankInGroup: Int
     /// The group's process group (its keys under `name` in the job's store).
     public let group: StatelessProcessGroup
@@ -32,6 +33,7 @@ public final class GroupCoordinator: @unchecked Sendable {
     public let deviceCommunicator: (any Communicator)?
     /// Which backend each communicator came from, and why.
     public let cpuChoice: BackendChoice.Decision?
+    /// Which backend the device communicator came from, and why.
     public let deviceChoice: BackendChoice.Decision?
 
     /// How many ranks the group has.

@@ -24,13 +24,16 @@ public protocol Backend: Sendable {
 /// What a probe and the choice look at: the buffers' device, where the group's ranks live, and
 /// how the job was launched.
 public struct BackendContext: Sendable, Equatable {
+    /// The kind of device whose buffers the communicator will be given.
     public var device: Device.Kind
+    /// Ranks in the group.
     public var worldSize: Int
     /// Distinct nodes among the group's ranks.
     public var nodeCount: Int
     /// The launcher's convention (`LaunchEnvironment.source`); nil when unknown.
     public var launcher: LaunchEnvironment.Source?
 
+    /// A context from counts (tests, and callers without a node layout).
     public init(device: Device.Kind, worldSize: Int, nodeCount: Int, launcher: LaunchEnvironment.Source? = nil) {
         self.device = device
         self.worldSize = worldSize
@@ -38,6 +41,7 @@ public struct BackendContext: Sendable, Equatable {
         self.launcher = launcher
     }
 
+    /// The context of a group with node layout `nodes`.
     public init(device: Device.Kind, nodes: NodeLayout, launcher: LaunchEnvironment.Source? = nil) {
         self.init(device: device, worldSize: nodes.nodeOfRank.count, nodeCount: nodes.nodeCount, launcher: launcher)
     }
@@ -55,11 +59,13 @@ public enum BackendProbe: Sendable, Equatable, CustomStringConvertible {
     /// It cannot: the reason, naming what was tried ("libnccl.so.2 not found (tried: …)").
     case unavailable(reason: String)
 
+    /// Whether the backend can serve here.
     public var isAvailable: Bool {
         if case .available = self { return true }
         return false
     }
 
+    /// "available (NCCL 2.28.3)", "unavailable: libcuda.so.1 not found (tried: …)".
     public var description: String {
         switch self {
         case .available(let version, let details):

@@ -22,10 +22,14 @@ import CCLCore
 public enum BackendChoice {
     /// A registered backend as the choice sees it.
     public struct Candidate: Sendable, Equatable {
+        /// The backend's name.
         public var name: String
+        /// The kind of device it serves.
         public var serves: Device.Kind
+        /// What its probe said, agreed across the group's ranks.
         public var probe: BackendProbe
 
+        /// A candidate as the choice sees it.
         public init(name: String, serves: Device.Kind, probe: BackendProbe) {
             self.name = name
             self.serves = serves
@@ -35,12 +39,14 @@ public enum BackendChoice {
 
     /// The backend chosen and why.
     public struct Decision: Sendable, Equatable, CustomStringConvertible {
+        /// The backend chosen.
         public var backend: String
         /// "requested by CCL_BACKEND=tcp", "default for host buffers on one node".
         public var reason: String
         /// The backends tried before it, each with why it could not run; nil when the first one ran.
         public var fallback: String?
 
+        /// A decision: `backend`, why, and the fallback taken, if any.
         public init(backend: String, reason: String, fallback: String? = nil) {
             self.backend = backend
             self.reason = reason

@@ -14,6 +14,7 @@ public struct BackendRequest: Sendable, Equatable {
     /// Where the request came from, for messages ("CCL_BACKEND=nccl", "--backend tcp").
     public var origin: String
 
+    /// A request: backends in order of preference, strictness, and where it came from.
     public init(preferred: [String] = [], strict: Bool = false, origin: String = "the request") {
         self.preferred = preferred
         self.strict = strict

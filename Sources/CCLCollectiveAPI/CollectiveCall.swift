@@ -61,10 +61,14 @@ public enum CollectiveOp: Sendable, Hashable, CustomStringConvertible {
 /// The description of one call: what every backend's `execute` receives and what a recorder
 /// keeps. `count` is in elements of `dtype` (see `CollectiveOp` for the buffers' sizes).
 public struct CollectiveCall: Sendable, Hashable, CustomStringConvertible {
+    /// The operation, with its reduce op, root or peers.
     public var op: CollectiveOp
+    /// The element type.
     public var dtype: DType
+    /// The number of elements (per rank; see `CollectiveOp` for each operation's buffers).
     public var count: Int
 
+    /// A call of `op` on `count` elements of `dtype`.
     @inlinable
     public init(_ op: CollectiveOp, dtype: DType, count: Int) {
         self.op = op
@@ -86,20 +90,25 @@ public struct CollectiveCall: Sendable, Hashable, CustomStringConvertible {
 /// - `state`: host backends return `.done`; device backends return `.enqueued` with the stream
 ///   the work went on, which has finished the call once the stream has reached it.
 public struct Completion: Sendable, Equatable {
+    /// Finished on return (host backends), or enqueued on a stream (device backends).
     public enum State: Sendable, Equatable {
         case done
         case enqueued(DeviceStream)
     }
 
+    /// The communicator's number for the call (per pair for send and recv).
     public var sequence: UInt64
+    /// Whether the call has finished or is on a stream.
     public var state: State
 
+    /// A completion of call `sequence`.
     @inlinable
     public init(sequence: UInt64, state: State) {
         self.sequence = sequence
         self.state = state
     }
 
+    /// Call `sequence`, finished.
     @inlinable
     public static func done(_ sequence: UInt64) -> Completion { Completion(sequence: sequence, state: .done) }
 }

@@ -30,8 +30,10 @@ public enum Device: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// What a backend serves: host memory or CUDA devices.
     public enum Kind: String, Sendable, Hashable, CaseIterable, CustomStringConvertible {
         case host, cuda
+        /// "host", "cuda".
         public var description: String { rawValue }
     }
 
@@ -50,10 +52,15 @@ public enum Device: Sendable, Hashable, CustomStringConvertible {
 ///
 /// An empty buffer may have no start (`base == nil`); it is never dereferenced.
 public struct DeviceBuffer: @unchecked Sendable {
+    /// Where the buffer starts (nil only when empty).
     public var base: UnsafeMutableRawPointer?
+    /// Its size in bytes.
     public var bytes: Int
+    /// The device its memory is on.
     public var device: Device
 
+    /// A buffer of `bytes` at `base` on `device`; the caller keeps it alive through the call
+    /// (or, on a stream, until the stream has passed it).
     @inlinable
     public init(base: UnsafeMutableRawPointer?, bytes: Int, device: Device) {
         self.base = base
@@ -96,10 +103,12 @@ public struct DeviceBuffer: @unchecked Sendable {
 /// Ownership: a stream does not own its handle; whoever created the CUDA stream destroys it after
 /// the last call enqueued on it has completed.
 public struct DeviceStream: @unchecked Sendable, Equatable {
+    /// The device the stream runs on.
     public var device: Device
     /// The backend's stream handle (`CUstream`); nil for the host and for a device's default stream.
     public var handle: UnsafeMutableRawPointer?
 
+    /// A stream of `device`; `handle` stays the caller's.
     @inlinable
     public init(device: Device, handle: UnsafeMutableRawPointer?) {
         self.device = device

@@ -4,6 +4,7 @@ import CCLCore
 public enum CollectiveKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case allReduce = 1, allGather, reduceScatter, broadcast, gather, barrier, sendRecv
 
+    /// "allReduce", "broadcast", …
     public var description: String {
         switch self {
         case .allReduce: "allReduce"
@@ -25,15 +26,20 @@ public enum CollectiveKind: UInt8, Sendable, CaseIterable, CustomStringConvertib
 /// Packed into three 64-bit words so it can sit in a shared cache line or a frame header:
 /// `sequence`, `kind | dtype << 8 | op << 16 | (root + 1) << 32`, `count`.
 public struct Fingerprint: Sendable, Hashable, CustomStringConvertible {
+    /// The call's number on its communicator.
     public var sequence: UInt64
+    /// Which collective.
     public var kind: CollectiveKind
+    /// Its element type.
     public var dtype: DType
     /// `nil` for collectives without a reduction.
     public var op: ReduceOp?
+    /// Its element count.
     public var count: Int
     /// `nil` for collectives without a root.
     public var root: Int?
 
+    /// A fingerprint of call `sequence`.
     @inlinable
     public init(sequence: UInt64, kind: CollectiveKind, dtype: DType, op: ReduceOp? = nil, count: Int, root: Int? = nil) {
         self.sequence = sequence

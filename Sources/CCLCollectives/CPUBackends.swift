@@ -4,7 +4,9 @@ import CCLStore
 
 /// Shared memory among the ranks of one node (`ShmCommunicator`).
 public struct ShmBackend: Backend {
+    /// The options its communicators get.
     public let options: CollectiveOptions
+    /// A backend whose communicators use `options`.
     public init(options: CollectiveOptions = CollectiveOptions()) { self.options = options }
 
     public var name: String { "shm" }
@@ -24,7 +26,9 @@ public struct ShmBackend: Backend {
 
 /// A TCP mesh among all ranks, anywhere (`TCPCommunicator`).
 public struct TCPBackend: Backend {
+    /// The options its communicators get.
     public let options: CollectiveOptions
+    /// A backend whose communicators use `options`.
     public init(options: CollectiveOptions = CollectiveOptions()) { self.options = options }
 
     public var name: String { "tcp" }
@@ -48,13 +52,17 @@ public struct TCPBackend: Backend {
 /// One tier inside each node and one between nodes (`HierarchicalCommunicator`); by default
 /// shared memory inside and TCP between. Any two host backends compose.
 public struct HierarchicalBackend: Backend {
+    /// The tier inside each node.
     public let intraNode: any Backend
+    /// The tier among the nodes' first ranks.
     public let interNode: any Backend
 
+    /// Shared memory inside each node, TCP among nodes, both with `options`.
     public init(options: CollectiveOptions = CollectiveOptions()) {
         self.init(intraNode: ShmBackend(options: options), interNode: TCPBackend(options: options))
     }
 
+    /// Any two host backends as the tiers (MPI among nodes, say).
     public init(intraNode: any Backend, interNode: any Backend) {
         self.intraNode = intraNode
         self.interNode = interNode

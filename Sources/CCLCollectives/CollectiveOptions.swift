@@ -14,6 +14,7 @@ public struct CollectiveOptions: Sendable {
         case auto, shm, tcp
     }
 
+    /// The transport to use (`CCL_TRANSPORT`); `.auto` by default.
     public var transport: Transport = .auto
     /// Which backends to prefer, and whether to fall back (`CCL_BACKEND`, `CCL_BACKEND_STRICT`);
     /// when it names none, `transport` decides.
@@ -34,6 +35,7 @@ public struct CollectiveOptions: Sendable {
     /// Warnings (a multi-node group listening on loopback).
     public var logger = Logger(label: "ccl.collectives")
 
+    /// The defaults: automatic choice, 300 s timeout, call checks on.
     public init() {}
 
     /// The error for a bad variable: it names the variable, the value and what was expected.
@@ -90,36 +92,43 @@ public struct CollectiveOptions: Sendable {
 
 // The settings' earlier places, before each backend owned its own.
 extension CollectiveOptions {
+    /// Deprecated: `tcp.host`.
     @available(*, deprecated, renamed: "tcp.host")
     public var host: String {
         get { tcp.host }
         set { tcp.host = newValue }
     }
+    /// Deprecated: `tcp.token`.
     @available(*, deprecated, renamed: "tcp.token")
     public var token: String {
         get { tcp.token }
         set { tcp.token = newValue }
     }
+    /// Deprecated: `tcp.allReduce`.
     @available(*, deprecated, renamed: "tcp.allReduce")
     public var tcpAllReduce: PeerAllReduce? {
         get { tcp.allReduce }
         set { tcp.allReduce = newValue }
     }
+    /// Deprecated: `shm.slotBytes`.
     @available(*, deprecated, renamed: "shm.slotBytes")
     public var slotBytes: Int {
         get { shm.slotBytes }
         set { shm.slotBytes = newValue }
     }
+    /// Deprecated: `shm.mailboxBytes`.
     @available(*, deprecated, renamed: "shm.mailboxBytes")
     public var mailboxBytes: Int? {
         get { shm.mailboxBytes }
         set { shm.mailboxBytes = newValue }
     }
+    /// Deprecated: `shm.allReduce`.
     @available(*, deprecated, renamed: "shm.allReduce")
     public var shmAllReduce: SlotAllReduce? {
         get { shm.allReduce }
         set { shm.allReduce = newValue }
     }
+    /// Deprecated: `shm.wait`.
     @available(*, deprecated, renamed: "shm.wait")
     public var wait: WaitPolicy {
         get { shm.wait }

@@ -10,6 +10,7 @@ import CCLSystem
 /// Threading: one thread at a time (see `Communicator`).
 public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Sendable {
     let arena: ShmArena
+    /// The options it was made with.
     public let options: CollectiveOptions
     let site: CallSite
     public var rank: Int { arena.rank }

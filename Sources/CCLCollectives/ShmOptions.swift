@@ -14,6 +14,7 @@ public struct ShmOptions: Sendable {
     /// How waits spin, yield and sleep.
     public var wait = WaitPolicy()
 
+    /// The defaults.
     public init() {}
 
     /// 32 MiB across all ordered pairs, each buffer between 16 KiB and 256 KiB.

@@ -24,6 +24,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
 
     public let rank: Int
     public let worldSize: Int
+    /// The options it was made with.
     public let options: CollectiveOptions
     public var transportDescription: String { "tcp" }
     public var backend: String { "\(Self.backendName)" }

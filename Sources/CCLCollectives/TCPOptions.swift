@@ -10,6 +10,7 @@ public struct TCPOptions: Sendable {
     /// Forces the all-reduce (`CCL_ALGO=ring|rd`); nil chooses by size.
     public var allReduce: PeerAllReduce?
 
+    /// The defaults.
     public init() {}
 
     /// `CCL_HOST` and `CCL_TOKEN` over `self`; the error names the variable and value.

@@ -16,6 +16,7 @@ public struct CCLBinaryDecoder: Sendable {
     /// The largest element, entry or byte count accepted for any one collection or string.
     public var maxCollectionCount: Int
 
+    /// A decoder with these limits.
     public init(maxDepth: Int = 64, maxCollectionCount: Int = 1 << 28) {
         self.maxDepth = maxDepth
         self.maxCollectionCount = maxCollectionCount

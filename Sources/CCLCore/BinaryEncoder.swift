@@ -18,6 +18,7 @@
 /// A nested container can no longer be written once its parent has written past it (`CCLError`), and
 /// `superEncoder` is unsupported.
 public struct CCLBinaryEncoder: Sendable {
+    /// An encoder (it keeps no state between values).
     public init() {}
 
     /// The encoding of `value`.

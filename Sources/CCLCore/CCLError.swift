@@ -7,8 +7,11 @@
 public struct CCLError: Error, CustomStringConvertible, Sendable, Equatable {
     /// What kind of failure this is; extensible without breaking callers.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// The code's name ("timeout", "peerDead"), as errors print it.
         public let name: String
+        /// A code of your own (a backend's, say).
         public init(_ name: String) { self.name = name }
+        /// The name.
         public var description: String { name }
 
         /// A blocking call ran past its timeout.
@@ -38,6 +41,7 @@ public struct CCLError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let system = Code("system")
     }
 
+    /// What kind of failure this is.
     public var code: Code
     /// The operation, e.g. `"enqueue"`, `"attach segment /ccl-1234"`.
     public var operation: String
@@ -55,6 +59,8 @@ public struct CCLError: Error, CustomStringConvertible, Sendable, Equatable {
     /// gives the call and errno back.
     public var cause: (any Error & Sendable)?
 
+    /// An error: its code, the operation that failed, who saw it and who was involved, the
+    /// message, and what caused it.
     public init(
         _ code: Code,
         operation: String,

@@ -11,16 +11,22 @@
 /// what else both sides must agree on in `context` (the mesh: world size and group name). Nothing
 /// in a hello sizes a buffer beyond `AuthToken.maxBytes + maxContextBytes`.
 public struct Handshake: Sendable, Equatable {
+    /// Bytes of a hello's fixed part.
     public static let headerBytes = 20
+    /// Bytes of an ack.
     public static let ackBytes = 12
+    /// The most context a hello may carry.
     public static let maxContextBytes = 4096
     static let noRank: UInt32 = 0xFFFF_FFFF
 
     /// The connecting side's rank, when it has one.
     public var rank: Int?
+    /// The shared token.
     public var token: [UInt8]
+    /// What else both sides must agree on (the mesh: world size and group name).
     public var context: [UInt8]
 
+    /// A hello from `rank` (none: a client without one) presenting `token`.
     public init(rank: Int? = nil, token: [UInt8], context: [UInt8] = []) {
         self.rank = rank
         self.token = token
@@ -38,10 +44,14 @@ public struct Handshake: Sendable, Equatable {
 
     /// What a hello's first `headerBytes` announce.
     public struct Header: Sendable, Equatable {
+        /// The sender's rank, when it has one.
         public var rank: Int?
+        /// Bytes of the token that follows.
         public var tokenLength: Int
+        /// Bytes of the context after the token.
         public var contextLength: Int
 
+        /// A header announcing these.
         public init(rank: Int?, tokenLength: Int, contextLength: Int) {
             self.rank = rank
             self.tokenLength = tokenLength
@@ -58,9 +68,11 @@ public struct Handshake: Sendable, Equatable {
         case short(Int)
         /// Another magic: a client of another service, or not swift-ccl at all.
         case notThisService
+        /// A token or context longer than the limits (`AuthToken.maxBytes`, `maxContextBytes`).
         case tokenTooLong(Int)
         case contextTooLong(Int)
 
+        /// The rejection in words, for the log.
         public var description: String {
             switch self {
             case .short(let count): "a hello of \(count) bytes"

@@ -52,6 +52,7 @@ public struct LaunchEnvironment: Sendable, Equatable {
         /// Nothing set: rank 0 of 1.
         case single
 
+        /// The family as users know it: "CCL_*", "torchrun", "Open MPI", …
         public var description: String {
             switch self {
             case .ccl: return "CCL"
@@ -77,6 +78,7 @@ public struct LaunchEnvironment: Sendable, Equatable {
         /// `CCL_DP_MASTER_PORT`, in `1...65535`.
         public var masterPort: Int?
 
+        /// Data-parallel settings as given.
         public init(rank: Int, localRank: Int? = nil, size: Int, masterAddress: String? = nil, masterPort: Int? = nil) {
             self.rank = rank
             self.localRank = localRank
@@ -86,7 +88,9 @@ public struct LaunchEnvironment: Sendable, Equatable {
         }
     }
 
+    /// This process's rank in the job.
     public var rank: Int
+    /// How many ranks the job has.
     public var worldSize: Int
     /// This process's index among the processes on its node, when the launcher says.
     public var localRank: Int?
@@ -98,6 +102,7 @@ public struct LaunchEnvironment: Sendable, Equatable {
     public var nodeCount: Int?
     /// Host name or IP address of the rendezvous master; IPv6 without brackets.
     public var masterAddress: String?
+    /// Port of the rendezvous master (the store).
     public var masterPort: Int?
     /// Shared secret (`CCL_TOKEN`). Never printed by `summary`.
     public var token: String?
@@ -105,11 +110,14 @@ public struct LaunchEnvironment: Sendable, Equatable {
     public var nodeID: String?
     /// `CCL_NCCL_SO_PATH`: the NCCL library to load.
     public var ncclLibraryPath: String?
+    /// vLLM's external data parallelism (`CCL_DP_*`), when set.
     public var dataParallel: DataParallel?
+    /// Which family of variables the rank and world size came from.
     public var source: Source
     /// The variables of `source` that supplied a value, in reading order (empty for `.single`).
     public var sourceVariables: [String]
 
+    /// An environment as given (tests, and callers that read their own configuration).
     public init(
         rank: Int = 0,
         worldSize: Int = 1,

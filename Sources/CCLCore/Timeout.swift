@@ -12,6 +12,7 @@ public enum Timeout: Sendable, Equatable, CustomStringConvertible {
         let nanoseconds = max(0, s) * 1e9
         return nanoseconds < 1.8e19 ? .nanoseconds(UInt64(nanoseconds)) : .indefinite
     }
+    /// `ms` milliseconds (negative counts as 0).
     public static func milliseconds(_ ms: Int) -> Timeout {
         let (nanoseconds, overflow) = UInt64(max(0, ms)).multipliedReportingOverflow(by: 1_000_000)
         return overflow ? .indefinite : .nanoseconds(nanoseconds)
@@ -23,6 +24,7 @@ public enum Timeout: Sendable, Equatable, CustomStringConvertible {
         return nil
     }
 
+    /// "5 s", "0.25 s", "indefinitely".
     public var description: String {
         switch self {
         case .indefinite: return "indefinitely"

@@ -12,6 +12,7 @@ public struct NCCLBackend: Backend {
     /// How long creating a communicator may take (the group's timeout).
     public let timeout: Timeout
 
+    /// A backend that opens NCCL and the CUDA driver as `environment` says (`CCL_NCCL_SO_PATH`, `VLLM_NCCL_SO_PATH`, `CCL_CUDA_SO_PATH`); `timeout` bounds communicator creation.
     public init(environment: [String: String], timeout: Timeout = .seconds(300)) {
         self.environment = environment
         self.timeout = timeout

@@ -21,16 +21,20 @@ public struct QueueOptions: Sendable {
     /// A warning naming the lagging readers (or the silent writer) every this many ns of waiting;
     /// 0 turns warnings off. None in `.indefinite` mode.
     public var stallWarningNanoseconds: UInt64 = 10_000_000_000
+    /// How a waiting reader or writer spins, yields and sleeps.
     public var wait = WaitPolicy()
     /// Shared secret for remote readers (`CCL_TOKEN`); a connection without it is refused.
     public var token: String = ""
     /// Address the writer listens on for remote readers; port 0 picks a free port.
     public var remoteHost: String = "127.0.0.1"
+    /// Port the writer listens on for remote readers (0: the kernel picks).
     public var remotePort: Int = 0
     /// Bytes the writer may have queued for one slow remote reader before `enqueue` blocks.
     public var remoteBufferBytes: Int = 16 << 20
+    /// Where stall reports and dropped connections are logged.
     public var logger = Logger(label: "ccl.queue")
 
+    /// The defaults.
     public init() {}
 }
 
@@ -41,13 +45,18 @@ public struct MessageQueueHandle: Codable, Sendable, Equatable {
     public var writerRank: Int
     /// POSIX shared-memory name of the ring, nil when no reader is on the writer's node.
     public var segmentName: String?
+    /// Bytes of one chunk of the ring.
     public var chunkBytes: Int
+    /// Chunks in the ring.
     public var chunkCount: Int
     /// Ranks of same-node readers, in ring-slot order.
     public var localReaderRanks: [Int]
     /// Ranks of readers on other nodes, which connect to `remoteHost:remotePort`.
     public var remoteReaderRanks: [Int]
+    /// Where remote readers connect, when there are any.
     public var remoteHost: String?
+    /// The port remote readers connect to, when there are any.
     public var remotePort: Int?
+    /// The largest message the writer sends.
     public var maxMessageBytes: Int
 }

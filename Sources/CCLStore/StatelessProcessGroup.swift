@@ -19,8 +19,9 @@ import CCLSystem
 ///
 /// Threading: one thread at a time. `close` (or the last reference going away) leaves the round.
 public final class StatelessProcessGroup: @unchecked Sendable {
-    /// This process's rank in the group, and the group's size.
+    /// This process's rank in the group.
     public let rank: Int
+    /// How many ranks the group has.
     public let worldSize: Int
     /// The group's name: its keys go under `<name>/<round>/` in the store it was made on.
     public let name: String

@@ -52,8 +52,9 @@ extension Store {
 /// Keys of another store under `prefix + "/"`, so many groups share one store without clashes
 /// (torch's `PrefixStore`). Errors name the full key.
 public struct PrefixStore: Store {
-    /// The namespace (without the trailing "/"), and the store it lives in.
+    /// The namespace, without the trailing "/".
     public let prefix: String
+    /// The store the namespace lives in.
     public let base: any Store
 
     /// Keys of `base` under `prefix + "/"`.

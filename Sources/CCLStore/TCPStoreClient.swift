@@ -11,8 +11,9 @@ import NIOPosix
 /// waits on the server; the client allows it its timeout plus `gracePeriod` before giving up
 /// itself. A server that goes away fails the pending and all later calls with `.peerDead`.
 public final class TCPStoreClient: Store, @unchecked Sendable {
-    /// The server's address, as given.
+    /// The server's host, as given.
     public let host: String
+    /// The server's port.
     public let port: Int
     /// The timeout of a `get` or `wait` called without one.
     public let defaultTimeout: Timeout

@@ -15,8 +15,9 @@ import NIOPosix
 ///
 /// Threading: all connections and the data live on one event-loop thread; `close` from any thread.
 public final class TCPStoreServer: @unchecked Sendable {
-    /// The address it listens on; `port` is the kernel's choice when 0 was asked for.
+    /// The address it listens on.
     public let host: String
+    /// The port it listens on: the kernel's choice when 0 was asked for.
     public let port: Int
     private let group: MultiThreadedEventLoopGroup
     private let listener: any Channel

@@ -8,12 +8,15 @@ import CCLCore
 /// `yieldNanoseconds` have passed, then sleeps in slices of `sleepSliceNanoseconds`, checking the
 /// deadline, cancellation and the peer's liveness after every slice.
 public struct WaitPolicy: Sendable, Equatable {
+    /// How long to spin with `pause` first.
     public var spinNanoseconds: UInt64
+    /// Until when (from the start of the wait) to keep yielding the core before sleeping.
     public var yieldNanoseconds: UInt64
     /// The longest single futex sleep; bounds how late a dead peer, a cancellation or a stall
     /// warning is noticed.
     public var sleepSliceNanoseconds: UInt64
 
+    /// A policy; the defaults spin 1 µs, yield until 100 µs, sleep in 50 ms slices.
     public init(spinNanoseconds: UInt64 = 1_000, yieldNanoseconds: UInt64 = 100_000, sleepSliceNanoseconds: UInt64 = 50_000_000) {
         self.spinNanoseconds = spinNanoseconds
         self.yieldNanoseconds = yieldNanoseconds

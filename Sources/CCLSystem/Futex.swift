@@ -6,6 +6,7 @@ import Glibc
 ///
 /// The caller keeps the word's memory mapped for the duration of the call.
 public enum Futex {
+    /// How a `wait` ended.
     public enum WaitResult: Sendable, Equatable {
         /// Woken, or the word no longer held `expected` (EAGAIN), or a signal: re-check the state.
         case woken

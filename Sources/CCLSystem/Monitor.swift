@@ -8,6 +8,7 @@ public final class Monitor: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
+    /// A monitor whose timed waits use the monotonic clock.
     public init() {
         pthread_mutex_init(mutex, nil)
         var attributes = pthread_condattr_t()
@@ -24,6 +25,7 @@ public final class Monitor: @unchecked Sendable {
         condition.deallocate()
     }
 
+    /// Runs `body` holding the lock.
     public func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }

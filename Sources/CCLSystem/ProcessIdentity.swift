@@ -7,10 +7,14 @@ import Glibc
 /// The start time is field 22 of `/proc/<pid>/stat` (clock ticks since boot); the namespace is the
 /// inode of `/proc/self/ns/pid` (0 when unknown).
 public struct ProcessIdentity: Sendable, Equatable, CustomStringConvertible {
+    /// The process id.
     public let pid: Int32
+    /// The kernel's start time of the process (clock ticks since boot).
     public let startTime: UInt64
+    /// The inode of its pid namespace (0 when unknown).
     public let namespace: UInt64
 
+    /// An identity as recorded (read back from shared memory, say).
     public init(pid: Int32, startTime: UInt64, namespace: UInt64 = ProcessIdentity.currentNamespace) {
         self.pid = pid
         self.startTime = startTime
@@ -42,6 +46,7 @@ public struct ProcessIdentity: Sendable, Equatable, CustomStringConvertible {
         return startTime == 0 || stat.startTime == startTime
     }
 
+    /// "pid 812".
     public var description: String { "pid \(pid)" }
 
     static func startTime(of pid: Int32) -> UInt64? { readStat(pid)?.startTime }

@@ -13,8 +13,11 @@ import Glibc
 /// Ownership: `~Copyable`, one owner unmaps exactly once. The base address is stable for the
 /// owner's lifetime; pointers derived from it must not outlive the owner.
 public struct SharedMemorySegment: ~Copyable {
+    /// The POSIX name ("/ccl-…").
     public let name: String
+    /// Bytes mapped.
     public let size: Int
+    /// Where the segment is mapped in this process.
     public let base: UnsafeMutableRawPointer
     private var ownsName: Bool
 

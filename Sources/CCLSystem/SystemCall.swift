@@ -5,13 +5,16 @@ import Glibc
 public struct SystemError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The C function, e.g. `"shm_open"`.
     public let call: String
+    /// The errno the call left.
     public let errno: Int32
 
+    /// A failure of `call` with `errno`.
     public init(call: String, errno: Int32) {
         self.call = call
         self.errno = errno
     }
 
+    /// "shm_open failed: errno 28 (No space left on device)".
     public var description: String {
         let text = strerror(errno).map { String(cString: $0) } ?? "unknown error"
         return "\(call) failed: errno \(errno) (\(text))"

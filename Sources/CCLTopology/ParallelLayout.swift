@@ -25,22 +25,31 @@ import CCLCore
 public struct ParallelLayout: Sendable, Equatable {
     /// Ranks in the job (W).
     public let world: Int
-    /// Tensor-, pipeline-, data-, prefill-context- and decode-context-parallel sizes.
+    /// Tensor-parallel size.
     public let tp: Int
+    /// Pipeline-parallel size.
     public let pp: Int
+    /// Data-parallel size (inside the job).
     public let dp: Int
+    /// Prefill-context-parallel size.
     public let pcp: Int
+    /// Decode-context-parallel size.
     public let dcp: Int
     /// External data parallel: W / (DP·PP·PCP·TP).
     public let externalDP: Int
 
-    /// The groups of each kind, as vLLM lists them (global ranks; every rank is in exactly one
-    /// group of each kind).
+    /// Tensor-parallel groups, as vLLM lists them (global ranks; each list of groups holds every
+    /// rank exactly once).
     public let tpGroups: [[Int]]
+    /// Pipeline-parallel groups.
     public let ppGroups: [[Int]]
+    /// Data-parallel groups.
     public let dpGroups: [[Int]]
+    /// Expert-parallel groups.
     public let epGroups: [[Int]]
+    /// Prefill-context-parallel groups.
     public let pcpGroups: [[Int]]
+    /// Decode-context-parallel groups.
     public let dcpGroups: [[Int]]
 
     /// Checks the sizes and builds every group list. Sizes that do not divide fail with the
