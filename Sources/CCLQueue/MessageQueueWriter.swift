@@ -29,6 +29,8 @@ public final class MessageQueueWriter: @unchecked Sendable {
     ///   - localReaders: ranks of readers on this node; each gets a ring slot in this order.
     ///   - remoteReaders: ranks of readers on other nodes.
     ///   - rank: this writer's rank, for messages.
+    ///   - options: the ring's geometry, the token remote readers must present, the listen
+    ///     address, timeouts and the wait policy; readers use the same.
     public init(localReaders: [Int], remoteReaders: [Int] = [], rank: Int = 0, options: QueueOptions = QueueOptions()) throws(CCLError) {
         let operation = "create queue (writer rank \(rank))"
         guard !(localReaders.isEmpty && remoteReaders.isEmpty) else {

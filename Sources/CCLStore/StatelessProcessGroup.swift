@@ -40,11 +40,19 @@ public final class StatelessProcessGroup: @unchecked Sendable {
     private var sendSequence: [Int: Int] = [:]
     private var receiveSequence: [Int: Int] = [:]
 
+    /// Joins the group: returns once every rank has joined the same round (see the type's
+    /// comment). Collective: every rank calls it with the same name and size.
+    ///
     /// - Parameters:
+    ///   - rank: this process's rank in the group, in `0..<worldSize`.
+    ///   - worldSize: how many ranks the group has.
     ///   - store: shared by every rank; the group's keys go under `name/`.
     ///   - name: distinguishes groups sharing one store (e.g. "world", "tp0").
+    ///   - timeout: how long joining, and every call made without a timeout, may wait.
     ///   - globalRanks: for a sub-group, the global rank of each member, so errors name processes
     ///     as the job knows them ("rank 5", not "member 1 of tp2").
+    /// - Throws: `CCLError` when the rank is out of range, another live process holds it, or the
+    ///   others do not join within `timeout` (naming them).
     public init(
         rank: Int, worldSize: Int, store: any Store, name: String = "world", timeout: Timeout = .seconds(300),
         globalRanks: [Int]? = nil

@@ -38,6 +38,9 @@ public struct DynamicLibrary: ~Copyable, @unchecked Sendable {
     ///   - variables: environment variables that may name the library's path, first first
     ///     (`CCL_NCCL_SO_PATH`, `VLLM_NCCL_SO_PATH`); the first one set is used, alone.
     ///   - candidates: paths and sonames to try when none is set.
+    ///   - what: the library's name in messages ("NCCL").
+    ///   - environment: where `variables` are looked up.
+    ///   - global: `RTLD_GLOBAL` (the library's symbols serve libraries loaded after it).
     /// - Throws: `.unavailable`: "NCCL not found (tried: libnccl.so.2: <dlerror>; …)".
     public static func open(
         _ what: String, variables: [String] = [], environment: [String: String], candidates: [String], global: Bool = false
