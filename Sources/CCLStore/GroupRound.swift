@@ -185,6 +185,20 @@ struct GroupRound {
         }
     }
 
+    /// The processes waiting in a newer round of the group, by member ("pid 907 on node-a"), when
+    /// this round is no longer current; empty otherwise.
+    func successors() throws(CCLError) -> [Int: String] {
+        guard let current = try Self.value(of: "\(name)/round", in: base), current != Array(id.utf8) else { return [:] }
+        let newer = PrefixStore("\(name)/\(String(decoding: current, as: UTF8.self))", base)
+        var found: [Int: String] = [:]
+        for member in 0..<worldSize {
+            if let holder = try Self.value(of: "joined/\(member)", in: newer) {
+                found[member] = Holder.describe(String(decoding: holder, as: UTF8.self))
+            }
+        }
+        return found
+    }
+
     /// Whether this round is still the group's current one.
     func isCurrent() throws(CCLError) -> Bool {
         try Self.value(of: "\(name)/round", in: base) == Array(id.utf8)

@@ -162,9 +162,14 @@ public final class StatelessProcessGroup: @unchecked Sendable {
     /// when a restarted rank is already waiting in a new round.
     private func departure(_ departed: [Int], operation: String) -> CCLError {
         let names = departed.map(who).joined(separator: ", ")
-        let successor =
-            (try? round.isCurrent()) == false
-            ? "; a new round of the group has started (a restarted rank waits in it): make the group again to meet it" : ""
+        var successor = ""
+        if (try? round.isCurrent()) == false {
+            let waiting = ((try? round.successors()) ?? [:]).filter { departed.contains($0.key) }.sorted { $0.key < $1.key }
+            let who = waiting.map { "\(self.who($0.key)) is now \($0.value)" }.joined(separator: ", ")
+            successor =
+                "; a new round of the group has started" + (who.isEmpty ? " (a restarted rank waits in it)" : " (\(who), waiting in it)")
+                + ": make the group again to meet it"
+        }
         return CCLError(
             .peerDead, operation: "\(operation) on group \(name)", rank: rank, peer: names,
             CCLError.missingRanks(

@@ -199,3 +199,44 @@ final class LockedResults<R: Sendable>: @unchecked Sendable {
         withExtendedLifetime(server) {}
     }
 }
+
+@Suite struct GroupRestartTests {
+    @Test("a survivor's call names the rank that went away and the process that took its place; making the group again meets it")
+    func survivorNamesSuccessor() throws {
+        let server = try TCPStoreServer(token: "rs")
+        let port = server.port
+        @Sendable func client() throws -> TCPStoreClient {
+            try TCPStoreClient(host: "127.0.0.1", port: port, token: "rs", timeout: .seconds(10))
+        }
+        let survivorStore = try client()
+        let doomedStore = try client()
+        let formed = LockedResults<StatelessProcessGroup>(count: 2)
+        for (rank, store) in [(0, survivorStore), (1, doomedStore)] {
+            Thread { formed.set(rank, Result { try StatelessProcessGroup(rank: rank, worldSize: 2, store: store, timeout: .seconds(10)) }) }
+                .start()
+        }
+        formed.waitAll()
+        let survivor = try formed.values[0].get()
+        doomedStore.close()  // the process holding rank 1 is gone: the server drops its claim
+        let successor = LockedResults<[String]>(count: 1)
+        Thread {
+            successor.set(
+                0,
+                Result {
+                    let group = try StatelessProcessGroup(rank: 1, worldSize: 2, store: try client(), timeout: .seconds(10))
+                    return try group.allGatherObject("new \(group.rank)")
+                })
+        }.start()
+        Thread.sleep(forTimeInterval: 0.5)  // the successor is waiting in its new round
+        let error = #expect(throws: CCLError.self) { _ = try survivor.allGatherObject("old 0", timeout: .seconds(10)) }
+        #expect(error?.code == .peerDead)
+        #expect(error?.message.contains("rank 1 left the group before this call") == true, "\(String(describing: error))")
+        #expect(error?.message.contains("rank 1 is now pid \(getpid()) on") == true, "\(String(describing: error))")
+        survivor.close()
+        let again = try StatelessProcessGroup(rank: 0, worldSize: 2, store: survivorStore, timeout: .seconds(10))
+        #expect(try again.allGatherObject("new \(again.rank)") == ["new 0", "new 1"])
+        successor.waitAll()
+        #expect(try successor.values.first?.get() == ["new 0", "new 1"])
+        withExtendedLifetime(server) {}
+    }
+}
