@@ -65,6 +65,8 @@ let package = Package(
         ),
         // C declarations of NCCL's structs and a by-value call trampoline (no NVIDIA headers needed).
         .target(name: "CCLNCCLShims"),
+        // MPI opened at run time (Open MPI, MPICH, the MPI-5 standard ABI): the cluster backend.
+        .target(name: "CCLMPI", dependencies: ["CCLCore", "CCLSystem"]),
         // CUDA driver API and NCCL opened at run time: the GPU backend.
         .target(
             name: "CCLNCCL",
@@ -104,6 +106,7 @@ let package = Package(
             dependencies: ["CCL", "CCLCollectives", "CCLCore", "CCLSystem", "CCLTestSupport", "CCLTestWorker"]
         ),
         .testTarget(name: "CCLSystemTests", dependencies: ["CCLSystem", "CCLCore", "CCLTestSupport"]),
+        .testTarget(name: "CCLMPITests", dependencies: ["CCLMPI", "CCLCore"]),
         .testTarget(name: "CCLStoreTests", dependencies: ["CCLStore", "CCLCore", "CCLSystem", "CCLTestSupport"]),
         .testTarget(
             name: "CCLTopologyTests", dependencies: ["CCLTopology", "CCLCore"], exclude: ["vllm_layout_oracle.py"]),

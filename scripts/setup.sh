@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what swift-ccl's build and tests need on a fresh Debian machine with Swift 6.3.
-# Idempotent: iproute2 for the network-namespace tests when it is missing, and a real NCCL from
+# Idempotent: iproute2 for the network-namespace tests when it is missing, Open MPI and MPICH from
+# Debian for the MPI loader's tests, and a real NCCL from
 # PyPI (nvidia-nccl-cu12, ~350 MB) for the python3 on PATH, which the NCCL loader's tests open at
 # run time (no GPU needed: loading, versions and unique ids work without one).
 set -euo pipefail
@@ -10,6 +11,14 @@ if ! command -v swift >/dev/null; then
 fi
 if ! command -v ip >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null
+fi
+# MPI, opened at run time by the MPI loader's tests: Open MPI and MPICH from Debian (runtime
+# libraries only: libmpi.so.40 and libmpich.so.12).
+if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ] && ! { ldconfig -p | grep -q 'libmpi\.so\.40 ' && ldconfig -p | grep -q 'libmpich\.so\.12 '; }; then
+  apt-get update -qq && apt-get install -y -qq libopenmpi3 libmpich12 >/dev/null
+fi
+if ! { ldconfig -p | grep -q 'libmpi\.so\.40 ' && ldconfig -p | grep -q 'libmpich\.so\.12 '; }; then
+  echo "setup: could not install Open MPI (libopenmpi3) and MPICH (libmpich12); the MPI loader tests will fail" >&2
 fi
 NCCL_WHEEL="nvidia-nccl-cu12==2.32.3"
 # The library file itself: an uninstalled wheel can leave an empty, still importable nvidia/nccl.
