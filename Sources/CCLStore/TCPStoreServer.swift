@@ -215,6 +215,7 @@ final class StoreServerCore: @unchecked Sendable {
         case .keys:
             let prefix = try StoreWire.readKey(&body)
             let hasAfter = try StoreWire.readInteger(&body, as: UInt8.self)
+            guard hasAfter <= 1 else { throw StoreWire.Malformed(description: "keys: after-flag \(hasAfter), not 0 or 1") }
             let after = hasAfter == 1 ? try StoreWire.readKey(&body) : nil
             try finished(body)
             // One page, bounded by count and bytes so the reply always fits a frame; the client

@@ -1,5 +1,6 @@
 import CCLCore
 import CCLSystem
+import CCLTestSupport
 import Foundation
 import Testing
 
@@ -99,4 +100,45 @@ import Testing
         #expect(try done.values.first?.get() == true)
         withExtendedLifetime(server) {}
     }
+
+    @Test("malformed claim and keys frames lose only their own connection; boundary values are refused or served")
+    func hostileNewOps() throws {
+        let server = try TCPStoreServer(token: "tok", stallTimeout: .milliseconds(300))
+        let good = try TCPStoreClient(host: "127.0.0.1", port: server.port, token: "tok")
+        try good.set("k", [1])
+        let hello = Handshake(token: Array("tok".utf8)).encode(magic: StoreWire.helloMagic)
+        func frame(_ body: [UInt8]) -> [UInt8] { le(UInt32(body.count)) + body }
+        let key = { (text: String) in le(UInt32(text.utf8.count)) + Array(text.utf8) }
+        let bad: [(String, [UInt8])] = [
+            ("keys: after-flag 2", frame([StoreWire.Op.keys.rawValue] + key("") + [2])),
+            ("keys: after-flag 1 without the key", frame([StoreWire.Op.keys.rawValue] + key("") + [1])),
+            ("keys: after key of 2^32-1 bytes", frame([StoreWire.Op.keys.rawValue] + key("") + [1] + le(UInt32.max))),
+            ("keys: no flag at all", frame([StoreWire.Op.keys.rawValue] + key(""))),
+            ("claim: no value", frame([StoreWire.Op.claim.rawValue] + key("c"))),
+            (
+                "claim: key over 4,096 bytes",
+                frame([StoreWire.Op.claim.rawValue] + key(String(repeating: "x", count: 4097)) + le(UInt32(0)))
+            ),
+            ("claim: value longer than its frame", frame([StoreWire.Op.claim.rawValue] + key("c") + le(UInt32(1 << 20)))),
+            ("claim: trailing bytes", frame([StoreWire.Op.claim.rawValue] + key("c") + le(UInt32(0)) + [7])),
+        ]
+        for (what, bytes) in bad {
+            let socket = try RawSocket.connect(port: server.port)
+            _ = socket.send(hello + bytes)
+            #expect(socket.peerClosed(), "\(what)")
+        }
+        // Boundaries through the client: an empty key and value, a key of exactly 4,096 bytes,
+        // one byte more refused before it is sent.
+        #expect(try good.claim("", []) == nil)
+        let longest = String(repeating: "y", count: StoreWire.maxKeyBytes)
+        #expect(try good.claim(longest, [1]) == nil)
+        #expect(try good.keys(prefix: longest) == [longest])
+        let error = #expect(throws: CCLError.self) { _ = try good.claim(longest + "y", []) }
+        #expect(error?.code == .tooLarge)
+        #expect(error?.operation.contains("store claim") == true)
+        #expect(try good.get("k") == [1])
+        withExtendedLifetime(server) {}
+    }
 }
+
+private func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
