@@ -11,7 +11,8 @@ import Testing
         let library = try MPILibrary.load(environment: [:])
         #expect(library.family == .openMPI, "\(library.path): \(library.version)")
         #expect(library.version.hasPrefix("Open MPI v"), "\(library.version)")
-        #expect(library.path.hasSuffix("libmpi.so.40") || library.path.contains("libmpi.so.40."), "\(library.path)")
+        // libmpi.so when Open MPI's development files are installed too, else libmpi.so.40.
+        #expect(library.path.split(separator: "/").last?.hasPrefix("libmpi.so") == true, "\(library.path)")
         #expect(!library.isInitialized)
         #expect(!library.isFinalized)
     }
