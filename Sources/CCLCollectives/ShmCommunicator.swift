@@ -32,9 +32,8 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     /// Source pointers for the reductions, one per rank (allocated once).
     let sources: UnsafeMutableBufferPointer<UnsafeRawPointer>
     private var budget = CallBudget(.indefinite)
-    /// When the last call returned: a call that returns long after it (late: the peers may have
-    /// given it up) first checks that none did.
-    private var lastReturn: UInt64
+    /// Tells a late call, which first checks that no peer gave it up.
+    private var lateReturn: LateReturn
     /// Per peer: pieces sent and received through its mailbox, and messages sent and received.
     var piecesSent: [UInt64]
     var piecesReceived: [UInt64]
@@ -55,7 +54,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
         piecesReceived = piecesSent
         messagesSent = piecesSent
         messagesReceived = piecesSent
-        lastReturn = monotonicNanoseconds()
+        lateReturn = LateReturn(timeout: options.timeout)
     }
 
     deinit { sources.deallocate() }
@@ -151,10 +150,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     /// if a peer gave up this call (or an earlier one).
     @inline(__always)
     private func checkLateReturn() throws(CCLError) {
-        let now = monotonicNanoseconds()
-        defer { lastReturn = now }
-        guard let limit = options.timeout.nanoseconds, now &- lastReturn > limit / 2,
-            let (peer, reason) = arena.peerThatGaveUp(atOrBefore: arena.currentCall)
+        guard lateReturn.isLate(), let (peer, reason) = arena.peerThatGaveUp(atOrBefore: arena.currentCall)
         else { return }
         let error = CCLError(
             .peerDead, operation: "\(call) on group \(arena.groupName)", rank: arena.globalRanks[arena.rank],

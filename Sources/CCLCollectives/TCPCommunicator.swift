@@ -63,9 +63,8 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     /// The group rank this communicator's failure goes back to (itself, a peer that died, the
     /// culprit an abort notice named), passed on in its own notice.
     private var culprit: Int?
-    /// When the last call returned: a call that returns long after it (late: the peers may have
-    /// given it up) first looks for an abort notice.
-    private var lastReturn: UInt64
+    /// Tells a late call, which first looks for an abort notice.
+    private var lateReturn: LateReturn
     private var scratchBuffer = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     /// An outgoing small frame is staged here whole (header, then payload).
     private let stagingBase = UnsafeMutableRawPointer.allocate(
@@ -91,7 +90,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         messagesReceived = messagesSent
         frameEnds = messagesSent
         connections = try TCPMesh.connect(group: group, options: options)
-        lastReturn = monotonicNanoseconds()
+        lateReturn = LateReturn(timeout: options.timeout)
     }
 
     deinit {
@@ -253,9 +252,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     /// fails if an abort notice is waiting on any connection.
     @inline(__always)
     private func checkLateReturn() throws(CCLError) {
-        let now = monotonicNanoseconds()
-        defer { lastReturn = now }
-        guard let limit = options.timeout.nanoseconds, now &- lastReturn > limit / 2 else { return }
+        guard lateReturn.isLate() else { return }
         for (peer, connection) in connections.enumerated() {
             guard let connection, connection.peek(into: incomingHeader) == Self.headerBytes else { continue }
             let raw = UnsafeRawBufferPointer(incomingHeader)
