@@ -66,7 +66,14 @@ let package = Package(
         // C declarations of NCCL's structs and a by-value call trampoline (no NVIDIA headers needed).
         .target(name: "CCLNCCLShims"),
         // MPI opened at run time (Open MPI, MPICH, the MPI-5 standard ABI): the cluster backend.
-        .target(name: "CCLMPI", dependencies: ["CCLCore", "CCLSystem"]),
+        .target(
+            name: "CCLMPI",
+            dependencies: [
+                "CCLBackend", "CCLCollectiveAPI", "CCLCollectives", "CCLCore", "CCLStore", "CCLSystem",
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // CUDA driver API and NCCL opened at run time: the GPU backend.
         .target(
             name: "CCLNCCL",
@@ -77,13 +84,13 @@ let package = Package(
         .target(
             name: "CCL",
             dependencies: [
-                "CCLBackend", "CCLCore", "CCLQueue", "CCLStore", "CCLSystem", "CCLTopology", "CCLCollectives", "CCLNCCL",
+                "CCLBackend", "CCLCore", "CCLQueue", "CCLStore", "CCLSystem", "CCLTopology", "CCLCollectives", "CCLNCCL", "CCLMPI",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
             name: "CCLCommands",
             dependencies: [
-                "CCL", "CCLSystem",
+                "CCL", "CCLMPI", "CCLSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -94,7 +101,7 @@ let package = Package(
         // Spawned by the tests as a real reader/writer process.
         .executableTarget(
             name: "CCLTestWorker",
-            dependencies: ["CCL", "CCLSystem", "CCLTestSupport", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CCL", "CCLMPI", "CCLSystem", "CCLTestSupport", .product(name: "Logging", package: "swift-log")],
             // Its reference checks run over millions of elements.
             swiftSettings: [.unsafeFlags(["-O"], .when(configuration: .debug))]
         ),
@@ -106,7 +113,7 @@ let package = Package(
             dependencies: ["CCL", "CCLCollectives", "CCLCore", "CCLSystem", "CCLTestSupport", "CCLTestWorker"]
         ),
         .testTarget(name: "CCLSystemTests", dependencies: ["CCLSystem", "CCLCore", "CCLTestSupport"]),
-        .testTarget(name: "CCLMPITests", dependencies: ["CCLMPI", "CCLCore"]),
+        .testTarget(name: "CCLMPITests", dependencies: ["CCLMPI", "CCLCore", "CCLTestSupport", "CCLTestWorker"]),
         .testTarget(name: "CCLStoreTests", dependencies: ["CCLStore", "CCLCore", "CCLSystem", "CCLTestSupport"]),
         .testTarget(
             name: "CCLTopologyTests", dependencies: ["CCLTopology", "CCLCore"], exclude: ["vllm_layout_oracle.py"]),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what swift-ccl's build and tests need on a fresh Debian machine with Swift 6.3.
-# Idempotent: iproute2 for the network-namespace tests when it is missing, Open MPI and MPICH from
-# Debian for the MPI loader's tests, and a real NCCL from
+# Idempotent: iproute2 for the network-namespace tests when it is missing, Open MPI and MPICH (see
+# below) for the MPI backend's tests, and a real NCCL from
 # PyPI (nvidia-nccl-cu12, ~350 MB) for the python3 on PATH, which the NCCL loader's tests open at
 # run time (no GPU needed: loading, versions and unique ids work without one).
 set -euo pipefail
@@ -12,13 +12,18 @@ fi
 if ! command -v ip >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   apt-get update -qq && apt-get install -y -qq iproute2 >/dev/null
 fi
-# MPI, opened at run time by the MPI loader's tests: Open MPI and MPICH from Debian (runtime
-# libraries only: libmpi.so.40 and libmpich.so.12).
-if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ] && ! { ldconfig -p | grep -q 'libmpi\.so\.40 ' && ldconfig -p | grep -q 'libmpich\.so\.12 '; }; then
-  apt-get update -qq && apt-get install -y -qq libopenmpi3 libmpich12 >/dev/null
+# MPI, opened at run time by the MPI backend, whose tests run real jobs: Open MPI and MPICH from
+# Debian (their libraries and launchers, mpirun.openmpi and mpirun.mpich), and MPICH 5 from PyPI
+# (the wheel `mpich`, 13 MB) for the MPI-5 standard ABI (libmpi_abi.so.1), in its own prefix.
+has_mpi() {
+  ldconfig -p | grep -q 'libmpi\.so\.40 ' && ldconfig -p | grep -q 'libmpich\.so\.12 ' \
+    && command -v mpirun.openmpi >/dev/null && command -v mpirun.mpich >/dev/null
+}
+if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ] && ! has_mpi; then
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends openmpi-bin mpich >/dev/null
 fi
-if ! { ldconfig -p | grep -q 'libmpi\.so\.40 ' && ldconfig -p | grep -q 'libmpich\.so\.12 '; }; then
-  echo "setup: could not install Open MPI (libopenmpi3) and MPICH (libmpich12); the MPI loader tests will fail" >&2
+if ! has_mpi; then
+  echo "setup: could not install Open MPI (openmpi-bin) and MPICH (mpich); the MPI tests will fail" >&2
 fi
 NCCL_WHEEL="nvidia-nccl-cu12==2.32.3"
 # The library file itself: an uninstalled wheel can leave an empty, still importable nvidia/nccl.
@@ -35,4 +40,13 @@ if command -v python3 >/dev/null && ! has_nccl; then
 fi
 if ! command -v python3 >/dev/null || ! has_nccl; then
   echo "setup: could not install $NCCL_WHEEL for python3; the NCCL loader tests will fail" >&2
+fi
+# MPICH 5 for the standard ABI (after the NCCL step, which makes sure pip is there).
+MPICH5_PREFIX="${CCL_TEST_MPICH5_PREFIX:-/opt/swift-ccl/mpich-5.0.2}"
+if [ ! -e "$MPICH5_PREFIX/lib/libmpi_abi.so.1" ] && command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
+  python3 -m pip install --quiet --no-deps --disable-pip-version-check --prefix "$MPICH5_PREFIX" "mpich==5.0.2" 2>&1 \
+    | grep -v "Running pip as the 'root' user" || true
+fi
+if [ ! -e "$MPICH5_PREFIX/lib/libmpi_abi.so.1" ]; then
+  echo "setup: could not install MPICH 5.0.2 from PyPI into $MPICH5_PREFIX; the standard-ABI MPI tests will fail" >&2
 fi

@@ -1,6 +1,7 @@
 import CCLBackend
 import CCLCollectives
 import CCLCore
+import CCLMPI
 import CCLNCCL
 import CCLStore
 import Foundation
@@ -16,13 +17,20 @@ public struct BackendRegistry: Sendable {
     public let backends: [any Backend]
     let logger: Logger
 
-    /// Every backend of this build, each with its options from `options`; NCCL's libraries are
-    /// looked for through `environment`.
+    /// Every backend of this build, each with its options from `options`; NCCL's and MPI's
+    /// libraries are looked for through `environment`. Under `mpirun` (or `srun` with MPI's
+    /// variables) the hierarchical backend's tier between nodes is MPI when MPI is available
+    /// there, else TCP.
     public init(options: CollectiveOptions = CollectiveOptions(), environment: [String: String] = ProcessInfo.processInfo.environment) {
+        let mpi = MPIBackend(environment: environment, timeout: options.timeout, logger: options.logger)
+        let context = BackendContext(device: .host, worldSize: 2, nodeCount: 2, launcher: options.launcher)
+        let underMPI = context.launchedByMPI || MPIBackend.launchedByMPI(environment)
+        let interNode: any Backend = underMPI && mpi.probe(context).isAvailable ? mpi : TCPBackend(options: options)
         self.init(
             backends: [
-                ShmBackend(options: options), TCPBackend(options: options), HierarchicalBackend(options: options),
-                NCCLBackend(environment: environment, timeout: options.timeout),
+                ShmBackend(options: options), TCPBackend(options: options),
+                HierarchicalBackend(intraNode: ShmBackend(options: options), interNode: interNode),
+                NCCLBackend(environment: environment, timeout: options.timeout), mpi,
             ], logger: options.logger)
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CCLMPI
 
 /// `ccl`: the swift-ccl command-line tool.
 public struct CCLCommand: ParsableCommand {
@@ -12,6 +13,19 @@ public struct CCLCommand: ParsableCommand {
     )
 
     public init() {}
+
+    /// Runs the command line, and exits with its error as ArgumentParser does; a failing rank of
+    /// an MPI job leaves without `MPI_Finalize` (see `MPIRuntime.markFailed`), so `mpirun` ends
+    /// the job instead of waiting.
+    public static func runMain() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            MPIRuntime.markFailed()
+            exit(withError: error)
+        }
+    }
 }
 
 /// `ccl bench <what>`.

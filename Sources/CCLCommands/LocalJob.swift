@@ -9,8 +9,16 @@ import Foundation
 /// Ranks are pinned to one CPU each (`CCL_CPU`) when there are no more ranks than CPUs.
 /// Rank 0's output is copied as is (it prints the report); other ranks' lines get `[rank R]`.
 /// Exits non-zero (ExitCode) when a rank fails, after the launcher's summary.
+///
+/// Under `mpirun` (or `srun` with MPI's variables) nothing is launched: this process is one rank
+/// of the job `mpirun` started, and runs the rank's subcommand itself (`ranks` is ignored).
 enum LocalJob {
     static func run(ranks: Int, arguments: [String], environment extra: [String: String] = [:]) throws {
+        if MPIBackend.launchedByMPI(ProcessInfo.processInfo.environment) {
+            var rank = try CCLCommand.parseAsRoot(arguments)
+            try rank.run()
+            return
+        }
         let secret = LaunchCommand.randomToken()
         let server = try TCPStoreServer(host: "127.0.0.1", port: 0, token: secret)
         defer { server.close() }

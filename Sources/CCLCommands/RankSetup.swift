@@ -25,9 +25,18 @@ final class RankSetup {
             }
         }
         launch = try LaunchEnvironment.parse(environment)
-        (store, server) = try Rendezvous.join(launch, environment: environment, timeout: timeout)
+        (store, server) = try Rendezvous.joinJob(launch, environment: environment, timeout: timeout)
         world = try StatelessProcessGroup(rank: launch.rank, worldSize: launch.worldSize, store: store, name: "world", timeout: timeout)
         nodes = try NodeLayout(group: world, nodeID: launch.nodeID ?? NodeIdentity.current(environment: environment))
+    }
+
+    /// Leaves the world group and, when a rank serves the store (not `ccl launch`), waits there
+    /// until every rank is done with it (`Rendezvous.finish`).
+    deinit {
+        world.close()
+        if environment["CCL_STORE_IN_LAUNCHER"] != "1" {
+            try? Rendezvous.finish(store: store, server: server, rank: launch.rank, worldSize: launch.worldSize)
+        }
     }
 
     /// Collective options from the environment over `base`; the command line's `--transport`

@@ -17,8 +17,11 @@ package enum MPIFamily: String, Sendable, Equatable {
 ///
 /// Search order: `CCL_MPI_SO_PATH` (used alone when set, see `DynamicLibrary`), then
 /// `libmpi.so`, `libmpi.so.40` (Open MPI), `libmpich.so.12` and `libmpi.so.12` (MPICH),
-/// `libmpi_abi.so.1` (the MPI-5 standard ABI), through the system loader. Opened with
-/// `RTLD_GLOBAL`: Open MPI's plugins resolve their symbols against it.
+/// `libmpi_abi.so.1` (the MPI-5 standard ABI), through the system loader; under MPICH's Hydra
+/// launcher (`PMI_RANK` set, no `OMPI_COMM_WORLD_RANK`) the MPICH names come first, so that a
+/// machine with both families loads the one its `mpirun` belongs to. Opened with `RTLD_GLOBAL`:
+/// Open MPI's plugins resolve their symbols against it. Every function the backend calls and the
+/// family's handles (`constants`) are resolved at load, all or nothing.
 ///
 /// Threading: `MPI_Initialized`, `MPI_Finalized` and `MPI_Get_library_version` may be called from
 /// any thread, before `MPI_Init` and after `MPI_Finalize` (MPI-3 §8.7).
@@ -26,6 +29,10 @@ package enum MPIFamily: String, Sendable, Equatable {
 package final class MPILibrary: @unchecked Sendable {
     package static let variables = ["CCL_MPI_SO_PATH"]
     package static let candidates = ["libmpi.so", "libmpi.so.40", "libmpich.so.12", "libmpi.so.12", "libmpi_abi.so.1"]
+    /// The search order under MPICH's Hydra launcher.
+    package static let mpichFirst = ["libmpich.so.12", "libmpi.so.12", "libmpi_abi.so.1", "libmpi.so", "libmpi.so.40"]
+    /// `MPI_MAX_ERROR_STRING` is 512 in MPICH and the standard ABI, 256 in Open MPI.
+    static let errorBufferBytes = 512
     /// `MPI_MAX_LIBRARY_VERSION_STRING` is 8192 in MPICH (256 in Open MPI): one buffer fits both.
     static let versionBufferBytes = 8192
 
@@ -35,6 +42,10 @@ package final class MPILibrary: @unchecked Sendable {
     package let family: MPIFamily
     /// `MPI_Get_library_version`'s text ("Open MPI v4.1.4, package: …", "MPICH Version: 4.0.2 …").
     package let version: String
+    /// The family's predefined handles and constants.
+    package let constants: MPIConstants
+    /// The functions the backend calls.
+    package let calls: MPIFunctions
 
     typealias Result = Int32
     let initialized: @convention(c) (UnsafeMutablePointer<Int32>) -> Result
@@ -48,19 +59,30 @@ package final class MPILibrary: @unchecked Sendable {
     ///
     /// - Throws: `.unavailable`, naming every path tried (with `dlerror`'s text) or the missing
     ///   symbols.
+    ///   The family's handles are checked too: an "Open MPI" without Open MPI's data symbols is
+    ///   refused here, before a handle of the wrong family can reach a call.
     package static func load(environment: [String: String]) throws(CCLError) -> MPILibrary {
-        let library = try DynamicLibrary.open(
-            "MPI", variables: variables, environment: environment, candidates: candidates, global: true)
-        return try MPILibrary(library)
+        try load(environment: environment, family: nil)
     }
 
-    init(_ library: consuming DynamicLibrary) throws(CCLError) {
+    /// `load`, with the family forced instead of told apart (tests of a library of the wrong
+    /// family for its constants).
+    package static func load(environment: [String: String], family: MPIFamily?) throws(CCLError) -> MPILibrary {
+        let underHydra = environment["PMI_RANK"] != nil && environment["OMPI_COMM_WORLD_RANK"] == nil
+        let library = try DynamicLibrary.open(
+            "MPI", variables: variables, environment: environment, candidates: underHydra ? mpichFirst : candidates, global: true)
+        return try MPILibrary(library, family: family)
+    }
+
+    init(_ library: consuming DynamicLibrary, family forced: MPIFamily? = nil) throws(CCLError) {
         let found = try library.resolve(Self.symbols)
         initialized = unsafeBitCast(found[0], to: (@convention(c) (UnsafeMutablePointer<Int32>) -> Result).self)
         finalized = unsafeBitCast(found[1], to: (@convention(c) (UnsafeMutablePointer<Int32>) -> Result).self)
         getLibraryVersion = unsafeBitCast(
             found[2], to: (@convention(c) (UnsafeMutablePointer<CChar>, UnsafeMutablePointer<Int32>) -> Result).self)
-        family = Self.family(of: library)
+        family = forced ?? Self.family(of: library)
+        constants = try MPIConstants.of(family, in: library)
+        calls = try MPIFunctions(library)
         var text = [CChar](repeating: 0, count: Self.versionBufferBytes + 1)
         var length: Int32 = 0
         let status = getLibraryVersion(&text, &length)
@@ -91,6 +113,29 @@ package final class MPILibrary: @unchecked Sendable {
     package var isFinalized: Bool {
         var flag: Int32 = 0
         return finalized(&flag) == 0 && flag != 0
+    }
+}
+
+extension MPILibrary {
+    /// A handle MPI wrote into `storage` (zeroed before the call): the low 32 bits, sign-extended,
+    /// where the family's handles are C `int`s.
+    package func handle(from storage: Int) -> Int {
+        constants.handleBytes == 4 ? Int(Int32(truncatingIfNeeded: storage)) : storage
+    }
+
+    /// The version string's first part ("Open MPI v4.1.4", "MPICH Version: 4.0.2").
+    package var shortVersion: String {
+        let line = version.prefix { $0 != "," && $0 != "\n" }
+        return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ")
+    }
+
+    /// `MPI_Error_string`'s text for `code`, with the code.
+    package func describe(_ code: Int32) -> String {
+        var text = [CChar](repeating: 0, count: Self.errorBufferBytes + 1)
+        var length: Int32 = 0
+        guard calls.errorString(code, &text, &length) == 0 else { return "MPI error \(code)" }
+        let bytes = text.prefix(Int(max(0, min(length, Int32(Self.errorBufferBytes))))).map { UInt8(bitPattern: $0) }
+        return "\(String(decoding: bytes, as: UTF8.self).trimmingWhitespace()) (MPI error \(code))"
     }
 }
 

@@ -1,4 +1,5 @@
 import CCL
+import CCLMPI
 import CCLSystem
 import CCLTestSupport
 import Foundation
@@ -49,6 +50,7 @@ let options: QueueOptions = {
 func fail(_ error: any Error) -> Never {
     let code = (error as? CCLError)?.code.name ?? "other"
     say("ERROR \(code) \(error)")
+    MPIRuntime.markFailed()
     if let linger = arguments["linger"].flatMap(UInt32.init) { sleep(linger) }
     exit(1)
 }
@@ -167,6 +169,7 @@ do {
     case "collectives": try collectives()
     case "dispatch": try dispatch()
     case "restart": try restartingRank()
+    case "mpi": try mpiJob()
     default: throw CCLError(.invalidArgument, operation: "worker", "first argument must be read or write")
     }
 } catch {

@@ -1,3 +1,3 @@
 import CCLCommands
 
-CCLCommand.main()
+CCLCommand.runMain()

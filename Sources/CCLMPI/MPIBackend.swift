@@ -1,0 +1,72 @@
+import CCLBackend
+import CCLCollectiveAPI
+import CCLCore
+import CCLStore
+import Logging
+
+/// MPI on host buffers (`MPICommunicator`), for jobs started by `mpirun` or `srun`: MPI is opened
+/// at run time, so a machine without it builds and runs everything else, and its probe says why
+/// not.
+///
+/// Outside an MPI launch the probe says unavailable without opening the library: MPI would make
+/// the process a world of its own, which is not the group.
+public struct MPIBackend: Backend {
+    /// Where `CCL_MPI_SO_PATH`, `CCL_MPI_ABORT_ON_TIMEOUT` and the launcher's variables are read.
+    public let environment: [String: String]
+    /// How long a call may run before the watchdog reports it (`.indefinite`: no watchdog).
+    public let timeout: Timeout
+    /// Where the watchdog's reports go.
+    public let logger: Logger
+
+    /// A backend that opens MPI as `environment` says; `timeout` is the watchdog's.
+    public init(environment: [String: String], timeout: Timeout = .seconds(300), logger: Logger = Logger(label: "ccl.mpi")) {
+        self.environment = environment
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    public var name: String { "mpi" }
+    public var serves: Device.Kind { .host }
+
+    /// Whether MPI's launcher started this process (`OMPI_COMM_WORLD_SIZE`, `PMI_SIZE`).
+    public static func launchedByMPI(_ environment: [String: String]) -> Bool {
+        ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"].contains { !(environment[$0] ?? "").isEmpty }
+    }
+
+    /// Available under an MPI launch when the library loads with every function this backend
+    /// calls and its family's handles.
+    public func probe(_ context: BackendContext) -> BackendProbe {
+        if let runtime = MPIRuntime.existing { return Self.available(runtime.library) }
+        guard context.launchedByMPI || Self.launchedByMPI(environment) else {
+            return .unavailable(
+                reason:
+                    "not started by mpirun or srun (no OMPI_COMM_WORLD_SIZE or PMI_SIZE): MPI would make this process a world of its own")
+        }
+        do { return Self.available(try MPILibrary.load(environment: environment)) } catch {
+            return .unavailable(reason: error.message)
+        }
+    }
+
+    private static func available(_ library: MPILibrary) -> BackendProbe {
+        .available(version: library.shortVersion, details: "\(library.family.rawValue) at \(library.path)")
+    }
+
+    public func make(group: StatelessProcessGroup, nodes: NodeLayout, device: Device) throws(CCLError) -> any Communicator {
+        guard device == .host else {
+            throw CCLError(
+                .invalidArgument, operation: "create MPI communicator for group \(group.name)", "MPI takes host buffers, got \(device)")
+        }
+        let abortOnTimeout: Bool
+        switch environment["CCL_MPI_ABORT_ON_TIMEOUT"] ?? "" {
+        case "", "0", "false", "no": abortOnTimeout = false
+        case "1", "true", "yes": abortOnTimeout = true
+        case let text:
+            throw CCLError(
+                .invalidArgument, operation: "create MPI communicator for group \(group.name)",
+                "CCL_MPI_ABORT_ON_TIMEOUT=\(text) is not 0 or 1")
+        }
+        return try MPICommunicator(
+            group: group, runtime: MPIRuntime.shared(environment: environment), timeout: timeout, abortOnTimeout: abortOnTimeout,
+            logger: logger)
+    }
+}

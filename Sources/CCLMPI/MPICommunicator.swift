@@ -1,0 +1,295 @@
+import CCLCollectiveAPI
+import CCLCollectives
+import CCLCore
+import CCLStore
+import Logging
+
+/// Collectives on host buffers through MPI (MLX's way, MPI opened at run time): every call is the
+/// matching MPI call on a communicator of the group's ranks, with the dtypes MPI has natively and
+/// float16/bfloat16 as two-byte types with swift-ccl's reductions (`MPIHalfTypes`).
+///
+/// Creation (collective over the group's members only): every member's `MPI_COMM_WORLD` rank is
+/// all-gathered through the group's store; the whole world is `MPI_Comm_dup`'d, a sub-group is made
+/// with `MPI_Comm_create_group` (collective over its members, so a layout's groups are made one at
+/// a time by their own members, as the other backends make theirs). Errors return
+/// (`MPI_ERRORS_RETURN`) and carry MPI's text.
+///
+/// Semantics that differ from the shm and tcp backends, as MPI defines them:
+/// - Calls are not fingerprinted: a mismatched call is MPI's undefined behaviour (a hang, which the
+///   watchdog reports, or MPI's error). A receive checks the count it got (`MPI_Get_count`).
+/// - Calls cannot time out: `MPIWatchdog` reports a call running past the timeout, and ends the job
+///   with `MPI_Abort` when asked to.
+/// - `abort` breaks this rank's communicator only: MPI has no way to tell the others short of
+///   `MPI_Abort`.
+/// - Counts are C `int`s: at most 2³¹−1 elements per call.
+/// - A send may wait until the receiver has posted its receive (large messages in MPI).
+///
+/// Threading: one thread at a time, as every communicator.
+final class MPICommunicator: Communicator, @unchecked Sendable {
+    static let backendName: StaticString = "mpi"
+    /// The tag of `send`/`recv`/`sendRecv` messages (MPI keeps one pair's messages of one tag in order).
+    static let messageTag: Int32 = 77
+
+    let rank: Int
+    let worldSize: Int
+    let device = Device.host
+    var backend: String { "\(Self.backendName)" }
+    let transportDescription: String
+
+    private let runtime: MPIRuntime
+    private let calls: MPIFunctions
+    private let constants: MPIConstants
+    private let half: MPIHalfTypes
+    private var comm: Int
+    private let site: CallSite
+    /// Each group rank's global rank (errors name global ranks).
+    private let globalRanks: [Int]
+    private let watchdog: MPIWatchdog?
+    private var broken: CCLError?
+    private var sequence: UInt64 = 0
+    private var messagesSent: [UInt64]
+    private var messagesReceived: [UInt64]
+    /// Where an input that overlaps its output is copied first (MPI forbids aliased buffers
+    /// except in its own in-place forms); grows to the largest such input.
+    private var scratch = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    private let status = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16)
+
+    /// The communicator of `group`'s ranks; `timeout` is the watchdog's (nil: no watchdog).
+    init(group: StatelessProcessGroup, runtime: MPIRuntime, timeout: Timeout, abortOnTimeout: Bool, logger: Logger) throws(CCLError) {
+        let globalRanks = group.globalRanks ?? Array(0..<group.worldSize)
+        let operation = "create MPI communicator for group \(group.name)"
+        let mpi = runtime.library
+        rank = group.rank
+        worldSize = group.worldSize
+        self.runtime = runtime
+        calls = mpi.calls
+        constants = mpi.constants
+        half = runtime.halfTypes
+        site = CallSite(group: group.name, rank: globalRanks[group.rank], groupRank: group.rank, worldSize: group.worldSize)
+        self.globalRanks = globalRanks
+        messagesSent = Array(repeating: 0, count: group.worldSize)
+        messagesReceived = messagesSent
+        transportDescription = "mpi (\(mpi.family.rawValue), \(group.worldSize) of \(runtime.worldSize) MPI ranks)"
+        let worldRanks = try group.allGatherObject(runtime.worldRank)
+        if Set(worldRanks).count != worldRanks.count {
+            let shared = Dictionary(grouping: worldRanks.indices, by: { worldRanks[$0] }).first { $0.value.count > 1 }
+            throw CCLError(
+                .invalidArgument, operation: operation, group: group.name, rank: site.rank, groupRank: rank,
+                "group ranks \(shared?.value.map { String(globalRanks[$0]) }.joined(separator: " and ") ?? "?") are the same MPI process (MPI_COMM_WORLD rank \(shared?.key ?? -1)): the group was not made from the ranks mpirun started"
+            )
+        }
+        var made = 0
+        var code: Int32
+        if worldRanks == Array(0..<runtime.worldSize) {
+            code = calls.commDup(constants.commWorld, &made)
+        } else {
+            var worldGroup = 0
+            var subgroup = 0
+            code = calls.commGroup(constants.commWorld, &worldGroup)
+            if code == 0 {
+                let members = worldRanks.map { Int32($0) }
+                code = calls.groupIncl(mpi.handle(from: worldGroup), Int32(members.count), members, &subgroup)
+                _ = calls.groupFree(&worldGroup)
+            }
+            if code == 0 {
+                code = calls.commCreateGroup(constants.commWorld, mpi.handle(from: subgroup), Self.tag(for: group.name), &made)
+                _ = calls.groupFree(&subgroup)
+            }
+        }
+        guard code == 0 else {
+            throw CCLError(.system, operation: operation, group: group.name, rank: site.rank, groupRank: rank, mpi.describe(code))
+        }
+        comm = mpi.handle(from: made)
+        _ = calls.commSetErrhandler(comm, constants.errorsReturn)
+        var mine: Int32 = -1
+        _ = calls.commRank(comm, &mine)
+        guard mine == Int32(rank) else {
+            throw CCLError(
+                .system, operation: operation, group: group.name, rank: site.rank, groupRank: rank,
+                "MPI placed this process at rank \(mine) of the new communicator, not \(rank)")
+        }
+        if let limit = timeout.nanoseconds {
+            let site = self.site, world = constants.commWorld, abort = calls.abort
+            watchdog = MPIWatchdog(timeout: limit) { message in
+                let text =
+                    "group \(site.group), rank \(site.rank): \(message); MPI calls cannot time out: a rank of the group may be stuck, dead or in another call"
+                if abortOnTimeout {
+                    logger.critical("\(text); ending the job (MPI_Abort, CCL_MPI_ABORT_ON_TIMEOUT=1)")
+                    _ = abort(world, 70)
+                } else {
+                    logger.error("\(text) (set CCL_MPI_ABORT_ON_TIMEOUT=1 to end the job instead)")
+                }
+            }
+        } else {
+            watchdog = nil
+        }
+    }
+
+    deinit {
+        if !runtime.library.isFinalized, comm != constants.commNull { _ = calls.commFree(&comm) }
+        scratch.deallocate()
+        status.deallocate()
+    }
+
+    /// The tag of `MPI_Comm_create_group` for a group: the same on every member.
+    static func tag(for name: String) -> Int32 {
+        var hash: UInt32 = 2_166_136_261
+        for byte in name.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        return Int32(hash & 0x7fff)
+    }
+
+    func abort(_ error: CCLError) {
+        if broken == nil { broken = error }
+    }
+
+    func execute(_ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, on stream: DeviceStream) throws(CCLError) -> Completion
+    {
+        if let broken { throw broken }
+        try site.checkBuffers(call, input: input, output: output, stream: stream, device: device, backend: Self.backendName)
+        let check = site.check(call.op.kind.description)  // a literal: no allocation per call
+        let bytes = try check.count(call.count, call.dtype)
+        guard let count = Int32(exactly: call.count) else {
+            throw CCLError(
+                .invalidArgument, operation: check.operation, group: site.group, rank: site.rank, groupRank: rank,
+                "count \(call.count) is more than MPI's int counts hold (2147483647); split the call")
+        }
+        let type = constants.datatype(call.dtype) ?? half.datatype
+        let n = worldSize
+        let number = sequence &+ 1
+        watchdog?.enter(call, number: number)
+        defer { watchdog?.leave(number) }
+        var source = UnsafeRawPointer(input.base)
+        let target = output.base
+        let code: Int32
+        switch call.op {
+        case .allReduce(let op):
+            try check.buffer("input", has: input.bytes, needs: bytes)
+            try check.buffer("output", has: output.bytes, needs: bytes)
+            if source == UnsafeRawPointer(target) {
+                source = UnsafeRawPointer(bitPattern: constants.inPlace)
+            } else {
+                source = separate(source, bytes, from: target, bytes)
+            }
+            code = calls.allreduce(source, target, count, type, reduction(op, call.dtype), comm)
+            if code == 0, op == .avg, let target { divide(target, count: call.count, dtype: call.dtype) }
+        case .allGather:
+            let all = try check.times(bytes, n)
+            try check.buffer("input", has: input.bytes, needs: bytes)
+            try check.buffer("output", has: output.bytes, needs: all)
+            if let target, bytes > 0, source == UnsafeRawPointer(target + rank * bytes) {
+                source = UnsafeRawPointer(bitPattern: constants.inPlace)
+            } else {
+                source = separate(source, bytes, from: target, all)
+            }
+            code = calls.allgather(source, count, type, target, count, type, comm)
+        case .reduceScatter(let op):
+            try check.buffer("input", has: input.bytes, needs: try check.times(bytes, n))
+            try check.buffer("output", has: output.bytes, needs: bytes)
+            source = separate(source, bytes * n, from: target, bytes)
+            code = calls.reduceScatterBlock(source, target, count, type, reduction(op, call.dtype), comm)
+            if code == 0, op == .avg, let target { divide(target, count: call.count, dtype: call.dtype) }
+        case .broadcast(let root):
+            try check.peer(root, role: "root")
+            try check.buffer("", has: output.bytes, needs: bytes)
+            code = calls.bcast(target, count, type, Int32(root), comm)
+        case .gather(let root):
+            try check.peer(root, role: "root")
+            try check.buffer("input", has: input.bytes, needs: bytes)
+            if rank == root {
+                let all = try check.times(bytes, n)
+                try check.buffer("output", has: output.bytes, needs: all)
+                if let target, bytes > 0, source == UnsafeRawPointer(target + root * bytes) {
+                    source = UnsafeRawPointer(bitPattern: constants.inPlace)
+                } else {
+                    source = separate(source, bytes, from: target, all)
+                }
+            }
+            code = calls.gather(source, count, type, target, count, type, Int32(root), comm)
+        case .send(let peer):
+            try check.peer(peer, role: "destination")
+            try check.buffer("send", has: input.bytes, needs: bytes)
+            code = calls.send(source, count, type, Int32(peer), Self.messageTag, comm)
+            guard code == 0 else { throw failure(code, check, call, peer: peer) }
+            messagesSent[peer] &+= 1
+            return .done(messagesSent[peer])
+        case .recv(let peer):
+            try check.peer(peer, role: "source")
+            try check.buffer("receive", has: output.bytes, needs: bytes)
+            code = calls.recv(target, count, type, Int32(peer), Self.messageTag, comm, status)
+            guard code == 0 else { throw failure(code, check, call, peer: peer) }
+            try checkReceived(count, type, from: peer, check)
+            messagesReceived[peer] &+= 1
+            return .done(messagesReceived[peer])
+        case .sendRecv(let destination, let from):
+            try check.peer(destination, role: "destination")
+            try check.peer(from, role: "source")
+            try check.buffer("send", has: input.bytes, needs: bytes)
+            try check.buffer("receive", has: output.bytes, needs: bytes)
+            source = separate(source, bytes, from: target, bytes)
+            code = calls.sendrecv(
+                source, count, type, Int32(destination), Self.messageTag, target, count, type, Int32(from), Self.messageTag, comm,
+                status)
+            guard code == 0 else { throw failure(code, check, call, peer: from) }
+            try checkReceived(count, type, from: from, check)
+            messagesSent[destination] &+= 1
+            messagesReceived[from] &+= 1
+            return .done(messagesSent[destination])
+        case .barrier:
+            code = calls.barrier(comm)
+        }
+        guard code == 0 else { throw failure(code, check, call, peer: nil) }
+        sequence = number
+        return .done(number)
+    }
+
+    @inline(__always)
+    private func reduction(_ op: ReduceOp, _ dtype: DType) -> Int {
+        dtype == .float16 || dtype == .bfloat16 ? half.reduction(op, dtype) : constants.reduction(op)
+    }
+
+    /// `source` itself when its `sourceBytes` do not overlap the `targetBytes` at `target`, else a
+    /// copy of them in `scratch` (MPI forbids aliased send and receive buffers).
+    private func separate(_ source: UnsafeRawPointer?, _ sourceBytes: Int, from target: UnsafeMutableRawPointer?, _ targetBytes: Int)
+        -> UnsafeRawPointer?
+    {
+        guard let source, let target, sourceBytes > 0, targetBytes > 0,
+            source < UnsafeRawPointer(target) + targetBytes, UnsafeRawPointer(target) < source + sourceBytes
+        else { return source }
+        if scratch.count < sourceBytes {
+            scratch.deallocate()
+            scratch = .allocate(byteCount: sourceBytes, alignment: 64)
+        }
+        scratch.baseAddress?.copyMemory(from: source, byteCount: sourceBytes)
+        return UnsafeRawPointer(scratch.baseAddress)
+    }
+
+    /// `avg`: the sum MPI made, divided by the group's size (truncating for integers), as the CPU
+    /// backends do.
+    private func divide(_ target: UnsafeMutableRawPointer, count: Int, dtype: DType) {
+        withUnsafeTemporaryAllocation(of: UnsafeRawPointer.self, capacity: 1) { sources in
+            sources[0] = UnsafeRawPointer(target)
+            Reduction.reduce(UnsafeBufferPointer(sources), into: target, count: count, dtype: dtype, op: .avg, divisor: worldSize)
+        }
+    }
+
+    /// A receive that got fewer elements than asked is a mismatched pair of calls.
+    private func checkReceived(_ count: Int32, _ type: Int, from peer: Int, _ check: CallCheck) throws(CCLError) {
+        var got: Int32 = 0
+        guard calls.getCount(status, type, &got) == 0, got != count else { return }
+        let error = CCLError(
+            .malformed, operation: check.operation, group: site.group, rank: site.rank, groupRank: rank, peer: "rank \(globalRanks[peer])",
+            "rank \(globalRanks[peer]) sent \(got) elements, this receive expected \(count) (mismatched send and receive)")
+        broken = error
+        throw error
+    }
+
+    /// MPI's error for a call; the communicator is broken from here on (MPI leaves its state
+    /// undefined after an error).
+    private func failure(_ code: Int32, _ check: CallCheck, _ call: CollectiveCall, peer: Int?) -> CCLError {
+        let error = CCLError(
+            .system, operation: check.operation, group: site.group, rank: site.rank, groupRank: rank,
+            peer: peer.map { "rank \(globalRanks[$0])" }, "\(call) failed in MPI: \(runtime.library.describe(code))")
+        broken = error
+        return error
+    }
+}

@@ -1,0 +1,62 @@
+import CCL
+import CCLMPI
+import Foundation
+
+/// The worker's `mpi` mode, one rank of a job started by `mpirun`: the store through
+/// `Rendezvous.joinJob` (no address given), the world's communicator from the backend `backend=`
+/// asks for (strict), every op × dtype verified on `counts=`, then the same on the tensor-parallel
+/// groups of a layout with `tp=` (made by their own members, one group at a time), and a barrier.
+/// `killself=R` kills rank R with SIGKILL after its first checks; `stall=R` keeps rank R out of
+/// the second call (the others wait in MPI; the watchdog reports them).
+func mpiJob() throws {
+    let environment = ProcessInfo.processInfo.environment
+    let launch = try LaunchEnvironment.parse(environment)
+    let (store, server) = try Rendezvous.joinJob(launch, environment: environment, timeout: .seconds(60))
+    let world = try StatelessProcessGroup(rank: launch.rank, worldSize: launch.worldSize, store: store, timeout: .seconds(60))
+    let nodes = try NodeLayout(group: world, nodeID: arguments["node"] ?? NodeIdentity.current(environment: environment))
+    var options = CollectiveOptions()
+    options.timeout = .seconds(Double(int("timeout", 60)))
+    options.launcher = launch.source
+    options.request = try BackendRequest.parse(arguments["backend"] ?? "mpi", strict: true, origin: "CCL_BACKEND")
+    let (communicator, decision) = try CPUCommunicatorFactory.make(group: world, nodes: nodes, options: options)
+    say("RANK \(launch.rank) TRANSPORT \(communicator.transportDescription) BACKEND \(decision.backend)")
+    if launch.rank == 0, let runtime = MPIRuntime.existing {
+        say("MPI \(runtime.library.family.rawValue) \(runtime.library.shortVersion) initialisedHere=\(runtime.initializedHere)")
+    }
+    let counts = arguments["counts"].map { _ in ints("counts") } ?? [0, 1, 7, 1023]
+    let dtypes = (arguments["dtypes"] ?? "").split(separator: ",").compactMap { DType(name: String($0)) }
+    var checks = CollectiveChecks(communicator: communicator)
+    var values: [Float] = [1]
+    if int("stall", -1) == launch.rank {
+        say("STALLING")
+        sleep(UInt32(int("timeout", 60) * 2))
+    }
+    try values.withUnsafeMutableBytes {
+        try communicator.allReduce(UnsafeRawBufferPointer($0), into: $0, count: 1, dtype: .float32, op: .sum)
+    }
+    for dtype in dtypes.isEmpty ? DType.allCases : dtypes {
+        for count in counts { try checks.run(dtype, count: count) }
+        if int("killself", -1) == launch.rank {
+            say("KILLING pid \(getpid())")
+            kill(getpid(), SIGKILL)
+        }
+    }
+    say("RANK \(launch.rank) WORLD \(checks.checks)")
+    let tp = int("tp", 1)
+    if tp > 1 {
+        let layout = try ParallelLayout(world: launch.worldSize, tp: tp, pp: launch.worldSize / tp)
+        let group = try GroupCoordinator.create(.tp, layout: layout, rank: launch.rank, store: store, nodes: nodes, collectives: options)
+        guard let tensorParallel = group.cpuCommunicator else {
+            throw CCLError(.invalidArgument, operation: "mpi job", rank: launch.rank, "the tp group has no communicator")
+        }
+        var groupChecks = CollectiveChecks(communicator: tensorParallel)
+        for dtype in dtypes.isEmpty ? DType.allCases : dtypes {
+            for count in counts { try groupChecks.run(dtype, count: count) }
+        }
+        say("RANK \(launch.rank) TP \(group.ranks) \(tensorParallel.backend) \(groupChecks.checks)")
+    }
+    try communicator.barrier()
+    world.close()
+    try Rendezvous.finish(store: store, server: server, rank: launch.rank, worldSize: launch.worldSize)
+    say("RANK \(launch.rank) DONE")
+}

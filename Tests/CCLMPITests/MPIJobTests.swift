@@ -1,0 +1,157 @@
+import CCLCore
+import CCLSystem
+import CCLTestSupport
+import Foundation
+import Testing
+
+@testable import CCLMPI
+
+/// Real MPI jobs: `mpirun` starts `CCLTestWorker mpi` ranks that meet through `Rendezvous.joinJob`
+/// (no store address given) and verify every op × dtype on the MPI backend, then on a layout's
+/// tensor-parallel groups. The launchers and libraries are the real ones scripts/setup.sh
+/// installs: Debian's Open MPI (`mpirun.openmpi`) and MPICH (`mpirun.mpich`), and MPICH 5 from
+/// PyPI for the MPI-5 standard ABI (`libmpi_abi.so.1`).
+@Suite(.serialized) struct MPIJobTests {
+    enum Launcher {
+        case openMPI, mpich
+        /// MPICH 5's own `mpiexec` (the PyPI wheel), with `library` in `lib/` loaded.
+        case mpich5(library: String)
+    }
+
+    /// Where scripts/setup.sh installs MPICH 5 (`CCL_TEST_MPICH5_PREFIX` overrides).
+    static var mpich5Prefix: String {
+        ProcessInfo.processInfo.environment["CCL_TEST_MPICH5_PREFIX"] ?? "/opt/swift-ccl/mpich-5.0.2"
+    }
+
+    /// Runs a job of `ranks` workers; its exit status and everything it printed (stdout and stderr).
+    static func run(_ launcher: Launcher, ranks: Int, _ arguments: [String], environment: [String: String] = [:]) throws -> (
+        status: Int32, output: String
+    ) {
+        var extra = environment
+        let command: [String]
+        switch launcher {
+        case .openMPI:
+            extra["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+            extra["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+            command = ["mpirun.openmpi", "--oversubscribe", "-np", "\(ranks)"]
+        case .mpich:
+            command = ["mpirun.mpich", "-np", "\(ranks)"]
+        case .mpich5(let library):
+            extra["CCL_MPI_SO_PATH"] = "\(mpich5Prefix)/lib/\(library)"
+            command = ["\(mpich5Prefix)/bin/mpiexec", "-n", "\(ranks)"]
+        }
+        let words = ["timeout", "120"] + command + [Worker.executable.path, "mpi"] + arguments
+        let child = try ChildProcess(
+            executable: URL(fileURLWithPath: "/bin/sh"), arguments: ["-c", "exec \"$@\" 2>&1", "sh"] + words, environment: extra)
+        while child.readLine() != nil {}
+        return (child.waitForExit(), child.lines.joined(separator: "\n"))
+    }
+
+    /// Every rank finished every check, on the MPI backend of `family`.
+    static func expectPassed(_ job: (status: Int32, output: String), ranks: Int, family: MPIFamily, tp: Int = 1) {
+        #expect(job.status == 0, "\(job.output)")
+        #expect(job.output.contains("MPI \(family.rawValue) "), "\(job.output)")
+        for rank in 0..<ranks {
+            #expect(job.output.contains("RANK \(rank) WORLD 512"), "rank \(rank): \(job.output)")
+            #expect(job.output.contains("RANK \(rank) DONE"), "rank \(rank): \(job.output)")
+            if tp > 1 { #expect(job.output.contains("RANK \(rank) TP"), "rank \(rank): \(job.output)") }
+        }
+        #expect(!job.output.contains("ERROR"), "\(job.output)")
+    }
+
+    @Test("Open MPI, 1 to 4 ranks: every op × dtype, and the layout's tp groups at 4", arguments: [1, 2, 3, 4])
+    func openMPI(ranks: Int) throws {
+        let tp = ranks == 4 ? 2 : 1
+        Self.expectPassed(try Self.run(.openMPI, ranks: ranks, ["tp=\(tp)"]), ranks: ranks, family: .openMPI, tp: tp)
+    }
+
+    @Test("MPICH under its own mpirun (Hydra): every op × dtype, and the tp groups at 4", arguments: [2, 4])
+    func mpich(ranks: Int) throws {
+        let tp = ranks == 4 ? 2 : 1
+        Self.expectPassed(try Self.run(.mpich, ranks: ranks, ["tp=\(tp)"]), ranks: ranks, family: .mpich, tp: tp)
+    }
+
+    @Test("the MPI-5 standard ABI (MPICH 5's libmpi_abi.so.1): every op × dtype, and the tp groups")
+    func standardABI() throws {
+        Self.expectPassed(
+            try Self.run(.mpich5(library: "libmpi_abi.so.1"), ranks: 4, ["tp=2"]), ranks: 4, family: .standardABI, tp: 2)
+    }
+
+    @Test("MPICH 5's native library (libmpi.so.12) keeps MPICH's constants")
+    func mpich5Native() throws {
+        Self.expectPassed(try Self.run(.mpich5(library: "libmpi.so.12"), ranks: 2, []), ranks: 2, family: .mpich)
+    }
+
+    @Test("a rank killed mid-job fails the job, and Open MPI's mpirun names its rank")
+    func killedRankOpenMPI() throws {
+        let job = try Self.run(.openMPI, ranks: 3, ["counts=7", "killself=1"])
+        #expect(job.status != 0, "\(job.output)")
+        #expect(job.output.contains("KILLING"), "\(job.output)")
+        #expect(job.output.contains("process rank 1 with PID"), "\(job.output)")
+        #expect(!job.output.contains("RANK 0 DONE"), "\(job.output)")
+    }
+
+    @Test("a rank killed mid-job fails the job, and MPICH's mpirun names its process")
+    func killedRankMPICH() throws {
+        let job = try Self.run(.mpich, ranks: 3, ["counts=7", "killself=1"])
+        #expect(job.status != 0, "\(job.output)")
+        let pid = job.output.split(separator: "\n").first { $0.hasPrefix("KILLING pid ") }?.split(separator: " ").last
+        #expect(pid != nil, "\(job.output)")
+        #expect(job.output.contains("PID \(pid ?? "?") RUNNING AT"), "\(job.output)")
+        #expect(!job.output.contains("RANK 0 DONE"), "\(job.output)")
+    }
+
+    @Test("an MPI library that is missing fails every rank naming the path")
+    func missingLibrary() throws {
+        let job = try Self.run(.openMPI, ranks: 2, ["counts=7"], environment: ["CCL_MPI_SO_PATH": "/nonexistent/libmpi.so.40"])
+        #expect(job.status != 0, "\(job.output)")
+        #expect(job.output.contains("MPI not loaded from CCL_MPI_SO_PATH=/nonexistent/libmpi.so.40"), "\(job.output)")
+    }
+
+    @Test("Open MPI's library under MPICH's mpirun: each rank is a world of its own, which is an error naming both")
+    func libraryOfAnotherLauncher() throws {
+        let job = try Self.run(.mpich, ranks: 2, ["counts=7"], environment: ["CCL_MPI_SO_PATH": "libmpi.so.40"])
+        #expect(job.status != 0, "\(job.output)")
+        #expect(
+            job.output.contains("MPI_COMM_WORLD has 1 rank but the launcher started 2 (PMI_SIZE)"), "\(job.output)")
+        #expect(job.output.contains("(Open MPI, "), "\(job.output)")
+        #expect(job.output.contains("initialise MPI (rank 1)"), "\(job.output)")
+    }
+
+    @Test("a library of the wrong family for its constants is refused at load, before a handle reaches MPI")
+    func wrongFamily() throws {
+        let error = #expect(throws: CCLError.self) {
+            _ = try MPILibrary.load(environment: ["CCL_MPI_SO_PATH": "libmpich.so.12"], family: .openMPI)
+        }
+        let text = error?.description ?? ""
+        #expect(text.contains("was taken for Open MPI"), "\(text)")
+        #expect(text.contains("ompi_mpi_comm_world"), "\(text)")
+    }
+
+    @Test("a call blocked in MPI past the timeout is reported by the watchdog, naming the call; the job then goes on")
+    func watchdogReports() throws {
+        let job = try Self.run(.openMPI, ranks: 2, ["counts=7", "dtypes=float32", "stall=1", "timeout=2"])
+        #expect(job.status == 0, "\(job.output)")
+        #expect(
+            job.output.contains("group world, rank 0: call #1, allReduce(sum) of 1 float32, has been inside MPI for at least"),
+            "\(job.output)")
+        #expect(job.output.contains("RANK 0 DONE"), "\(job.output)")
+    }
+
+    @Test("CCL_MPI_ABORT_ON_TIMEOUT=1: the watchdog ends the job with MPI_Abort")
+    func watchdogAborts() throws {
+        let job = try Self.run(
+            .openMPI, ranks: 2, ["counts=7", "dtypes=float32", "stall=1", "timeout=2"], environment: ["CCL_MPI_ABORT_ON_TIMEOUT": "1"])
+        #expect(job.status != 0, "\(job.output)")
+        #expect(job.output.contains("ending the job (MPI_Abort, CCL_MPI_ABORT_ON_TIMEOUT=1)"), "\(job.output)")
+        #expect(job.output.contains("MPI_ABORT was invoked on rank 0"), "\(job.output)")
+        #expect(!job.output.contains("RANK 0 DONE"), "\(job.output)")
+    }
+
+    @Test("outside mpirun the backend is unavailable without opening MPI: a singleton world is not a group")
+    func notUnderMPI() {
+        let probe = MPIBackend(environment: [:]).probe(.init(device: .host, worldSize: 2, nodeCount: 2))
+        #expect(!probe.isAvailable)
+        #expect(probe.description.contains("not started by mpirun or srun"), "\(probe)")
+    }
+}
