@@ -158,9 +158,13 @@ import Testing
     @Test("the registry lists this build's backends and probes only those serving the device")
     func registry() {
         let registry = BackendRegistry()
-        #expect(registry.names == ["shm", "tcp", "hierarchical", "nccl"])
+        #expect(registry.names == ["shm", "tcp", "hierarchical", "nccl", "mpi"])
         let probes = registry.candidates(for: Self.mixed)
         #expect(probes.first { $0.name == "shm" }?.probe.isAvailable == false)
+        // Not started by mpirun (this test process): MPI is unavailable, and the hierarchical
+        // backend's tier between nodes is TCP.
+        #expect(probes.first { $0.name == "mpi" }?.probe.description.contains("not started by mpirun") == true)
+        #expect(probes.first { $0.name == "hierarchical" }?.probe.description.contains("tcp between") == true)
         #expect(probes.first { $0.name == "hierarchical" }?.probe.isAvailable == true)
         let gpu = registry.candidates(for: Self.gpu)
         #expect(gpu.filter { $0.name != "nccl" }.allSatisfy { $0.probe == .unavailable(reason: "serves host buffers, not cuda") })

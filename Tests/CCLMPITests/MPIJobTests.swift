@@ -82,6 +82,26 @@ import Testing
         Self.expectPassed(try Self.run(.mpich5(library: "libmpi.so.12"), ranks: 2, []), ranks: 2, family: .mpich)
     }
 
+    @Test("by default under mpirun, ranks on two nodes use shared memory inside each node and MPI between them")
+    func hierarchicalDefault() throws {
+        // Two "nodes" on this machine: Open MPI's MPMD form gives each half its own CCL_NODE_ID.
+        let worker = Worker.executable.path
+        let words = [
+            "timeout", "120", "mpirun.openmpi", "--oversubscribe", "-np", "2", "-x", "CCL_NODE_ID=a", worker, "mpi", "backend=auto",
+            "counts=7", ":", "-np", "2", "-x", "CCL_NODE_ID=b", worker, "mpi", "backend=auto", "counts=7",
+        ]
+        let child = try ChildProcess(
+            executable: URL(fileURLWithPath: "/bin/sh"), arguments: ["-c", "exec \"$@\" 2>&1", "sh"] + words,
+            environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])
+        while child.readLine() != nil {}
+        let output = child.lines.joined(separator: "\n")
+        #expect(child.waitForExit() == 0, "\(output)")
+        for rank in 0..<4 {
+            #expect(output.contains("RANK \(rank) TRANSPORT hierarchical (2 nodes: shm inside, mpi between)"), "\(output)")
+            #expect(output.contains("RANK \(rank) WORLD 128"), "\(output)")
+        }
+    }
+
     @Test("a rank killed mid-job fails the job, and Open MPI's mpirun names its rank")
     func killedRankOpenMPI() throws {
         let job = try Self.run(.openMPI, ranks: 3, ["counts=7", "killself=1"])
