@@ -15,7 +15,10 @@ struct CollectiveBenchOptions: ParsableArguments {
     )
     var sizes: String = "8,1K,64K,1M,16M,64M"
     @Option(help: "Milliseconds of timed iterations per size (iterations clamped to 3...2000).") var targetMs: Double = 400
-    @Flag(inversion: .prefixedNo, help: "Verify every element after every iteration.") var check = true
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Refill the input and verify every element at every iteration (--no-check: the warm-up only, then the call alone).")
+    var check = true
     @Flag(help: "One JSON object per line.") var json = false
 
     func validate() throws {

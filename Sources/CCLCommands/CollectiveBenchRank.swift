@@ -67,23 +67,28 @@ struct CollectiveBench {
         let n = ranks, rank = communicator.rank
         let inputCount = collective == .reducescatter ? n * count : count
         let outputCount = collective == .allgather ? n * count : count
-        let input = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, inputCount * MemoryLayout<T>.stride), alignment: 64)
-        let output = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, outputCount * MemoryLayout<T>.stride), alignment: 64)
+        // Page-aligned, as the C anchors' buffers (posix_memalign 4096).
+        let input = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, inputCount * MemoryLayout<T>.stride), alignment: 4096)
+        let output = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, outputCount * MemoryLayout<T>.stride), alignment: 4096)
         defer {
             input.deallocate()
             output.deallocate()
         }
         let dtype = T.dtype
+        // Checked iterations refill the input with this iteration's values first (a stale result
+        // cannot pass); unchecked ones (--no-check) time the call alone on the buffers as they
+        // are, as the C anchors do.
         func iteration(_ number: Int, check: Bool) throws -> (UInt64, Int) {
-            switch collective {
-            case .broadcast:
-                if rank == 0 {
-                    BenchPattern.fill(output, as: T.self, count: count, rank: 0, first: 0, iteration: number)
+            if check {
+                if collective == .broadcast {
+                    if rank == 0 {
+                        BenchPattern.fill(output, as: T.self, count: count, rank: 0, first: 0, iteration: number)
+                    } else {
+                        output.initializeMemory(as: UInt8.self, repeating: 0)
+                    }
                 } else {
-                    output.initializeMemory(as: UInt8.self, repeating: 0)
+                    BenchPattern.fill(input, as: T.self, count: inputCount, rank: rank, first: 0, iteration: number)
                 }
-            default:
-                BenchPattern.fill(input, as: T.self, count: inputCount, rank: rank, first: 0, iteration: number)
             }
             try communicator.barrier()
             let start = monotonicNanoseconds()

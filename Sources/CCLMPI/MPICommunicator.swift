@@ -44,7 +44,10 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
     private let site: CallSite
     /// Each group rank's global rank (errors name global ranks).
     private let globalRanks: [Int]
-    private let watchdog: MPIWatchdog?
+    /// Kept alive for `progress`.
+    private let watchdog: MPIWatchdog
+    /// The watchdog's per-call side.
+    private let progress: MPIWatchdog.Progress
     private var broken: CCLError?
     private var sequence: UInt64 = 0
     private var messagesSent: [UInt64]
@@ -54,7 +57,7 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
     private var scratch = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     private let status = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16)
 
-    /// The communicator of `group`'s ranks; `timeout` is the watchdog's (nil: no watchdog).
+    /// The communicator of `group`'s ranks; `timeout` is the watchdog's (`.indefinite`: none).
     init(group: StatelessProcessGroup, runtime: MPIRuntime, timeout: Timeout, abortOnTimeout: Bool, logger: Logger) throws(CCLError) {
         let globalRanks = group.globalRanks ?? Array(0..<group.worldSize)
         let operation = "create MPI communicator for group \(group.name)"
@@ -108,21 +111,18 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
                 .system, operation: operation, group: group.name, rank: site.rank, groupRank: rank,
                 "MPI placed this process at rank \(mine) of the new communicator, not \(rank)")
         }
-        if let limit = timeout.nanoseconds {
-            let site = self.site, world = constants.commWorld, abort = calls.abort
-            watchdog = MPIWatchdog(timeout: limit) { message in
-                let text =
-                    "group \(site.group), rank \(site.rank): \(message); MPI calls cannot time out: a rank of the group may be stuck, dead or in another call"
-                if abortOnTimeout {
-                    logger.critical("\(text); ending the job (MPI_Abort, CCL_MPI_ABORT_ON_TIMEOUT=1)")
-                    _ = abort(world, 70)
-                } else {
-                    logger.error("\(text) (set CCL_MPI_ABORT_ON_TIMEOUT=1 to end the job instead)")
-                }
+        let site = self.site, world = constants.commWorld, abort = calls.abort
+        watchdog = MPIWatchdog(timeout: timeout.nanoseconds) { message in
+            let text =
+                "group \(site.group), rank \(site.rank): \(message); MPI calls cannot time out: a rank of the group may be stuck, dead or in another call"
+            if abortOnTimeout {
+                logger.critical("\(text); ending the job (MPI_Abort, CCL_MPI_ABORT_ON_TIMEOUT=1)")
+                _ = abort(world, 70)
+            } else {
+                logger.error("\(text) (set CCL_MPI_ABORT_ON_TIMEOUT=1 to end the job instead)")
             }
-        } else {
-            watchdog = nil
         }
+        progress = watchdog.progress
     }
 
     deinit {
@@ -156,8 +156,8 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
         let type = constants.datatype(call.dtype) ?? half.datatype
         let n = worldSize
         let number = sequence &+ 1
-        watchdog?.enter(call, number: number)
-        defer { watchdog?.leave(number) }
+        progress.enter(call, number: number)
+        defer { progress.leave(number) }
         var source = UnsafeRawPointer(input.base)
         let target = output.base
         let code: Int32

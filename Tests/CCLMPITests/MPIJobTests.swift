@@ -102,6 +102,75 @@ import Testing
         }
     }
 
+    /// Runs `ccl` with `arguments` under `mpirun.openmpi -np ranks`; exit status and output.
+    static func ccl(ranks: Int, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let ccl = Worker.executable.deletingLastPathComponent().appendingPathComponent("ccl").path
+        let words = ["timeout", "300", "mpirun.openmpi", "--oversubscribe", "-np", "\(ranks)", ccl] + arguments
+        let child = try ChildProcess(
+            executable: URL(fileURLWithPath: "/bin/sh"), arguments: ["-c", "exec \"$@\" 2>&1", "sh"] + words,
+            environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])
+        while child.readLine() != nil {}
+        return (child.waitForExit(), child.lines.joined(separator: "\n"))
+    }
+
+    @Test("mpirun -np 2 ccl bench allreduce --backend mpi: one rank per process, every element checked")
+    func benchUnderMPI() throws {
+        let job = try Self.ccl(ranks: 2, ["bench", "allreduce", "--backend", "mpi", "--sizes", "8,64K", "--target-ms", "20"])
+        #expect(job.status == 0, "\(job.output)")
+        #expect(job.output.contains("# backend: mpi (requested by --backend=mpi)"), "\(job.output)")
+        #expect(job.output.contains("2 ranks, transport mpi (Open MPI, 2 of 2 MPI ranks)"), "\(job.output)")
+        let rows = job.output.split(separator: "\n").filter { !$0.hasPrefix("#") && $0.contains("float32") && $0.contains("sum") }
+        #expect(rows.count == 2, "\(job.output)")
+        // The #wrong column (every element of every iteration verified) is 0 in every row.
+        #expect(rows.allSatisfy { $0.split(separator: " ").dropLast().last == "0" }, "\(job.output)")
+    }
+
+    @Test("mpirun -np 4 ccl demo: TP 2 × PP 2 across the job mpirun started, checked against one process")
+    func demoUnderMPI() throws {
+        let job = try Self.ccl(ranks: 4, ["demo", "--tp", "2", "--pp", "2", "--steps", "3"])
+        #expect(job.status == 0, "\(job.output)")
+        #expect(job.output.contains("all 3 steps match the single-process model"), "\(job.output)")
+    }
+
+    @Test(
+        "Open MPI across two network-namespace hosts: mpirun reaches host B through an rsh agent; shm inside, MPI between",
+        .enabled(if: TestHosts.available, "needs root and iproute2 to create network namespaces (ip netns add)"))
+    func twoHosts() throws {
+        let hosts = try TestHosts(tag: 7)
+        defer { hosts.tearDown() }
+        // Open MPI starts its daemon on a remote host with "AGENT HOST COMMAND": this agent runs the
+        // command in host B's namespace (and anything else where it is, host A). Both hosts share
+        // one host name, so Open MPI would take them for one node and use its shared-memory
+        // transport between them (which crashes across the namespaces): TCP only, as between
+        // two machines.
+        let agent = FileManager.default.temporaryDirectory.appendingPathComponent("ccl-netns-agent-\(getpid()).sh").path
+        let script = """
+            #!/bin/sh
+            host=$1; shift
+            if [ "$host" = "\(hosts.addressB)" ]; then exec ip netns exec \(hosts.b) /bin/sh -c "$*"; fi
+            exec /bin/sh -c "$*"
+            """
+        try script.write(toFile: agent, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: agent) }
+        #expect(chmod(agent, 0o755) == 0)
+        let subnet = hosts.addressA.split(separator: ".").prefix(3).joined(separator: ".") + ".0/24"
+        let words = [
+            "timeout", "120", "ip", "netns", "exec", hosts.a, "mpirun.openmpi", "--oversubscribe", "--mca", "plm_rsh_agent", agent,
+            "--mca", "oob_tcp_if_include", subnet, "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", subnet, "--host",
+            "\(hosts.addressA):2,\(hosts.addressB):2", "-np", "4", Worker.executable.path, "mpi", "backend=auto", "counts=7",
+        ]
+        let child = try ChildProcess(
+            executable: URL(fileURLWithPath: "/bin/sh"), arguments: ["-c", "exec \"$@\" 2>&1", "sh"] + words,
+            environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])
+        while child.readLine() != nil {}
+        let output = child.lines.joined(separator: "\n")
+        #expect(child.waitForExit() == 0, "\(output)")
+        for rank in 0..<4 {
+            #expect(output.contains("RANK \(rank) TRANSPORT hierarchical (2 nodes: shm inside, mpi between)"), "\(output)")
+            #expect(output.contains("RANK \(rank) DONE"), "\(output)")
+        }
+    }
+
     @Test("a rank killed mid-job fails the job, and Open MPI's mpirun names its rank")
     func killedRankOpenMPI() throws {
         let job = try Self.run(.openMPI, ranks: 3, ["counts=7", "killself=1"])
