@@ -1,5 +1,5 @@
 import CCLCore
-import Glibc
+import CCLSystem
 import Synchronization
 
 /// MPI in this process: the library loaded once and initialised once.
@@ -74,7 +74,7 @@ package final class MPIRuntime: Sendable {
             }
             initializedHere = true
             threadLevel = provided
-            atexit { MPIRuntime.finish() }
+            ExitHandler.register { MPIRuntime.finish() }
             _ = calls.commSetErrhandler(constants.commWorld, constants.errorsReturn)
         }
         var rank: Int32 = 0
