@@ -1,3 +1,4 @@
+import Atomics
 import CCLCollectiveAPI
 import CCLCollectives
 import CCLCore
@@ -24,7 +25,9 @@ import Logging
 /// - Counts are C `int`s: at most 2³¹−1 elements per call.
 /// - A send may wait until the receiver has posted its receive (large messages in MPI).
 ///
-/// Threading: one thread at a time, as every communicator.
+/// Threading: one thread at a time, as every communicator; several communicators from several
+/// threads at once only when MPI provides `MPI_THREAD_MULTIPLE` (`CCL_MPI_THREAD_LEVEL`, default
+/// `multiple`), else the second thread's call fails at once saying so.
 final class MPICommunicator: Communicator, @unchecked Sendable {
     static let backendName: StaticString = "mpi"
     /// The tag of `send`/`recv`/`sendRecv` messages (MPI keeps one pair's messages of one tag in order).
@@ -48,6 +51,10 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
     private let watchdog: MPIWatchdog
     /// The watchdog's per-call side.
     private let progress: MPIWatchdog.Progress
+    /// Whether MPI allows two threads inside it at once; when not, `busy` turns a second thread's
+    /// call into an error instead of MPI's undefined behaviour.
+    private let concurrent: Bool
+    private let busy: UnsafeAtomic<Int>
     private var broken: CCLError?
     private var sequence: UInt64 = 0
     private var messagesSent: [UInt64]
@@ -68,6 +75,8 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
         calls = mpi.calls
         constants = mpi.constants
         half = runtime.halfTypes
+        concurrent = runtime.allowsConcurrentCalls
+        busy = runtime.busy
         site = CallSite(group: group.name, rank: globalRanks[group.rank], groupRank: group.rank, worldSize: group.worldSize)
         self.globalRanks = globalRanks
         messagesSent = Array(repeating: 0, count: group.worldSize)
@@ -156,8 +165,12 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
         let type = constants.datatype(call.dtype) ?? half.datatype
         let n = worldSize
         let number = sequence &+ 1
+        if !concurrent, busy.exchange(1, ordering: .acquiring) != 0 { throw concurrentCall(check) }
         progress.enter(call, number: number)
-        defer { progress.leave(number) }
+        defer {
+            progress.leave(number)
+            if !concurrent { busy.store(0, ordering: .releasing) }
+        }
         var source = UnsafeRawPointer(input.base)
         let target = output.base
         let code: Int32
@@ -281,6 +294,14 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
             "rank \(globalRanks[peer]) sent \(got) elements, this receive expected \(count) (mismatched send and receive)")
         broken = error
         throw error
+    }
+
+    /// Another thread is inside MPI, which the thread level MPI provides does not allow.
+    private func concurrentCall(_ check: CallCheck) -> CCLError {
+        CCLError(
+            .invalidArgument, operation: check.operation, group: site.group, rank: site.rank, groupRank: rank,
+            "another thread is inside MPI, and MPI provides thread level \(runtime.threadLevel) here: call the communicators from one thread at a time, or set CCL_MPI_THREAD_LEVEL=multiple"
+        )
     }
 
     /// MPI's error for a call; the communicator is broken from here on (MPI leaves its state

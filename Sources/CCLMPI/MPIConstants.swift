@@ -36,10 +36,9 @@ package struct MPIConstants: Sendable, Equatable {
     package var max: Int
     /// `MPI_IN_PLACE`, as an address.
     package var inPlace: Int
-    /// `MPI_THREAD_SERIALIZED` and `MPI_THREAD_MULTIPLE` (0..3 in the native families, 2048 and
-    /// 4096 in the standard ABI).
-    package var threadSerialized: Int32
-    package var threadMultiple: Int32
+    /// `MPI_THREAD_SINGLE` … `MPI_THREAD_MULTIPLE`: 0…3 in the native families, 0, 1024, 2048,
+    /// 4096 in the standard ABI.
+    package var threadLevels: [Int32]
 
     /// The Open MPI data symbols behind each handle, in the order `openMPI(_:)` reads them.
     static let openMPISymbols = [
@@ -64,7 +63,7 @@ package struct MPIConstants: Sendable, Equatable {
         return MPIConstants(
             family: .openMPI, handleBytes: 8, commWorld: handle[0], commNull: handle[1], errorsReturn: handle[2], byte: handle[3],
             float: handle[4], double: handle[5], int8: handle[6], uint8: handle[7], int32: handle[8], int64: handle[9],
-            sum: handle[10], prod: handle[11], min: handle[12], max: handle[13], inPlace: 1, threadSerialized: 2, threadMultiple: 3)
+            sum: handle[10], prod: handle[11], min: handle[12], max: handle[13], inPlace: 1, threadLevels: [0, 1, 2, 3])
     }
 
     /// MPICH's handles (`mpi.h` of MPICH 3.x and 4.x; the same in its derivatives).
@@ -72,13 +71,13 @@ package struct MPIConstants: Sendable, Equatable {
         family: .mpich, handleBytes: 4, commWorld: 0x4400_0000, commNull: 0x0400_0000, errorsReturn: 0x5400_0001,
         byte: 0x4c00_010d, float: 0x4c00_040a, double: 0x4c00_080b, int8: 0x4c00_0137, uint8: 0x4c00_013b, int32: 0x4c00_0439,
         int64: 0x4c00_083a, sum: 0x5800_0003, prod: 0x5800_0004, min: 0x5800_0002, max: 0x5800_0001, inPlace: -1,
-        threadSerialized: 2, threadMultiple: 3)
+        threadLevels: [0, 1, 2, 3])
 
     /// The MPI-5 standard ABI's handles (`mpi_abi.h`, ABI version 1).
     static let standardABI = MPIConstants(
         family: .standardABI, handleBytes: 8, commWorld: 0x101, commNull: 0x100, errorsReturn: 0x143, byte: 0x247,
         float: 0x210, double: 0x214, int8: 0x240, uint8: 0x241, int32: 0x250, int64: 0x258, sum: 0x21, prod: 0x24,
-        min: 0x22, max: 0x23, inPlace: 1, threadSerialized: 2048, threadMultiple: 4096)
+        min: 0x22, max: 0x23, inPlace: 1, threadLevels: [0, 1024, 2048, 4096])
 
     /// The table of `family`, read from `library` where the family's handles are its symbols.
     static func of(_ family: MPIFamily, in library: borrowing DynamicLibrary) throws(CCLError) -> MPIConstants {
@@ -87,6 +86,14 @@ package struct MPIConstants: Sendable, Equatable {
         case .mpich: mpich
         case .standardABI: standardABI
         }
+    }
+
+    /// MPI's value for `level`.
+    package func value(of level: MPIThreadLevel) -> Int32 { threadLevels[level.rawValue] }
+
+    /// The level MPI's `value` stands for (the highest not above it).
+    package func level(of value: Int32) -> MPIThreadLevel {
+        MPIThreadLevel.allCases.last { self.value(of: $0) <= value } ?? .single
     }
 
     /// The predefined datatype of `dtype`; nil for the 16-bit floats, which MPI-3 lacks (they
@@ -111,5 +118,34 @@ package struct MPIConstants: Sendable, Equatable {
         case .min: min
         case .max: max
         }
+    }
+}
+
+/// MPI's thread levels, in order (`MPI_THREAD_SINGLE` … `MPI_THREAD_MULTIPLE`).
+package enum MPIThreadLevel: Int, Sendable, CaseIterable, CustomStringConvertible {
+    case single, funneled, serialized, multiple
+
+    /// "single", "funneled", "serialized", "multiple": how `CCL_MPI_THREAD_LEVEL` spells them.
+    package var description: String {
+        switch self {
+        case .single: "single"
+        case .funneled: "funneled"
+        case .serialized: "serialized"
+        case .multiple: "multiple"
+        }
+    }
+
+    /// `CCL_MPI_THREAD_LEVEL`'s level: `multiple` when unset.
+    ///
+    /// - Throws: `.invalidArgument` naming the variable and its value when it is none of the four.
+    package static func requested(in environment: [String: String]) throws(CCLError) -> MPIThreadLevel {
+        let text = environment["CCL_MPI_THREAD_LEVEL"] ?? ""
+        if text.isEmpty { return .multiple }
+        guard let level = allCases.first(where: { $0.description == text.lowercased() }) else {
+            throw CCLError(
+                .invalidArgument, operation: "read environment",
+                "CCL_MPI_THREAD_LEVEL=\(text) is not single, funneled, serialized or multiple")
+        }
+        return level
     }
 }

@@ -15,38 +15,40 @@ package struct MPIFunctions: @unchecked Sendable {
             UnsafeMutableRawPointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<Int32>?, UnsafeMutableRawPointer?
         ) -> Void
 
-    let initThread: @convention(c) (UnsafeMutablePointer<Int32>?, UnsafeMutableRawPointer?, Int32, UnsafeMutablePointer<Int32>) -> Code
-    let finalize: @convention(c) () -> Code
-    let commRank: @convention(c) (Handle, UnsafeMutablePointer<Int32>) -> Code
-    let commSize: @convention(c) (Handle, UnsafeMutablePointer<Int32>) -> Code
-    let commGroup: @convention(c) (Handle, UnsafeMutableRawPointer) -> Code
-    let groupIncl: @convention(c) (Handle, Int32, UnsafePointer<Int32>?, UnsafeMutableRawPointer) -> Code
-    let groupFree: @convention(c) (UnsafeMutableRawPointer) -> Code
-    let commCreateGroup: @convention(c) (Handle, Handle, Int32, UnsafeMutableRawPointer) -> Code
-    let commDup: @convention(c) (Handle, UnsafeMutableRawPointer) -> Code
-    let commFree: @convention(c) (UnsafeMutableRawPointer) -> Code
-    let commSetErrhandler: @convention(c) (Handle, Handle) -> Code
-    let errorString: @convention(c) (Int32, UnsafeMutablePointer<CChar>, UnsafeMutablePointer<Int32>) -> Code
-    let abort: @convention(c) (Handle, Int32) -> Code
-    let typeContiguous: @convention(c) (Int32, Handle, UnsafeMutableRawPointer) -> Code
-    let typeCommit: @convention(c) (UnsafeMutableRawPointer) -> Code
-    let opCreate: @convention(c) (UserFunction, Int32, UnsafeMutableRawPointer) -> Code
-    let typeFree: @convention(c) (UnsafeMutableRawPointer) -> Code
-    let opFree: @convention(c) (UnsafeMutableRawPointer) -> Code
-    let getCount: @convention(c) (UnsafeRawPointer, Handle, UnsafeMutablePointer<Int32>) -> Code
-    let allreduce: @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, Handle, Handle, Handle) -> Code
-    let allgather: @convention(c) (UnsafeRawPointer?, Int32, Handle, UnsafeMutableRawPointer?, Int32, Handle, Handle) -> Code
-    let reduceScatterBlock: @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, Handle, Handle, Handle) -> Code
-    let bcast: @convention(c) (UnsafeMutableRawPointer?, Int32, Handle, Int32, Handle) -> Code
-    let gather: @convention(c) (UnsafeRawPointer?, Int32, Handle, UnsafeMutableRawPointer?, Int32, Handle, Int32, Handle) -> Code
-    let send: @convention(c) (UnsafeRawPointer?, Int32, Handle, Int32, Int32, Handle) -> Code
-    let recv: @convention(c) (UnsafeMutableRawPointer?, Int32, Handle, Int32, Int32, Handle, UnsafeMutableRawPointer) -> Code
+    package let initThread:
+        @convention(c) (UnsafeMutablePointer<Int32>?, UnsafeMutableRawPointer?, Int32, UnsafeMutablePointer<Int32>) -> Code
+    package let finalize: @convention(c) () -> Code
+    package let commRank: @convention(c) (Handle, UnsafeMutablePointer<Int32>) -> Code
+    package let commSize: @convention(c) (Handle, UnsafeMutablePointer<Int32>) -> Code
+    package let commGroup: @convention(c) (Handle, UnsafeMutableRawPointer) -> Code
+    package let groupIncl: @convention(c) (Handle, Int32, UnsafePointer<Int32>?, UnsafeMutableRawPointer) -> Code
+    package let groupFree: @convention(c) (UnsafeMutableRawPointer) -> Code
+    package let commCreateGroup: @convention(c) (Handle, Handle, Int32, UnsafeMutableRawPointer) -> Code
+    package let commDup: @convention(c) (Handle, UnsafeMutableRawPointer) -> Code
+    package let commFree: @convention(c) (UnsafeMutableRawPointer) -> Code
+    package let commSetErrhandler: @convention(c) (Handle, Handle) -> Code
+    package let errorString: @convention(c) (Int32, UnsafeMutablePointer<CChar>, UnsafeMutablePointer<Int32>) -> Code
+    package let abort: @convention(c) (Handle, Int32) -> Code
+    package let typeContiguous: @convention(c) (Int32, Handle, UnsafeMutableRawPointer) -> Code
+    package let typeCommit: @convention(c) (UnsafeMutableRawPointer) -> Code
+    package let opCreate: @convention(c) (UserFunction, Int32, UnsafeMutableRawPointer) -> Code
+    package let typeFree: @convention(c) (UnsafeMutableRawPointer) -> Code
+    package let opFree: @convention(c) (UnsafeMutableRawPointer) -> Code
+    package let queryThread: @convention(c) (UnsafeMutablePointer<Int32>) -> Code
+    package let getCount: @convention(c) (UnsafeRawPointer, Handle, UnsafeMutablePointer<Int32>) -> Code
+    package let allreduce: @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, Handle, Handle, Handle) -> Code
+    package let allgather: @convention(c) (UnsafeRawPointer?, Int32, Handle, UnsafeMutableRawPointer?, Int32, Handle, Handle) -> Code
+    package let reduceScatterBlock: @convention(c) (UnsafeRawPointer?, UnsafeMutableRawPointer?, Int32, Handle, Handle, Handle) -> Code
+    package let bcast: @convention(c) (UnsafeMutableRawPointer?, Int32, Handle, Int32, Handle) -> Code
+    package let gather: @convention(c) (UnsafeRawPointer?, Int32, Handle, UnsafeMutableRawPointer?, Int32, Handle, Int32, Handle) -> Code
+    package let send: @convention(c) (UnsafeRawPointer?, Int32, Handle, Int32, Int32, Handle) -> Code
+    package let recv: @convention(c) (UnsafeMutableRawPointer?, Int32, Handle, Int32, Int32, Handle, UnsafeMutableRawPointer) -> Code
     let sendrecv:
         @convention(c) (
             UnsafeRawPointer?, Int32, Handle, Int32, Int32, UnsafeMutableRawPointer?, Int32, Handle, Int32, Int32, Handle,
             UnsafeMutableRawPointer
         ) -> Code
-    let barrier: @convention(c) (Handle) -> Code
+    package let barrier: @convention(c) (Handle) -> Code
 
     /// Every symbol, in the order `init` reads them.
     static let symbols = [
@@ -54,7 +56,7 @@ package struct MPIFunctions: @unchecked Sendable {
         "MPI_Comm_create_group", "MPI_Comm_dup", "MPI_Comm_free", "MPI_Comm_set_errhandler", "MPI_Error_string", "MPI_Abort",
         "MPI_Type_contiguous", "MPI_Type_commit", "MPI_Op_create", "MPI_Get_count", "MPI_Allreduce", "MPI_Allgather",
         "MPI_Reduce_scatter_block", "MPI_Bcast", "MPI_Gather", "MPI_Send", "MPI_Recv", "MPI_Sendrecv", "MPI_Barrier",
-        "MPI_Type_free", "MPI_Op_free",
+        "MPI_Type_free", "MPI_Op_free", "MPI_Query_thread",
     ]
 
     /// Resolves every function of `symbols` from `library`.
@@ -91,5 +93,6 @@ package struct MPIFunctions: @unchecked Sendable {
         barrier = cast(25)
         typeFree = cast(26)
         opFree = cast(27)
+        queryThread = cast(28)
     }
 }

@@ -1,11 +1,14 @@
+import Atomics
 import CCLCore
 import CCLSystem
 import Synchronization
 
 /// MPI in this process: the library loaded once and initialised once.
 ///
-/// - `MPI_Init_thread` (asking for `MPI_THREAD_MULTIPLE`) runs only when the process has not
-///   initialised MPI itself (`MPI_Initialized`); then, and only then, `MPI_Finalize` runs when the
+/// - `MPI_Init_thread` runs only when the process has not initialised MPI itself
+///   (`MPI_Initialized`), asking for `CCL_MPI_THREAD_LEVEL` (default `multiple`: any thread may
+///   call any communicator; `serialized` spares MPI's locks, and then two threads inside MPI at
+///   once is an error instead of MPI's undefined behaviour); then, and only then, `MPI_Finalize` runs when the
 ///   process exits normally (an `atexit` handler), unless `markFailed()` said the process is
 ///   failing: a failing rank leaves without `MPI_Finalize`, which `mpirun` takes as the job
 ///   failing (instead of waiting in `MPI_Finalize` for ranks that wait for it).
@@ -22,8 +25,11 @@ package final class MPIRuntime: Sendable {
     package let worldSize: Int
     /// Whether swift-ccl initialised MPI (and so finalises it).
     package let initializedHere: Bool
-    /// What `MPI_Init_thread` provided; nil when the application initialised MPI.
-    package let threadLevel: Int32?
+    /// The thread level MPI provides (`MPI_Query_thread`).
+    package let threadLevel: MPIThreadLevel
+    /// Set while a call is inside MPI, when the thread level is below `multiple` (see
+    /// `MPICommunicator`); lives as long as the process.
+    package let busy: UnsafeAtomic<Int> = .create(0)
     /// The datatype and reductions of float16 and bfloat16.
     package let halfTypes: MPIHalfTypes
 
@@ -65,18 +71,19 @@ package final class MPIRuntime: Sendable {
         let calls = library.calls, constants = library.constants
         if library.isInitialized {
             initializedHere = false
-            threadLevel = nil
         } else {
+            let wanted = try MPIThreadLevel.requested(in: environment)
             var provided: Int32 = 0
-            let code = calls.initThread(nil, nil, constants.threadMultiple, &provided)
+            let code = calls.initThread(nil, nil, constants.value(of: wanted), &provided)
             guard code == 0 else {
                 throw CCLError(.system, operation: operation, "MPI_Init_thread failed: \(library.describe(code)) (\(library.version))")
             }
             initializedHere = true
-            threadLevel = provided
             ExitHandler.register { MPIRuntime.finish() }
             _ = calls.commSetErrhandler(constants.commWorld, constants.errorsReturn)
         }
+        var provided: Int32 = 0
+        threadLevel = calls.queryThread(&provided) == 0 ? constants.level(of: provided) : .single
         var rank: Int32 = 0
         var size: Int32 = 0
         let asked = calls.commRank(constants.commWorld, &rank)
@@ -105,7 +112,7 @@ package final class MPIRuntime: Sendable {
     }
 
     /// Whether MPI's thread level lets two threads call it at once.
-    package var allowsConcurrentCalls: Bool { threadLevel.map { $0 >= library.constants.threadMultiple } ?? true }
+    package var allowsConcurrentCalls: Bool { threadLevel == .multiple }
 
     /// The exit handler: `MPI_Finalize` when swift-ccl initialised MPI, it is not finalised yet,
     /// and the process is not failing.

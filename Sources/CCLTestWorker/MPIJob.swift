@@ -21,7 +21,9 @@ func mpiJob() throws {
     let (communicator, decision) = try CPUCommunicatorFactory.make(group: world, nodes: nodes, options: options)
     say("RANK \(launch.rank) TRANSPORT \(communicator.transportDescription) BACKEND \(decision.backend)")
     if launch.rank == 0, let runtime = MPIRuntime.existing {
-        say("MPI \(runtime.library.family.rawValue) \(runtime.library.shortVersion) initialisedHere=\(runtime.initializedHere)")
+        say(
+            "MPI \(runtime.library.family.rawValue) \(runtime.library.shortVersion) initialisedHere=\(runtime.initializedHere) thread=\(runtime.threadLevel)"
+        )
     }
     let counts = arguments["counts"].map { _ in ints("counts") } ?? [0, 1, 7, 1023]
     let dtypes = (arguments["dtypes"] ?? "").split(separator: ",").compactMap { DType(name: String($0)) }

@@ -170,6 +170,7 @@ do {
     case "dispatch": try dispatch()
     case "restart": try restartingRank()
     case "mpi": try mpiJob()
+    case "mpiloop": try mpiLoop()
     default: throw CCLError(.invalidArgument, operation: "worker", "first argument must be read or write")
     }
 } catch {

@@ -48,11 +48,11 @@ import Testing
     }
 
     /// Every rank finished every check, on the MPI backend of `family`.
-    static func expectPassed(_ job: (status: Int32, output: String), ranks: Int, family: MPIFamily, tp: Int = 1) {
+    static func expectPassed(_ job: (status: Int32, output: String), ranks: Int, family: MPIFamily, tp: Int = 1, checks: Int = 512) {
         #expect(job.status == 0, "\(job.output)")
         #expect(job.output.contains("MPI \(family.rawValue) "), "\(job.output)")
         for rank in 0..<ranks {
-            #expect(job.output.contains("RANK \(rank) WORLD 512"), "rank \(rank): \(job.output)")
+            #expect(job.output.contains("RANK \(rank) WORLD \(checks)"), "rank \(rank): \(job.output)")
             #expect(job.output.contains("RANK \(rank) DONE"), "rank \(rank): \(job.output)")
             if tp > 1 { #expect(job.output.contains("RANK \(rank) TP"), "rank \(rank): \(job.output)") }
         }
@@ -69,6 +69,19 @@ import Testing
     func mpich(ranks: Int) throws {
         let tp = ranks == 4 ? 2 : 1
         Self.expectPassed(try Self.run(.mpich, ranks: ranks, ["tp=\(tp)"]), ranks: ranks, family: .mpich, tp: tp)
+    }
+
+    @Test("CCL_MPI_THREAD_LEVEL=serialized asks MPI for less; the default is multiple; a bad value is an error naming it")
+    func threadLevel() throws {
+        let serialized = try Self.run(.openMPI, ranks: 2, ["counts=7"], environment: ["CCL_MPI_THREAD_LEVEL": "serialized"])
+        Self.expectPassed(serialized, ranks: 2, family: .openMPI, checks: 128)
+        #expect(serialized.output.contains("thread=serialized"), "\(serialized.output)")
+        let standard = try Self.run(.mpich5(library: "libmpi_abi.so.1"), ranks: 2, ["counts=7"])
+        Self.expectPassed(standard, ranks: 2, family: .standardABI, checks: 128)
+        #expect(standard.output.contains("thread=multiple"), "\(standard.output)")
+        let bad = try Self.run(.openMPI, ranks: 2, ["counts=7"], environment: ["CCL_MPI_THREAD_LEVEL": "sometimes"])
+        #expect(bad.status != 0, "\(bad.output)")
+        #expect(bad.output.contains("CCL_MPI_THREAD_LEVEL=sometimes is not single, funneled, serialized or multiple"), "\(bad.output)")
     }
 
     @Test("the MPI-5 standard ABI (MPICH 5's libmpi_abi.so.1): every op × dtype, and the tp groups")
@@ -180,13 +193,16 @@ import Testing
         #expect(!job.output.contains("RANK 0 DONE"), "\(job.output)")
     }
 
-    @Test("a rank killed mid-job fails the job, and MPICH's mpirun names its process")
+    @Test("a rank killed mid-job fails the job under MPICH's mpirun too")
     func killedRankMPICH() throws {
         let job = try Self.run(.mpich, ranks: 3, ["counts=7", "killself=1"])
         #expect(job.status != 0, "\(job.output)")
-        let pid = job.output.split(separator: "\n").first { $0.hasPrefix("KILLING pid ") }?.split(separator: " ").last
-        #expect(pid != nil, "\(job.output)")
-        #expect(job.output.contains("PID \(pid ?? "?") RUNNING AT"), "\(job.output)")
+        #expect(job.output.contains("KILLING pid "), "\(job.output)")
+        // Hydra names a process by pid, but the first one it reaps: that can be a rank it killed
+        // itself while cleaning up, not the one that died first (seen here), so only Open MPI's
+        // launcher reliably names the dead rank.
+        #expect(job.output.contains("BAD TERMINATION OF ONE OF YOUR APPLICATION PROCESSES"), "\(job.output)")
+        #expect(job.output.contains("Killed (signal 9)"), "\(job.output)")
         #expect(!job.output.contains("RANK 0 DONE"), "\(job.output)")
     }
 
@@ -233,7 +249,8 @@ import Testing
             .openMPI, ranks: 2, ["counts=7", "dtypes=float32", "stall=1", "timeout=2"], environment: ["CCL_MPI_ABORT_ON_TIMEOUT": "1"])
         #expect(job.status != 0, "\(job.output)")
         #expect(job.output.contains("ending the job (MPI_Abort, CCL_MPI_ABORT_ON_TIMEOUT=1)"), "\(job.output)")
-        #expect(job.output.contains("MPI_ABORT was invoked on rank 0"), "\(job.output)")
+        // (Open MPI's own "MPI_ABORT was invoked" help text is not always printed: under load its
+        // launcher can fail to unpack it, ORTE_ERROR_LOG … show_help.c.)
         #expect(!job.output.contains("RANK 0 DONE"), "\(job.output)")
     }
 
