@@ -20,6 +20,7 @@ prepare)
   strip device/ccl
   rm -f device/ccl.xz && xz -T2 -6 device/ccl
   cp ../shared/anchors/device/nccl_floor.c ../shared/anchors/device/torch_anchor.py device/
+  cp ../shared/anchors/collectives/mpi_bench.c device/  # for scripts/device-mpi.sh
   ls -la device
   ;;
 run)

@@ -26,8 +26,8 @@ import Logging
 /// - A send may wait until the receiver has posted its receive (large messages in MPI).
 ///
 /// Threading: one thread at a time, as every communicator; several communicators from several
-/// threads at once only when MPI provides `MPI_THREAD_MULTIPLE` (`CCL_MPI_THREAD_LEVEL`, default
-/// `multiple`), else the second thread's call fails at once saying so.
+/// threads at once only when MPI provides `MPI_THREAD_MULTIPLE` (`CCL_MPI_THREAD_LEVEL=multiple`;
+/// the default is `single`), else the second thread's call fails at once saying so.
 final class MPICommunicator: Communicator, @unchecked Sendable {
     static let backendName: StaticString = "mpi"
     /// The tag of `send`/`recv`/`sendRecv` messages (MPI keeps one pair's messages of one tag in order).

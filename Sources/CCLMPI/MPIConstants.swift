@@ -135,12 +135,12 @@ package enum MPIThreadLevel: Int, Sendable, CaseIterable, CustomStringConvertibl
         }
     }
 
-    /// `CCL_MPI_THREAD_LEVEL`'s level: `multiple` when unset.
+    /// `CCL_MPI_THREAD_LEVEL`'s level: `single` when unset (see `MPIRuntime`).
     ///
     /// - Throws: `.invalidArgument` naming the variable and its value when it is none of the four.
     package static func requested(in environment: [String: String]) throws(CCLError) -> MPIThreadLevel {
         let text = environment["CCL_MPI_THREAD_LEVEL"] ?? ""
-        if text.isEmpty { return .multiple }
+        if text.isEmpty { return .single }
         guard let level = allCases.first(where: { $0.description == text.lowercased() }) else {
             throw CCLError(
                 .invalidArgument, operation: "read environment",

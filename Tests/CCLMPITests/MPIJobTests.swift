@@ -71,12 +71,17 @@ import Testing
         Self.expectPassed(try Self.run(.mpich, ranks: ranks, ["tp=\(tp)"]), ranks: ranks, family: .mpich, tp: tp)
     }
 
-    @Test("CCL_MPI_THREAD_LEVEL=serialized asks MPI for less; the default is multiple; a bad value is an error naming it")
+    @Test("CCL_MPI_THREAD_LEVEL asks MPI for a thread level (default single) and reads it back; a bad value is an error naming it")
     func threadLevel() throws {
+        let plain = try Self.run(.openMPI, ranks: 2, ["counts=7"])
+        Self.expectPassed(plain, ranks: 2, family: .openMPI, checks: 128)
+        #expect(plain.output.contains("thread=single"), "\(plain.output)")
         let serialized = try Self.run(.openMPI, ranks: 2, ["counts=7"], environment: ["CCL_MPI_THREAD_LEVEL": "serialized"])
         Self.expectPassed(serialized, ranks: 2, family: .openMPI, checks: 128)
         #expect(serialized.output.contains("thread=serialized"), "\(serialized.output)")
-        let standard = try Self.run(.mpich5(library: "libmpi_abi.so.1"), ranks: 2, ["counts=7"])
+        // The standard ABI spells the levels 0, 1024, 2048, 4096.
+        let standard = try Self.run(
+            .mpich5(library: "libmpi_abi.so.1"), ranks: 2, ["counts=7"], environment: ["CCL_MPI_THREAD_LEVEL": "multiple"])
         Self.expectPassed(standard, ranks: 2, family: .standardABI, checks: 128)
         #expect(standard.output.contains("thread=multiple"), "\(standard.output)")
         let bad = try Self.run(.openMPI, ranks: 2, ["counts=7"], environment: ["CCL_MPI_THREAD_LEVEL": "sometimes"])
