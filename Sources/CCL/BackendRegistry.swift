@@ -19,13 +19,13 @@ public struct BackendRegistry: Sendable {
 
     /// Every backend of this build, each with its options from `options`; NCCL's and MPI's
     /// libraries are looked for through `environment`. Under `mpirun` (or `srun` with MPI's
-    /// variables) the hierarchical backend's tier between nodes is MPI when MPI is available
-    /// there, else TCP.
+    /// variables) the hierarchical backend's tier between nodes is MPI where every rank of that
+    /// tier can run it, else TCP (`AgreedBackend`).
     public init(options: CollectiveOptions = CollectiveOptions(), environment: [String: String] = ProcessInfo.processInfo.environment) {
         let mpi = MPIBackend(environment: environment, timeout: options.timeout, logger: options.logger)
-        let context = BackendContext(device: .host, worldSize: 2, nodeCount: 2, launcher: options.launcher)
-        let underMPI = context.launchedByMPI || MPIBackend.launchedByMPI(environment)
-        let interNode: any Backend = underMPI && mpi.probe(context).isAvailable ? mpi : TCPBackend(options: options)
+        let launchedByMPI = options.launcher == .openMPI || options.launcher == .pmi || MPIBackend.launchedByMPI(environment)
+        let tcp = TCPBackend(options: options)
+        let interNode: any Backend = launchedByMPI ? AgreedBackend(preferred: mpi, fallback: tcp) : tcp
         self.init(
             backends: [
                 ShmBackend(options: options), TCPBackend(options: options),

@@ -3,6 +3,7 @@ import CCLCollectiveAPI
 import CCLCollectives
 import CCLCore
 import CCLStore
+import CCLSystem
 import Logging
 
 /// Collectives on host buffers through MPI (MLX's way, MPI opened at run time): every call is the
@@ -57,12 +58,15 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
     private let busy: UnsafeAtomic<Int>
     private var broken: CCLError?
     private var sequence: UInt64 = 0
+    /// Every call's number for the watchdog (collectives, sends and receives alike, failed or not).
+    private var watched: UInt64 = 0
     private var messagesSent: [UInt64]
     private var messagesReceived: [UInt64]
     /// Where an input that overlaps its output is copied first (MPI forbids aliased buffers
     /// except in its own in-place forms); grows to the largest such input.
     private var scratch = UnsafeMutableRawBufferPointer(start: nil, count: 0)
-    private let status = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16)
+    /// An `MPI_Status` (at most 32 bytes in every family).
+    private let status: UnsafeMutableRawPointer
 
     /// The communicator of `group`'s ranks; `timeout` is the watchdog's (`.indefinite`: none).
     init(group: StatelessProcessGroup, runtime: MPIRuntime, timeout: Timeout, abortOnTimeout: Bool, logger: Logger) throws(CCLError) {
@@ -83,6 +87,13 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
         messagesReceived = messagesSent
         transportDescription = "mpi (\(mpi.family.rawValue), \(group.worldSize) of \(runtime.worldSize) MPI ranks)"
         let worldRanks = try group.allGatherObject(runtime.worldRank)
+        if let stranger = worldRanks.indices.first(where: { !(0..<runtime.worldSize).contains(worldRanks[$0]) }) {
+            throw CCLError(
+                .malformed, operation: operation, group: group.name, rank: site.rank, groupRank: rank,
+                peer: "rank \(globalRanks[stranger])",
+                "rank \(globalRanks[stranger]) says it is MPI_COMM_WORLD rank \(worldRanks[stranger]), outside this world of \(runtime.worldSize)"
+            )
+        }
         if Set(worldRanks).count != worldRanks.count {
             let shared = Dictionary(grouping: worldRanks.indices, by: { worldRanks[$0] }).first { $0.value.count > 1 }
             throw CCLError(
@@ -116,6 +127,7 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
         var mine: Int32 = -1
         _ = calls.commRank(comm, &mine)
         guard mine == Int32(rank) else {
+            _ = calls.commFree(&made)
             throw CCLError(
                 .system, operation: operation, group: group.name, rank: site.rank, groupRank: rank,
                 "MPI placed this process at rank \(mine) of the new communicator, not \(rank)")
@@ -132,10 +144,15 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
             }
         }
         progress = watchdog.progress
+        status = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16)
     }
 
     deinit {
+        // MPI_Comm_free is a call into MPI like any other: one thread at a time below `multiple`
+        // (a brief wait here, never an error).
+        while !concurrent, busy.exchange(1, ordering: .acquiring) != 0 { Futex.yield() }
         if !runtime.library.isFinalized, comm != constants.commNull { _ = calls.commFree(&comm) }
+        if !concurrent { busy.store(0, ordering: .releasing) }
         scratch.deallocate()
         status.deallocate()
     }
@@ -164,11 +181,12 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
         }
         let type = constants.datatype(call.dtype) ?? half.datatype
         let n = worldSize
-        let number = sequence &+ 1
         if !concurrent, busy.exchange(1, ordering: .acquiring) != 0 { throw concurrentCall(check) }
-        progress.enter(call, number: number)
+        watched &+= 1
+        let watchedNumber = watched
+        progress.enter(call, number: watchedNumber)
         defer {
-            progress.leave(number)
+            progress.leave(watchedNumber)
             if !concurrent { busy.store(0, ordering: .releasing) }
         }
         var source = UnsafeRawPointer(input.base)
@@ -178,22 +196,16 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
         case .allReduce(let op):
             try check.buffer("input", has: input.bytes, needs: bytes)
             try check.buffer("output", has: output.bytes, needs: bytes)
-            if source == UnsafeRawPointer(target) {
-                source = UnsafeRawPointer(bitPattern: constants.inPlace)
-            } else {
-                source = separate(source, bytes, from: target, bytes)
-            }
+            // MPI wants MPI_IN_PLACE on every rank or on none, and ranks choose in place on their
+            // own: an input that is (or overlaps) the output is copied aside instead.
+            source = separate(source, bytes, from: target, bytes)
             code = calls.allreduce(source, target, count, type, reduction(op, call.dtype), comm)
             if code == 0, op == .avg, let target { divide(target, count: call.count, dtype: call.dtype) }
         case .allGather:
             let all = try check.times(bytes, n)
             try check.buffer("input", has: input.bytes, needs: bytes)
             try check.buffer("output", has: output.bytes, needs: all)
-            if let target, bytes > 0, source == UnsafeRawPointer(target + rank * bytes) {
-                source = UnsafeRawPointer(bitPattern: constants.inPlace)
-            } else {
-                source = separate(source, bytes, from: target, all)
-            }
+            source = separate(source, bytes, from: target, all)  // as for all-reduce
             code = calls.allgather(source, count, type, target, count, type, comm)
         case .reduceScatter(let op):
             try check.buffer("input", has: input.bytes, needs: try check.times(bytes, n))
@@ -251,8 +263,8 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
             code = calls.barrier(comm)
         }
         guard code == 0 else { throw failure(code, check, call, peer: nil) }
-        sequence = number
-        return .done(number)
+        sequence &+= 1
+        return .done(sequence)
     }
 
     @inline(__always)

@@ -5,7 +5,7 @@ import CCLSystem
 ///
 /// Handles (`MPI_Comm`, `MPI_Datatype`, `MPI_Op`, `MPI_Group`, `MPI_Errhandler`) pass as
 /// pointer-width integers (see `MPIConstants`); handles MPI writes back go through
-/// `MPILibrary.readHandle`. Every function returns an MPI error code (0 is `MPI_SUCCESS`).
+/// `MPILibrary.handle(from:)`. Every function returns an MPI error code (0 is `MPI_SUCCESS`).
 package struct MPIFunctions: @unchecked Sendable {
     package typealias Handle = Int
     package typealias Code = Int32

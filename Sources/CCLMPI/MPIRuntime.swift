@@ -37,6 +37,9 @@ package final class MPIRuntime: Sendable {
 
     private static let current = Mutex<MPIRuntime?>(nil)
     private static let failing = Atomic<Bool>(false)
+    /// Whether this process's `MPI_Init_thread` was swift-ccl's, even when setting up the
+    /// runtime failed after it (a later attempt then still finalises at exit).
+    private static let initializedByUs = Atomic<Bool>(false)
 
     /// The process's MPI, initialised on first use.
     ///
@@ -72,7 +75,7 @@ package final class MPIRuntime: Sendable {
         }
         let calls = library.calls, constants = library.constants
         if library.isInitialized {
-            initializedHere = false
+            initializedHere = Self.initializedByUs.load(ordering: .relaxed)
         } else {
             let wanted = try MPIThreadLevel.requested(in: environment)
             var provided: Int32 = 0
@@ -81,6 +84,7 @@ package final class MPIRuntime: Sendable {
                 throw CCLError(.system, operation: operation, "MPI_Init_thread failed: \(library.describe(code)) (\(library.version))")
             }
             initializedHere = true
+            Self.initializedByUs.store(true, ordering: .relaxed)
             ExitHandler.register { MPIRuntime.finish() }
             _ = calls.commSetErrhandler(constants.commWorld, constants.errorsReturn)
         }

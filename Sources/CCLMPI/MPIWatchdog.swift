@@ -23,12 +23,23 @@ final class MPIWatchdog: @unchecked Sendable {
     struct Progress {
         fileprivate let started: UnsafeAtomic<UInt64>
         fileprivate let finished: UnsafeAtomic<UInt64>
-        fileprivate let slot: UnsafeMutablePointer<CollectiveCall>
+        /// The call in flight, as atomic words (read by the timer while it may change).
+        fileprivate let slot: UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>
+        fileprivate static let words = (MemoryLayout<CollectiveCall>.size + 7) / 8
 
         /// Call `number` (counting from 1) starts.
         @inline(__always)
         func enter(_ call: CollectiveCall, number: UInt64) {
-            slot.pointee = call
+            // Orders the previous call's `leave` before these words (see `MPIWatchdog.sample`).
+            atomicMemoryFence(ordering: .releasing)
+            withUnsafeBytes(of: call) { bytes in
+                for word in 0..<Self.words {
+                    var value: UInt64 = 0
+                    let start = word * 8, end = Swift.min(start + 8, bytes.count)
+                    withUnsafeMutableBytes(of: &value) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[start..<end])) }
+                    UnsafeAtomic<UInt64>(at: slot + word).store(value, ordering: .relaxed)
+                }
+            }
             started.store(number, ordering: .releasing)
         }
 
@@ -37,12 +48,22 @@ final class MPIWatchdog: @unchecked Sendable {
         func leave(_ number: UInt64) {
             finished.store(number, ordering: .releasing)
         }
+
+        /// The words' bytes; a call only once the caller has checked (see `sample`) that no
+        /// `enter` wrote them meanwhile.
+        fileprivate func words() -> [UInt8] {
+            var bytes = [UInt8](repeating: 0, count: Self.words * 8)
+            for word in 0..<Self.words {
+                var value = UnsafeAtomic<UInt64>(at: slot + word).load(ordering: .relaxed)
+                withUnsafeBytes(of: &value) { bytes.replaceSubrange((word * 8)..<(word * 8 + 8), with: $0) }
+            }
+            return bytes
+        }
     }
 
     let progress: Progress
     private var started: UnsafeAtomic<UInt64> { progress.started }
     private var finished: UnsafeAtomic<UInt64> { progress.finished }
-    private var slot: UnsafeMutablePointer<CollectiveCall> { progress.slot }
     /// Nil without a timeout: then nothing reads the calls.
     private let timer: DispatchSourceTimer?
     private let timeoutNanoseconds: UInt64
@@ -55,8 +76,8 @@ final class MPIWatchdog: @unchecked Sendable {
     /// dispatch queue's thread.
     init(timeout: UInt64?, report: @escaping @Sendable (String) -> Void) {
         timeoutNanoseconds = timeout ?? .max
-        let slot = UnsafeMutablePointer<CollectiveCall>.allocate(capacity: 1)
-        slot.initialize(to: CollectiveCall(.barrier, dtype: .uint8, count: 0))
+        let slot = UnsafeMutablePointer<UnsafeAtomic<UInt64>.Storage>.allocate(capacity: Progress.words)
+        slot.initialize(repeating: UnsafeAtomic<UInt64>.Storage(0), count: Progress.words)
         progress = Progress(started: .create(0), finished: .create(0), slot: slot)
         guard let timeout else {
             timer = nil
@@ -76,8 +97,8 @@ final class MPIWatchdog: @unchecked Sendable {
     deinit {
         timer?.setEventHandler {}
         timer?.cancel()
-        slot.deinitialize(count: 1)
-        slot.deallocate()
+        progress.slot.deinitialize(count: Progress.words)
+        progress.slot.deallocate()
         started.destroy()
         finished.destroy()
     }
@@ -93,9 +114,14 @@ final class MPIWatchdog: @unchecked Sendable {
             return nil
         }
         guard reported != number, now - firstSeen >= timeoutNanoseconds else { return nil }
-        let call = slot.pointee
-        // The call is described only if it is still the one in flight.
-        guard started.load(ordering: .acquiring) == number, finished.load(ordering: .acquiring) != number else { return nil }
+        // A sequence lock: the words describe call `number` only if it was still in flight after
+        // they were read. `enter` writes the next call's words after this call's `leave`, behind a
+        // release fence; the acquire fence here makes that `leave` visible to the check below
+        // whenever the words read were the next call's.
+        let words = progress.words()
+        atomicMemoryFence(ordering: .acquiring)
+        guard started.load(ordering: .relaxed) == number, finished.load(ordering: .relaxed) != number else { return nil }
+        let call = words.withUnsafeBytes { $0.loadUnaligned(as: CollectiveCall.self) }
         reported = number
         let seconds = Double(now - firstSeen) / 1e9
         return "call #\(number), \(call), has been inside MPI for at least \(String(format: "%.1f", seconds)) s"

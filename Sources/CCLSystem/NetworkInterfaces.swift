@@ -38,9 +38,27 @@ public enum NetworkInterfaces {
         return found
     }
 
-    /// The first IPv4 address that is not loopback, else nil: where other machines most likely
-    /// reach this one when nothing was configured.
+    /// Where other machines most likely reach this one when nothing was configured: the IPv4
+    /// address of the interface of the default route (`/proc/net/route`), else the first IPv4
+    /// address that is neither loopback nor link-local (169.254/16), else nil.
     public static func firstExternalIPv4() -> String? {
-        addresses().first { !$0.isLoopback && !$0.isIPv6 }?.address
+        let candidates = addresses().filter { !$0.isLoopback && !$0.isIPv6 && !$0.address.hasPrefix("169.254.") }
+        if let route = defaultRouteInterface(), let match = candidates.first(where: { $0.interface == route }) {
+            return match.address
+        }
+        return candidates.first?.address
+    }
+
+    /// The interface of the IPv4 default route, from `/proc/net/route` (destination 00000000).
+    static func defaultRouteInterface() -> String? {
+        guard let file = fopen("/proc/net/route", "r") else { return nil }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 512)
+        while fgets(&line, Int32(line.count), file) != nil {
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let fields = text.split(whereSeparator: { $0 == "\t" || $0 == " " || $0 == "\n" })
+            if fields.count > 1, fields[1] == "00000000" { return String(fields[0]) }
+        }
+        return nil
     }
 }

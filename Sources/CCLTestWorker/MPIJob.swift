@@ -7,7 +7,7 @@ import Foundation
 /// asks for (strict), every op × dtype verified on `counts=`, then the same on the tensor-parallel
 /// groups of a layout with `tp=` (made by their own members, one group at a time), and a barrier.
 /// `killself=R` kills rank R with SIGKILL after its first checks; `stall=R` keeps rank R out of
-/// the second call (the others wait in MPI; the watchdog reports them).
+/// the all-reduce that follows a ring sendRecv (the others wait in MPI; the watchdog reports them).
 func mpiJob() throws {
     let environment = ProcessInfo.processInfo.environment
     let launch = try LaunchEnvironment.parse(environment)
@@ -29,6 +29,18 @@ func mpiJob() throws {
     let dtypes = (arguments["dtypes"] ?? "").split(separator: ",").compactMap { DType(name: String($0)) }
     var checks = CollectiveChecks(communicator: communicator)
     var values: [Float] = [1]
+    if int("stall", -1) >= 0 {
+        // A point-to-point call first: the watchdog must still see the stalled call after it.
+        var token = [Float(launch.rank)]
+        var received: [Float] = [0]
+        let n = launch.worldSize
+        try token.withUnsafeBytes { source in
+            try received.withUnsafeMutableBytes {
+                try communicator.sendRecv(
+                    source, to: (launch.rank + 1) % n, into: $0, from: (launch.rank + n - 1) % n, count: 1, dtype: .float32)
+            }
+        }
+    }
     if int("stall", -1) == launch.rank {
         say("STALLING")
         sleep(UInt32(int("timeout", 60) * 2))
