@@ -27,7 +27,22 @@ import Testing
     /// settings for root and for yielding while idle: waiting MPI ranks busy-poll, and the test
     /// suites that run beside this one on 2 cores must not starve (their bounds would fail).
     /// Its exit status and everything it printed (stdout and stderr).
-    static func shell(_ words: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    ///
+    /// The job is waited for on a dispatch thread, not on one of Swift concurrency's threads (two
+    /// here): a test blocked for seconds there would stall every other suite's tasks.
+    static func shell(_ words: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                do {
+                    continuation.resume(returning: try blockingShell(words, environment: environment))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    private static func blockingShell(_ words: [String], environment: [String: String]) throws -> (status: Int32, output: String) {
         let base = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_mpi_yield_when_idle": "1"]
         let child = try ChildProcess(
             executable: URL(fileURLWithPath: "/bin/sh"), arguments: ["-c", "exec \"$@\" 2>&1", "sh", "nice", "-n", "19"] + words,
@@ -37,7 +52,7 @@ import Testing
     }
 
     /// Runs a job of `ranks` workers; its exit status and everything it printed (stdout and stderr).
-    static func run(_ launcher: Launcher, ranks: Int, _ arguments: [String], environment: [String: String] = [:]) throws -> (
+    static func run(_ launcher: Launcher, ranks: Int, _ arguments: [String], environment: [String: String] = [:]) async throws -> (
         status: Int32, output: String
     ) {
         var extra = environment
@@ -51,7 +66,7 @@ import Testing
             extra["CCL_MPI_SO_PATH"] = "\(mpich5Prefix)/lib/\(library)"
             command = ["\(mpich5Prefix)/bin/mpiexec", "-n", "\(ranks)"]
         }
-        return try shell(["timeout", "120"] + command + [Worker.executable.path, "mpi"] + arguments, environment: extra)
+        return try await shell(["timeout", "120"] + command + [Worker.executable.path, "mpi"] + arguments, environment: extra)
     }
 
     /// Every rank finished every check, on the MPI backend of `family`.
@@ -67,55 +82,55 @@ import Testing
     }
 
     @Test("Open MPI, 1 to 4 ranks: every op × dtype, and the layout's tp groups at 4", arguments: [1, 2, 3, 4])
-    func openMPI(ranks: Int) throws {
+    func openMPI(ranks: Int) async throws {
         let tp = ranks == 4 ? 2 : 1
-        Self.expectPassed(try Self.run(.openMPI, ranks: ranks, ["tp=\(tp)"]), ranks: ranks, family: .openMPI, tp: tp)
+        Self.expectPassed(try await Self.run(.openMPI, ranks: ranks, ["tp=\(tp)"]), ranks: ranks, family: .openMPI, tp: tp)
     }
 
     @Test("MPICH under its own mpirun (Hydra): every op × dtype, and the tp groups at 4", arguments: [2, 4])
-    func mpich(ranks: Int) throws {
+    func mpich(ranks: Int) async throws {
         let tp = ranks == 4 ? 2 : 1
-        Self.expectPassed(try Self.run(.mpich, ranks: ranks, ["tp=\(tp)"]), ranks: ranks, family: .mpich, tp: tp)
+        Self.expectPassed(try await Self.run(.mpich, ranks: ranks, ["tp=\(tp)"]), ranks: ranks, family: .mpich, tp: tp)
     }
 
     @Test("CCL_MPI_THREAD_LEVEL asks MPI for a thread level (default single) and reads it back; a bad value is an error naming it")
-    func threadLevel() throws {
-        let plain = try Self.run(.openMPI, ranks: 2, ["counts=7"])
+    func threadLevel() async throws {
+        let plain = try await Self.run(.openMPI, ranks: 2, ["counts=7"])
         Self.expectPassed(plain, ranks: 2, family: .openMPI, checks: 128)
         #expect(plain.output.contains("thread=single"), "\(plain.output)")
-        let serialized = try Self.run(.openMPI, ranks: 2, ["counts=7"], environment: ["CCL_MPI_THREAD_LEVEL": "serialized"])
+        let serialized = try await Self.run(.openMPI, ranks: 2, ["counts=7"], environment: ["CCL_MPI_THREAD_LEVEL": "serialized"])
         Self.expectPassed(serialized, ranks: 2, family: .openMPI, checks: 128)
         #expect(serialized.output.contains("thread=serialized"), "\(serialized.output)")
         // The standard ABI spells the levels 0, 1024, 2048, 4096.
-        let standard = try Self.run(
+        let standard = try await Self.run(
             .mpich5(library: "libmpi_abi.so.1"), ranks: 2, ["counts=7"], environment: ["CCL_MPI_THREAD_LEVEL": "multiple"])
         Self.expectPassed(standard, ranks: 2, family: .standardABI, checks: 128)
         #expect(standard.output.contains("thread=multiple"), "\(standard.output)")
-        let bad = try Self.run(.openMPI, ranks: 2, ["counts=7"], environment: ["CCL_MPI_THREAD_LEVEL": "sometimes"])
+        let bad = try await Self.run(.openMPI, ranks: 2, ["counts=7"], environment: ["CCL_MPI_THREAD_LEVEL": "sometimes"])
         #expect(bad.status != 0, "\(bad.output)")
         #expect(bad.output.contains("CCL_MPI_THREAD_LEVEL=sometimes is not single, funneled, serialized or multiple"), "\(bad.output)")
     }
 
     @Test("the MPI-5 standard ABI (MPICH 5's libmpi_abi.so.1): every op × dtype, and the tp groups")
-    func standardABI() throws {
+    func standardABI() async throws {
         Self.expectPassed(
-            try Self.run(.mpich5(library: "libmpi_abi.so.1"), ranks: 4, ["tp=2"]), ranks: 4, family: .standardABI, tp: 2)
+            try await Self.run(.mpich5(library: "libmpi_abi.so.1"), ranks: 4, ["tp=2"]), ranks: 4, family: .standardABI, tp: 2)
     }
 
     @Test("MPICH 5's native library (libmpi.so.12) keeps MPICH's constants")
-    func mpich5Native() throws {
-        Self.expectPassed(try Self.run(.mpich5(library: "libmpi.so.12"), ranks: 2, []), ranks: 2, family: .mpich)
+    func mpich5Native() async throws {
+        Self.expectPassed(try await Self.run(.mpich5(library: "libmpi.so.12"), ranks: 2, []), ranks: 2, family: .mpich)
     }
 
     @Test("by default under mpirun, ranks on two nodes use shared memory inside each node and MPI between them")
-    func hierarchicalDefault() throws {
+    func hierarchicalDefault() async throws {
         // Two "nodes" on this machine: Open MPI's MPMD form gives each half its own CCL_NODE_ID.
         let worker = Worker.executable.path
         let words = [
             "timeout", "120", "mpirun.openmpi", "--oversubscribe", "-np", "2", "-x", "CCL_NODE_ID=a", worker, "mpi", "backend=auto",
             "counts=7", ":", "-np", "2", "-x", "CCL_NODE_ID=b", worker, "mpi", "backend=auto", "counts=7",
         ]
-        let job = try Self.shell(words)
+        let job = try await Self.shell(words)
         let output = job.output
         #expect(job.status == 0, "\(output)")
         for rank in 0..<4 {
@@ -125,16 +140,16 @@ import Testing
     }
 
     /// Runs `ccl` with `arguments` under `mpirun.openmpi -np ranks`; exit status and output.
-    static func ccl(ranks: Int, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    static func ccl(ranks: Int, _ arguments: [String]) async throws -> (status: Int32, output: String) {
         let ccl = Worker.executable.deletingLastPathComponent().appendingPathComponent("ccl").path
         let words = ["timeout", "300", "mpirun.openmpi", "--oversubscribe", "-np", "\(ranks)", ccl] + arguments
-        let job = try Self.shell(words)
+        let job = try await Self.shell(words)
         return job
     }
 
     @Test("mpirun -np 2 ccl bench allreduce --backend mpi: one rank per process, every element checked")
-    func benchUnderMPI() throws {
-        let job = try Self.ccl(ranks: 2, ["bench", "allreduce", "--backend", "mpi", "--sizes", "8,64K", "--target-ms", "20"])
+    func benchUnderMPI() async throws {
+        let job = try await Self.ccl(ranks: 2, ["bench", "allreduce", "--backend", "mpi", "--sizes", "8,64K", "--target-ms", "20"])
         #expect(job.status == 0, "\(job.output)")
         #expect(job.output.contains("# backend: mpi (requested by --backend=mpi)"), "\(job.output)")
         #expect(job.output.contains("2 ranks, transport mpi (Open MPI, 2 of 2 MPI ranks)"), "\(job.output)")
@@ -145,8 +160,8 @@ import Testing
     }
 
     @Test("mpirun -np 4 ccl demo: TP 2 × PP 2 across the job mpirun started, checked against one process")
-    func demoUnderMPI() throws {
-        let job = try Self.ccl(ranks: 4, ["demo", "--tp", "2", "--pp", "2", "--steps", "3"])
+    func demoUnderMPI() async throws {
+        let job = try await Self.ccl(ranks: 4, ["demo", "--tp", "2", "--pp", "2", "--steps", "3"])
         #expect(job.status == 0, "\(job.output)")
         #expect(job.output.contains("all 3 steps match the single-process model"), "\(job.output)")
     }
@@ -154,7 +169,7 @@ import Testing
     @Test(
         "Open MPI across two network-namespace hosts: mpirun reaches host B through an rsh agent; shm inside, MPI between",
         .enabled(if: TestHosts.available, "needs root and iproute2 to create network namespaces (ip netns add)"))
-    func twoHosts() throws {
+    func twoHosts() async throws {
         let hosts = try TestHosts(tag: 7)
         defer { hosts.tearDown() }
         // Open MPI starts its daemon on a remote host with "AGENT HOST COMMAND": this agent runs the
@@ -178,7 +193,7 @@ import Testing
             "--mca", "oob_tcp_if_include", subnet, "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", subnet, "--host",
             "\(hosts.addressA):2,\(hosts.addressB):2", "-np", "4", Worker.executable.path, "mpi", "backend=auto", "counts=7",
         ]
-        let job = try Self.shell(words)
+        let job = try await Self.shell(words)
         let output = job.output
         #expect(job.status == 0, "\(output)")
         for rank in 0..<4 {
@@ -188,8 +203,8 @@ import Testing
     }
 
     @Test("a rank killed mid-job fails the job, and Open MPI's mpirun names its rank")
-    func killedRankOpenMPI() throws {
-        let job = try Self.run(.openMPI, ranks: 3, ["counts=7", "killself=1"])
+    func killedRankOpenMPI() async throws {
+        let job = try await Self.run(.openMPI, ranks: 3, ["counts=7", "killself=1"])
         #expect(job.status != 0, "\(job.output)")
         #expect(job.output.contains("KILLING"), "\(job.output)")
         #expect(job.output.contains("process rank 1 with PID"), "\(job.output)")
@@ -197,8 +212,8 @@ import Testing
     }
 
     @Test("a rank killed mid-job fails the job under MPICH's mpirun too")
-    func killedRankMPICH() throws {
-        let job = try Self.run(.mpich, ranks: 3, ["counts=7", "killself=1"])
+    func killedRankMPICH() async throws {
+        let job = try await Self.run(.mpich, ranks: 3, ["counts=7", "killself=1"])
         #expect(job.status != 0, "\(job.output)")
         #expect(job.output.contains("KILLING pid "), "\(job.output)")
         // Hydra names a process by pid, but the first one it reaps: that can be a rank it killed
@@ -210,15 +225,15 @@ import Testing
     }
 
     @Test("an MPI library that is missing fails every rank naming the path")
-    func missingLibrary() throws {
-        let job = try Self.run(.openMPI, ranks: 2, ["counts=7"], environment: ["CCL_MPI_SO_PATH": "/nonexistent/libmpi.so.40"])
+    func missingLibrary() async throws {
+        let job = try await Self.run(.openMPI, ranks: 2, ["counts=7"], environment: ["CCL_MPI_SO_PATH": "/nonexistent/libmpi.so.40"])
         #expect(job.status != 0, "\(job.output)")
         #expect(job.output.contains("MPI not loaded from CCL_MPI_SO_PATH=/nonexistent/libmpi.so.40"), "\(job.output)")
     }
 
     @Test("Open MPI's library under MPICH's mpirun: each rank is a world of its own, which is an error naming both")
-    func libraryOfAnotherLauncher() throws {
-        let job = try Self.run(.mpich, ranks: 2, ["counts=7"], environment: ["CCL_MPI_SO_PATH": "libmpi.so.40"])
+    func libraryOfAnotherLauncher() async throws {
+        let job = try await Self.run(.mpich, ranks: 2, ["counts=7"], environment: ["CCL_MPI_SO_PATH": "libmpi.so.40"])
         #expect(job.status != 0, "\(job.output)")
         #expect(
             job.output.contains("MPI_COMM_WORLD has 1 rank but the launcher started 2 (PMI_SIZE)"), "\(job.output)")
@@ -227,7 +242,7 @@ import Testing
     }
 
     @Test("a library of the wrong family for its constants is refused at load, before a handle reaches MPI")
-    func wrongFamily() throws {
+    func wrongFamily() async throws {
         let error = #expect(throws: CCLError.self) {
             _ = try MPILibrary.load(environment: ["CCL_MPI_SO_PATH": "libmpich.so.12"], family: .openMPI)
         }
@@ -237,8 +252,8 @@ import Testing
     }
 
     @Test("a call blocked in MPI past the timeout is reported by the watchdog, naming the call; the job then goes on")
-    func watchdogReports() throws {
-        let job = try Self.run(.openMPI, ranks: 2, ["counts=7", "dtypes=float32", "stall=1", "timeout=2"])
+    func watchdogReports() async throws {
+        let job = try await Self.run(.openMPI, ranks: 2, ["counts=7", "dtypes=float32", "stall=1", "timeout=2"])
         #expect(job.status == 0, "\(job.output)")
         #expect(
             job.output.contains("group world, rank 0: call #2, allReduce(sum) of 1 float32, has been inside MPI for at least"),
@@ -247,8 +262,8 @@ import Testing
     }
 
     @Test("CCL_MPI_ABORT_ON_TIMEOUT=1: the watchdog ends the job with MPI_Abort")
-    func watchdogAborts() throws {
-        let job = try Self.run(
+    func watchdogAborts() async throws {
+        let job = try await Self.run(
             .openMPI, ranks: 2, ["counts=7", "dtypes=float32", "stall=1", "timeout=2"], environment: ["CCL_MPI_ABORT_ON_TIMEOUT": "1"])
         #expect(job.status != 0, "\(job.output)")
         #expect(job.output.contains("ending the job (MPI_Abort, CCL_MPI_ABORT_ON_TIMEOUT=1)"), "\(job.output)")
