@@ -79,18 +79,24 @@ let package = Package(
             name: "CCLNCCL",
             dependencies: ["CCLNCCLShims", "CCLBackend", "CCLCollectiveAPI", "CCLCore", "CCLStore", "CCLSystem"]
         ),
+        // The flight recorder: every group communicator's last calls in shared memory, and the verdict.
+        .target(
+            name: "CCLTrace",
+            dependencies: ["CCLCollectiveAPI", "CCLCore", "CCLSystem", .product(name: "Atomics", package: "swift-atomics")]
+        ),
         // Node identity and vLLM's parallel layout.
         .target(name: "CCLTopology", dependencies: ["CCLCore"]),
         .target(
             name: "CCL",
             dependencies: [
                 "CCLBackend", "CCLCore", "CCLQueue", "CCLStore", "CCLSystem", "CCLTopology", "CCLCollectives", "CCLNCCL", "CCLMPI",
+                "CCLTrace",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(
             name: "CCLCommands",
             dependencies: [
-                "CCL", "CCLMPI", "CCLSystem",
+                "CCL", "CCLMPI", "CCLSystem", "CCLTrace",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -113,6 +119,7 @@ let package = Package(
             dependencies: ["CCL", "CCLCollectives", "CCLCore", "CCLSystem", "CCLTestSupport", "CCLTestWorker"]
         ),
         .testTarget(name: "CCLSystemTests", dependencies: ["CCLSystem", "CCLCore", "CCLTestSupport"]),
+        .testTarget(name: "CCLTraceTests", dependencies: ["CCLTrace", "CCLCollectiveAPI", "CCLCore", "CCLSystem"]),
         .testTarget(name: "CCLMPITests", dependencies: ["CCLMPI", "CCLCore", "CCLTestSupport", "CCLTestWorker"]),
         .testTarget(name: "CCLStoreTests", dependencies: ["CCLStore", "CCLCore", "CCLSystem", "CCLTestSupport"]),
         .testTarget(

@@ -4,6 +4,7 @@ import CCLCore
 import CCLMPI
 import CCLNCCL
 import CCLStore
+import CCLTrace
 import Foundation
 import Logging
 
@@ -16,6 +17,8 @@ public struct BackendRegistry: Sendable {
     /// Every backend, in the order the default choice considers them.
     public let backends: [any Backend]
     let logger: Logger
+    /// `CCL_TRACE_BUFFER` as the environment gave it (see `FlightRecorder`).
+    let traceSetting: [String: String]
 
     /// Every backend of this build, each with its options from `options`; NCCL's and MPI's
     /// libraries are looked for through `environment`. Under `mpirun` (or `srun` with MPI's
@@ -31,13 +34,18 @@ public struct BackendRegistry: Sendable {
                 ShmBackend(options: options), TCPBackend(options: options),
                 HierarchicalBackend(intraNode: ShmBackend(options: options), interNode: interNode),
                 NCCLBackend(environment: environment, timeout: options.timeout), mpi,
-            ], logger: options.logger)
+            ], logger: options.logger, environment: environment)
     }
 
-    /// A registry of exactly `backends` (tests, embedders with their own backend).
-    public init(backends: [any Backend], logger: Logger = Logger(label: "ccl.backends")) {
+    /// A registry of exactly `backends` (tests, embedders with their own backend); the flight
+    /// recorder's capacity is read from `environment` (`CCL_TRACE_BUFFER`).
+    public init(
+        backends: [any Backend], logger: Logger = Logger(label: "ccl.backends"),
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) {
         self.backends = backends
         self.logger = logger
+        traceSetting = environment.filter { $0.key == FlightRecorder.variable }
     }
 
     /// Their names (what `CCL_BACKEND` may list).
@@ -127,6 +135,24 @@ public struct BackendRegistry: Sendable {
         if let fallback = decision.fallback, group.rank == 0 {
             logger.notice("group \(group.name): using \(decision.backend) (\(decision.reason)); skipped \(fallback)")
         }
-        return (try backend.make(group: group, nodes: nodes, device: device), decision)
+        return (try recorded(backend.make(group: group, nodes: nodes, device: device), group: group), decision)
+    }
+
+    /// `communicator` behind a flight recorder (`CCL_TRACE_BUFFER` calls, 2048 by default; 0: as
+    /// it is). A recorder that cannot be made (a full /dev/shm) is logged and left out: it must
+    /// not stop the job.
+    func recorded(_ communicator: any Communicator, group: StatelessProcessGroup) throws(CCLError) -> any Communicator {
+        let capacity = try FlightRecorder.capacity(in: traceSetting)
+        guard capacity > 0 else { return communicator }
+        let members = group.globalRanks ?? Array(0..<group.worldSize)
+        do {
+            let recorder = try FlightRecorder(
+                group: group.name, round: group.roundID, rank: members[group.rank], groupRank: group.rank, globalRanks: members,
+                backend: communicator.backend, capacity: capacity)
+            return RecordingCommunicator(communicator, recorder: recorder)
+        } catch {
+            logger.warning("group \(group.name): no flight recorder for rank \(members[group.rank]) (\(error)); calls are not recorded")
+            return communicator
+        }
     }
 }

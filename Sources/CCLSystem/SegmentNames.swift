@@ -7,6 +7,8 @@ package struct SegmentNames: Sendable {
     package static let queue = SegmentNames(prefix: "ccl-q-")
     /// Shared-memory collective arenas.
     package static let collectives = SegmentNames(prefix: "ccl-c-")
+    /// Flight recorders (one per communicator), read by `ccl trace --local`.
+    package static let trace = SegmentNames(prefix: "ccl-t-")
 
     package let prefix: String
 

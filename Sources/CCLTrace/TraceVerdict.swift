@@ -1,0 +1,110 @@
+import CCLCollectiveAPI
+
+/// What the flight recorders of one group's ranks say together: the oldest collective not
+/// completed everywhere, and who is holding it up (torch's `torchfrtrace` verdict, from live
+/// rings instead of dumps).
+///
+/// - A rank whose last collective is older than that call never entered it: it is named with its
+///   last call and how long ago that ended.
+/// - Ranks that entered it with another operation, dtype, count or root are a mismatch, named
+///   against the others.
+/// - Otherwise every rank is inside it (a transport or a peer stopped inside the call).
+/// Ranks are named by global rank; ranks without a recorder here are listed as such.
+package struct TraceVerdict: Sendable, Equatable {
+    /// The group and its ranks, by global rank.
+    package var group: String
+    package var ranks: [Int]
+    /// The call's number among the group's collectives, and the call (nil: nothing in flight).
+    package var collective: UInt64?
+    package var call: CollectiveCall?
+    package var neverEntered: [Int]
+    package var inside: [Int]
+    package var missing: [Int]
+    /// The verdict in words.
+    package var text: String
+
+    /// The verdict for the recorders of one group instance (one round of one group); `now` is
+    /// CLOCK_MONOTONIC.
+    package static func analyse(_ snapshots: [TraceSnapshot], now: UInt64) -> TraceVerdict? {
+        guard let first = snapshots.first else { return nil }
+        let size = first.worldSize
+        let global = { (groupRank: Int) in groupRank < first.globalRanks.count ? first.globalRanks[groupRank] : groupRank }
+        let byRank = Dictionary(snapshots.map { ($0.groupRank, $0) }, uniquingKeysWith: { a, _ in a })
+        let ranks = (0..<size).map(global)
+        let missing = (0..<size).filter { byRank[$0] == nil }.map(global)
+        let collectives = byRank.mapValues { $0.entries.filter { $0.collective > 0 } }
+        let done: (TraceEntry) -> Bool = { $0.state != .started }
+        // The oldest collective some present rank has not finished.
+        let pending = collectives.values.compactMap { entries -> UInt64? in
+            let finished = entries.filter(done).map(\.collective).max() ?? 0
+            return finished + 1
+        }.min()
+        let label = "group \(first.group) [\(ranks.map(String.init).joined(separator: " "))]"
+        let absent = missing.isEmpty ? "" : "; " + names(missing) + " ha\(missing.count == 1 ? "s" : "ve") no flight recorder on this node"
+        guard let k = pending else {
+            return TraceVerdict(
+                group: first.group, ranks: ranks, collective: nil, call: nil, neverEntered: [], inside: [], missing: missing,
+                text: "\(label): no rank has recorded a collective\(absent)")
+        }
+        let entered = collectives.compactMapValues { $0.first { $0.collective == k } }
+        if entered.isEmpty {
+            let last = collectives.values.flatMap { $0 }.max { $0.collective < $1.collective }
+            return TraceVerdict(
+                group: first.group, ranks: ranks, collective: nil, call: nil, neverEntered: [], inside: [], missing: missing,
+                text: "\(label): no collective in flight"
+                    + (last.map { "; the last, \(describe($0.call)) #\($0.collective), completed on every rank here" } ?? "") + absent)
+        }
+        let neverEntered = collectives.keys.filter { entered[$0] == nil }.sorted()
+        let inside = entered.filter { $0.value.state == .started }.keys.sorted()
+        // A mismatch: the ranks that entered call k did not all call the same thing.
+        let signatures = Dictionary(grouping: entered.sorted { $0.key < $1.key }, by: { $0.value.call }).mapValues { $0.map(\.key) }
+        if signatures.count > 1, let common = signatures.max(by: { $0.value.count < $1.value.count }) {
+            let odd = signatures.filter { $0.key != common.key }.sorted { $0.value[0] < $1.value[0] }
+            let parts = odd.map { "\(names($0.value.map(global))) called \(describe($0.key))" }
+            return TraceVerdict(
+                group: first.group, ranks: ranks, collective: k, call: common.key, neverEntered: neverEntered.map(global),
+                inside: inside.map(global), missing: missing,
+                text:
+                    "collective #\(k) on \(label): \(parts.joined(separator: ", ")) where \(names(common.value.map(global))) called \(describe(common.key))\(absent)"
+            )
+        }
+        guard let call = entered.values.first?.call else { return nil }
+        let since = entered.values.map(\.start).min().map { seconds(now &- $0) } ?? "?"
+        var text = "\(describe(call)) #\(k) on \(label): "
+        if !neverEntered.isEmpty {
+            let who = neverEntered.map { rank -> String in
+                let last = collectives[rank]?.last
+                let tail =
+                    last.map { entry in
+                        ", its last call, \(describe(entry.call)) #\(entry.collective), "
+                            + (entry.end.map { "\(entry.state) \(seconds(now &- $0)) ago" } ?? "started \(seconds(now &- entry.start)) ago")
+                    } ?? ", it has recorded no collective"
+                return "rank \(global(rank)) never entered it (\(tail.dropFirst(2)))"
+            }
+            text += who.joined(separator: "; ")
+            if !inside.isEmpty { text += "; \(names(inside.map(global))) waiting since \(since)" }
+        } else if !inside.isEmpty {
+            text +=
+                "every rank here entered it; \(names(inside.map(global))) still inside since \(since) (stopped inside the call, or its transport is stuck)"
+        } else {
+            text += "completed or failed on every rank here"
+        }
+        return TraceVerdict(
+            group: first.group, ranks: ranks, collective: k, call: call, neverEntered: neverEntered.map(global), inside: inside.map(global),
+            missing: missing, text: text + absent)
+    }
+
+    /// "allReduce(sum) float32 × 4096", "barrier".
+    package static func describe(_ call: CollectiveCall) -> String {
+        call.op == .barrier ? "barrier" : "\(call.op) \(call.dtype) × \(call.count)"
+    }
+
+    static func names(_ ranks: [Int]) -> String {
+        (ranks.count == 1 ? "rank " : "ranks ") + ranks.map(String.init).joined(separator: " ")
+    }
+
+    static func seconds(_ nanoseconds: UInt64) -> String {
+        let value = Double(nanoseconds) / 1e9
+        return value < 10 ? "\((value * 100).rounded() / 100) s" : "\((value * 10).rounded() / 10) s"
+    }
+}
