@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "CCLMPI",
             dependencies: [
-                "CCLBackend", "CCLCollectiveAPI", "CCLCollectives", "CCLCore", "CCLStore", "CCLSystem",
+                "CCLBackend", "CCLCollectiveAPI", "CCLCollectives", "CCLCore", "CCLStore", "CCLSystem", "CCLTrace",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -4,6 +4,7 @@ import CCLCollectives
 import CCLCore
 import CCLStore
 import CCLSystem
+import CCLTrace
 import Logging
 
 /// Collectives on host buffers through MPI (MLX's way, MPI opened at run time): every call is the
@@ -19,8 +20,9 @@ import Logging
 /// Semantics that differ from the shm and tcp backends, as MPI defines them:
 /// - Calls are not fingerprinted: a mismatched call is MPI's undefined behaviour (a hang, which the
 ///   watchdog reports, or MPI's error). A receive checks the count it got (`MPI_Get_count`).
-/// - Calls cannot time out: `MPIWatchdog` reports a call running past the timeout, and ends the job
-///   with `MPI_Abort` when asked to.
+/// - Calls cannot time out: `MPIWatchdog` reports a call running past the timeout, with the verdict
+///   of the group's flight recorders on this node (the ranks that never entered it), and ends the
+///   job with `MPI_Abort` when asked to.
 /// - `abort` breaks this rank's communicator only: MPI has no way to tell the others short of
 ///   `MPI_Abort`.
 /// - Counts are C `int`s: at most 2³¹−1 elements per call.
@@ -132,10 +134,15 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
                 .system, operation: operation, group: group.name, rank: site.rank, groupRank: rank,
                 "MPI placed this process at rank \(mine) of the new communicator, not \(rank)")
         }
-        let site = self.site, world = constants.commWorld, abort = calls.abort
+        let site = self.site, world = constants.commWorld, abort = calls.abort, round = group.roundID
         watchdog = MPIWatchdog(timeout: timeout.nanoseconds) { message in
+            // The flight recorders of the group's ranks on this node say who has not entered.
+            let members = TraceReader.local().filter { $0.group == site.group && $0.round == round }
+            let verdict = TraceVerdict.analyse(members, now: monotonicNanoseconds()).flatMap { $0.collective == nil ? nil : $0 }
             let text =
-                "group \(site.group), rank \(site.rank): \(message); MPI calls cannot time out: a rank of the group may be stuck, dead or in another call"
+                "group \(site.group), rank \(site.rank): \(message); "
+                + (verdict.map { "flight recorders on this node: \($0.text)" }
+                    ?? "MPI calls cannot time out: a rank of the group may be stuck, dead or in another call")
             if abortOnTimeout {
                 logger.critical("\(text); ending the job (MPI_Abort, CCL_MPI_ABORT_ON_TIMEOUT=1)")
                 _ = abort(world, 70)

@@ -19,6 +19,9 @@ package final class FlightRecorder: @unchecked Sendable {
     package static let defaultCapacity = 2048
     package static let maximumCapacity = 1 << 20
 
+    /// The group and round this recorder belongs to (readers match ranks by both).
+    package let group: String
+    package let round: String
     private var segment: SharedMemorySegment
     private let entries: UnsafeMutableRawPointer
     private let capacity: UInt64
@@ -48,6 +51,8 @@ package final class FlightRecorder: @unchecked Sendable {
     package init(
         group: String, round: String, rank: Int, groupRank: Int, globalRanks: [Int], backend: String, capacity: Int
     ) throws(CCLError) {
+        self.group = group
+        self.round = round
         SegmentNames.trace.removeStale()
         let segment = try SharedMemorySegment.create(
             name: SegmentNames.trace.make(for: .current()), size: TraceLayout.bytes(capacity: capacity))
@@ -76,6 +81,13 @@ package final class FlightRecorder: @unchecked Sendable {
 
     /// The segment's name (for messages and tests).
     package var name: String { segment.name }
+
+    /// The verdict of the recorders of this group's round on this node (this one included), read
+    /// now; nil when there is nothing to say.
+    package func localVerdict() -> TraceVerdict? {
+        let members = TraceReader.local().filter { $0.group == group && $0.round == round }
+        return TraceVerdict.analyse(members, now: monotonicNanoseconds())
+    }
 
     private static func write(_ text: String, at pointer: UnsafeMutableRawPointer, limit: Int) {
         for (index, byte) in text.utf8.prefix(limit - 1).enumerated() { pointer.storeBytes(of: byte, toByteOffset: index, as: UInt8.self) }

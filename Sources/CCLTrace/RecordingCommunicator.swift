@@ -4,6 +4,10 @@ import CCLCore
 /// A communicator whose every call goes through a `FlightRecorder` first: the one place that
 /// records, for every backend (the registry wraps each group communicator it makes).
 ///
+/// When a call times out, the error gains the verdict of the group's recorders on this node
+/// ("flight recorders on this node: allReduce(sum) float32 × 7 #1 on group world [0 1 2]: rank 1
+/// never entered it (…)"), so a rank that is alive but elsewhere is named with what it did last.
+///
 /// Threading and errors: those of the communicator it wraps; recording never fails a call.
 package final class RecordingCommunicator: Communicator, @unchecked Sendable {
     /// The communicator that runs the calls.
@@ -30,8 +34,13 @@ package final class RecordingCommunicator: Communicator, @unchecked Sendable {
             recorder.end(entry, completion.state == .done ? .completed : .enqueued)
             return completion
         } catch {
+            // The verdict is read while this rank's entry still says it waits in the call.
+            let verdict = error.code == .timeout ? recorder.localVerdict() : nil
             recorder.end(entry, .failed)
-            throw error
+            guard let verdict, verdict.collective != nil else { throw error }
+            var explained = error
+            explained.message += "; flight recorders on this node: \(verdict.text)"
+            throw explained
         }
     }
 

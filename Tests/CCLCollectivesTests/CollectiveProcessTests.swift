@@ -103,6 +103,11 @@ func runCollectiveWorkers(
         for worker in [workers[0], workers[2]] {
             let line = try worker.expect("ERROR")
             #expect((line.contains("timeout") || line.contains("timed out")) && line.contains("rank 1"), "\(line)")
+            // The flight recorders on this node say what rank 1 did (nothing yet) and who waits.
+            #expect(
+                line.contains(
+                    "flight recorders on this node: allReduce(sum) float32 × 7 #1 on group world [0 1 2]: rank 1 never entered it (it has recorded no collective)"
+                ), "\(line)")
         }
         workers[1].sigkill()
     }

@@ -258,6 +258,12 @@ import Testing
         #expect(
             job.output.contains("group world, rank 0: call #2, allReduce(sum) of 1 float32, has been inside MPI for at least"),
             "\(job.output)")
+        // The flight recorders on this node name the rank that has not entered it.
+        #expect(
+            job.output.contains(
+                "flight recorders on this node: allReduce(sum) float32 × 1 #1 on group world [0 1]: rank 1 never entered it (it has recorded no collective); rank 0 waiting since"
+            ),
+            "\(job.output)")
         #expect(job.output.contains("RANK 0 DONE"), "\(job.output)")
     }
 
