@@ -96,7 +96,7 @@ let package = Package(
         .target(
             name: "CCLCommands",
             dependencies: [
-                "CCL", "CCLMPI", "CCLSystem", "CCLTrace",
+                "CCL", "CCLCollectives", "CCLMPI", "CCLNCCL", "CCLQueue", "CCLSystem", "CCLTrace",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

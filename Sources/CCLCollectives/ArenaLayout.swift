@@ -164,3 +164,14 @@ struct ArenaView: @unchecked Sendable {
             + Int(piece & 1) * (ArenaLayout.mailboxHeaderBytes + layout.mailboxBytes)
     }
 }
+
+extension ShmOptions {
+    /// Bytes of the shared-memory arena a group of `worldSize` ranks on one node makes with these
+    /// options (what `ccl doctor` holds against /dev/shm).
+    package func arenaBytes(worldSize: Int) throws(CCLError) -> Int {
+        try ArenaLayout.validated(
+            worldSize: worldSize, slotBytes: slotBytes, mailboxBytes: mailboxBytes ?? Self.defaultMailboxBytes(worldSize: worldSize),
+            operation: "size an arena"
+        ).segmentSize
+    }
+}

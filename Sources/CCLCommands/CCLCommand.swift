@@ -8,7 +8,7 @@ public struct CCLCommand: ParsableCommand {
         abstract: "swift-ccl: distributed communication for LLM inference.",
         subcommands: [
             DemoCommand.self, DemoRankCommand.self, BenchCommand.self, LaunchCommand.self, StoreCommand.self, TopologyCommand.self,
-            GPUCheckCommand.self, RankExecCommand.self, TraceCommand.self,
+            GPUCheckCommand.self, RankExecCommand.self, TraceCommand.self, DoctorCommand.self,
         ]
     )
 

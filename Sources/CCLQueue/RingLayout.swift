@@ -181,3 +181,12 @@ enum SlotState {
     static let writerOpen: UInt32 = 1
     static let writerClosed: UInt32 = 2
 }
+
+extension QueueOptions {
+    /// Bytes of the broadcast queue's ring for `readers` local readers with these options (what
+    /// `ccl doctor` holds against /dev/shm).
+    package func ringBytes(readers: Int) throws(CCLError) -> Int {
+        try RingLayout.validated(readerCount: readers, chunkCount: chunkCount, chunkBytes: chunkBytes, operation: "size a ring")
+            .segmentSize
+    }
+}
