@@ -1,3 +1,4 @@
+import Atomics
 import CCL
 import CCLCollectives
 import CCLMPI
@@ -27,7 +28,7 @@ struct Doctor {
     let localRanks: Int
 
     func rows() -> [Row] {
-        [sharedMemory(), cpus(), host(), store(), token(), mpi(), cudaAndNCCL()]
+        [sharedMemory(), cpus(), wakeUpFloor(), host(), store(), token(), mpi(), cudaAndNCCL()]
     }
 
     /// /dev/shm against what this node's ranks will map: one collectives arena for the local
@@ -70,6 +71,37 @@ struct Doctor {
             )
         }
         return Row(check: "CPUs", status: .ok, found: found)
+    }
+
+    /// How long a thread asleep in `FUTEX_WAIT` takes to run again after `FUTEX_WAKE` (the floor
+    /// under every sleeping waiter's wake-up: the queue's readers, idle collectives): the median
+    /// of 7 rounds of 20 ms asleep.
+    func wakeUpFloor() -> Row {
+        var samples: [UInt64] = []
+        for _ in 0..<7 {
+            let probe = WakeProbe()
+            let done = DispatchSemaphore(value: 0)
+            let thread = Thread {
+                probe.sleepUntilWoken()
+                done.signal()
+            }
+            thread.start()
+            usleep(20_000)
+            let sent = monotonicNanoseconds()
+            probe.wake()
+            done.wait()
+            samples.append(probe.wokeAt &- sent)
+        }
+        let median = samples.sorted()[samples.count / 2]
+        let found = "\((Double(median) / 100).rounded() / 10) µs (median of 7 wake-ups after 20 ms asleep)"
+        guard median < 200_000 else {
+            return Row(
+                check: "wake-up floor", status: .warn, found: found,
+                fix:
+                    "slow wake-ups from sleep (a VM without halt-polling?): waiters that sleep answer late; give the ranks CPUs of their own"
+            )
+        }
+        return Row(check: "wake-up floor", status: .ok, found: found)
     }
 
     /// The host's name and addresses.
@@ -160,5 +192,31 @@ struct Doctor {
             unit += 1
         }
         return unit == 0 ? "\(count) B" : "\((value * 10).rounded() / 10) \(units[unit])"
+    }
+}
+
+/// One sleeper and its waker for `Doctor.wakeUpFloor`: a futex word and the time the sleeper ran.
+private final class WakeProbe: @unchecked Sendable {
+    private let word = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
+    private(set) var wokeAt: UInt64 = 0
+
+    init() { word.initialize(to: 0) }
+    deinit { word.deallocate() }
+
+    /// Sleeps until `wake` has stored 1 (re-checking after every return from the futex).
+    func sleepUntilWoken() {
+        while UnsafeAtomic<UInt32>(at: storage).load(ordering: .acquiring) == 0 {
+            _ = Futex.wait(word, expected: 0, timeoutNanoseconds: 1_000_000_000)
+        }
+        wokeAt = monotonicNanoseconds()
+    }
+
+    func wake() {
+        UnsafeAtomic<UInt32>(at: storage).store(1, ordering: .releasing)
+        Futex.wake(word)
+    }
+
+    private var storage: UnsafeMutablePointer<UnsafeAtomic<UInt32>.Storage> {
+        UnsafeMutableRawPointer(word).assumingMemoryBound(to: UnsafeAtomic<UInt32>.Storage.self)
     }
 }

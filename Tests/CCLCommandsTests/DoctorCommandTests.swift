@@ -20,7 +20,9 @@ import Testing
         let (status, output, _) = try runCCL(["doctor", "--json"])
         let rows = try Self.rows(output)
         #expect(status == 0, "\(output)")
-        #expect(Set(rows.keys) == ["shared memory (/dev/shm)", "CPUs", "host", "store", "token", "MPI", "CUDA and NCCL"], "\(output)")
+        #expect(
+            Set(rows.keys) == ["shared memory (/dev/shm)", "CPUs", "wake-up floor", "host", "store", "token", "MPI", "CUDA and NCCL"],
+            "\(output)")
         #expect(rows["shared memory (/dev/shm)"]?["status"] == "ok", "\(output)")
         #expect(rows["MPI"]?["status"] == "ok" && rows["MPI"]?["found"]?.contains("Open MPI") == true, "\(output)")
         #expect(rows["store"]?["status"] == "warn", "\(output)")
