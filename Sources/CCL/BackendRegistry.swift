@@ -129,20 +129,20 @@ public struct BackendRegistry: Sendable {
                 .invalidArgument, operation: "create a communicator for group \(group.name)", rank: group.rank,
                 "the node layout has \(nodes.nodeOfRank.count) ranks, the group \(group.worldSize)")
         }
+        let capacity = try FlightRecorder.capacity(in: traceSetting)  // a bad setting fails before anything is made
         let context = BackendContext(device: device.kind, nodes: nodes, launcher: launcher)
         let (backend, decision) = try decide(
             context, request: request, candidates: agreedCandidates(for: context, group: group), group: group.name)
         if let fallback = decision.fallback, group.rank == 0 {
             logger.notice("group \(group.name): using \(decision.backend) (\(decision.reason)); skipped \(fallback)")
         }
-        return (try recorded(backend.make(group: group, nodes: nodes, device: device), group: group), decision)
+        return (try recorded(backend.make(group: group, nodes: nodes, device: device), group: group, capacity: capacity), decision)
     }
 
-    /// `communicator` behind a flight recorder (`CCL_TRACE_BUFFER` calls, 2048 by default; 0: as
-    /// it is). A recorder that cannot be made (a full /dev/shm) is logged and left out: it must
-    /// not stop the job.
-    func recorded(_ communicator: any Communicator, group: StatelessProcessGroup) throws(CCLError) -> any Communicator {
-        let capacity = try FlightRecorder.capacity(in: traceSetting)
+    /// `communicator` behind a flight recorder of `capacity` calls (`CCL_TRACE_BUFFER`, 2048 by
+    /// default; 0: as it is). A recorder that cannot be made (a full /dev/shm) is logged and left
+    /// out: it must not stop the job.
+    func recorded(_ communicator: any Communicator, group: StatelessProcessGroup, capacity: Int) -> any Communicator {
         guard capacity > 0 else { return communicator }
         let members = group.globalRanks ?? Array(0..<group.worldSize)
         do {
