@@ -42,4 +42,42 @@ import Testing
         #expect(text.contains("verdict: allReduce(sum) float32 × 7 #1 on group world [0 1]: rank 1 never entered it"), "\(text)")
         withExtendedLifetime(server) {}
     }
+
+    /// Two `collectives` workers of a job (a store here), with `extra` arguments and environment.
+    static func job(_ extra: [String: String], environment: [String: String] = [:]) throws -> (workers: [Worker], server: TCPStoreServer) {
+        let server = try TCPStoreServer(token: "trace")
+        let workers = try (0..<2).map { rank in
+            try Worker(
+                "collectives",
+                [
+                    "port": "\(server.port)", "token": "trace", "rank": "\(rank)", "world": "2", "transport": "shm", "counts": "7",
+                    "dtypes": "float32",
+                ].merging(extra) { $1 }, environment: environment)
+        }
+        return (workers, server)
+    }
+
+    /// The flight-recorder segments of `pid` in /dev/shm.
+    static func segments(of pid: Int32) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? []
+        return names.filter { $0.hasPrefix("ccl-t-") && $0.split(separator: "-").dropFirst(3).first == Substring("\(pid)") }
+    }
+
+    @Test("a rank's recorder is removed when its job ends normally, and CCL_TRACE_BUFFER=0 makes none")
+    func lifetime() throws {
+        let (finished, server) = try Self.job([:])
+        let pids = finished.map(\.pid)
+        for worker in finished {
+            try worker.expect("DONE")
+            #expect(worker.exitStatus() == 0)
+        }
+        for pid in pids { #expect(Self.segments(of: pid).isEmpty, "\(Self.segments(of: pid))") }
+        let (quiet, quietServer) = try Self.job(["stall": "1", "timeout": "60"], environment: ["CCL_TRACE_BUFFER": "0"])
+        defer { for worker in quiet { worker.sigkill() } }
+        try quiet[1].expect("STALLING")
+        try quiet[0].expect("TRANSPORT")
+        usleep(300_000)
+        for worker in quiet { #expect(Self.segments(of: worker.pid).isEmpty, "\(Self.segments(of: worker.pid))") }
+        withExtendedLifetime((server, quietServer)) {}
+    }
 }
