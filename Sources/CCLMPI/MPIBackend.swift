@@ -51,20 +51,25 @@ public struct MPIBackend: Backend {
         .available(version: library.shortVersion, details: "\(library.family.rawValue) at \(library.path)")
     }
 
+    /// `CCL_MPI_ABORT_ON_TIMEOUT`: unset, 0, false or no (the default: report only); 1, true or
+    /// yes (end the job with `MPI_Abort`).
+    ///
+    /// - Throws: `.invalidArgument` naming the variable and its value for anything else.
+    package static func abortOnTimeout(in environment: [String: String]) throws(CCLError) -> Bool {
+        switch environment["CCL_MPI_ABORT_ON_TIMEOUT"] ?? "" {
+        case "", "0", "false", "no": return false
+        case "1", "true", "yes": return true
+        case let text:
+            throw CCLError(.invalidArgument, operation: "read environment", "CCL_MPI_ABORT_ON_TIMEOUT=\(text) is not 0 or 1")
+        }
+    }
+
     public func make(group: StatelessProcessGroup, nodes: NodeLayout, device: Device) throws(CCLError) -> any Communicator {
         guard device == .host else {
             throw CCLError(
                 .invalidArgument, operation: "create MPI communicator for group \(group.name)", "MPI takes host buffers, got \(device)")
         }
-        let abortOnTimeout: Bool
-        switch environment["CCL_MPI_ABORT_ON_TIMEOUT"] ?? "" {
-        case "", "0", "false", "no": abortOnTimeout = false
-        case "1", "true", "yes": abortOnTimeout = true
-        case let text:
-            throw CCLError(
-                .invalidArgument, operation: "create MPI communicator for group \(group.name)",
-                "CCL_MPI_ABORT_ON_TIMEOUT=\(text) is not 0 or 1")
-        }
+        let abortOnTimeout = try Self.abortOnTimeout(in: environment)
         return try MPICommunicator(
             group: group, runtime: MPIRuntime.shared(environment: environment), timeout: timeout, abortOnTimeout: abortOnTimeout,
             logger: logger)

@@ -20,6 +20,8 @@ package enum TraceLayout {
     package static let entryBytes = 64
     package static let nameBytes = 64
     package static let maxListedRanks = 64
+    /// The largest group a reader accepts (swift-ccl's limit on world sizes).
+    package static let maxGroupSize = 65_536
 
     // Header offsets.
     static let magicOffset = 0

@@ -54,19 +54,26 @@ package enum TraceReader {
         let magic = atomic(base + TraceLayout.magicOffset).load(ordering: .acquiring)
         let version = base.load(fromByteOffset: TraceLayout.versionOffset, as: UInt32.self)
         let capacity = Int(base.load(fromByteOffset: TraceLayout.capacityOffset, as: UInt32.self))
-        guard magic == TraceLayout.magic, version == TraceLayout.version, capacity > 0,
+        guard magic == TraceLayout.magic, version == TraceLayout.version, (1...FlightRecorder.maximumCapacity).contains(capacity),
             segment.size >= TraceLayout.bytes(capacity: capacity)
         else {
             throw CCLError(.malformed, operation: "read flight recorder \(name)", "not a flight recorder of version \(TraceLayout.version)")
         }
         let worldSize = Int(base.load(fromByteOffset: TraceLayout.worldSizeOffset, as: Int32.self))
+        let groupRank = Int(base.load(fromByteOffset: TraceLayout.groupRankOffset, as: Int32.self))
+        // Another process wrote these: a group of 1…65,536 ranks and a rank inside it, or nothing.
+        guard (1...TraceLayout.maxGroupSize).contains(worldSize), (0..<worldSize).contains(groupRank) else {
+            throw CCLError(
+                .malformed, operation: "read flight recorder \(name)",
+                "group size \(worldSize) and group rank \(groupRank) are not a rank of a group of 1…\(TraceLayout.maxGroupSize)")
+        }
         let listed = max(0, min(worldSize, TraceLayout.maxListedRanks))
         var snapshot = TraceSnapshot(
             segment: name, pid: base.load(fromByteOffset: TraceLayout.pidOffset, as: Int32.self),
             group: text(base + TraceLayout.groupOffset, TraceLayout.nameBytes),
             round: text(base + TraceLayout.roundOffset, TraceLayout.nameBytes),
             rank: Int(base.load(fromByteOffset: TraceLayout.rankOffset, as: Int32.self)),
-            groupRank: Int(base.load(fromByteOffset: TraceLayout.groupRankOffset, as: Int32.self)), worldSize: worldSize,
+            groupRank: groupRank, worldSize: worldSize,
             globalRanks: (0..<listed).map { Int(base.load(fromByteOffset: TraceLayout.ranksOffset + 4 * $0, as: Int32.self)) },
             backend: text(base + TraceLayout.backendOffset, 32), entries: [])
         let recorded = atomic(base + TraceLayout.recordedOffset).load(ordering: .acquiring)

@@ -26,10 +26,11 @@ package struct TraceVerdict: Sendable, Equatable {
     /// The verdict for the recorders of one group instance (one round of one group); `now` is
     /// CLOCK_MONOTONIC.
     package static func analyse(_ snapshots: [TraceSnapshot], now: UInt64) -> TraceVerdict? {
-        guard let first = snapshots.first else { return nil }
+        guard let first = snapshots.first, first.worldSize >= 1 else { return nil }
         let size = first.worldSize
         let global = { (groupRank: Int) in groupRank < first.globalRanks.count ? first.globalRanks[groupRank] : groupRank }
-        let byRank = Dictionary(snapshots.map { ($0.groupRank, $0) }, uniquingKeysWith: { a, _ in a })
+        let byRank = Dictionary(
+            snapshots.filter { (0..<size).contains($0.groupRank) }.map { ($0.groupRank, $0) }, uniquingKeysWith: { a, _ in a })
         let ranks = (0..<size).map(global)
         let missing = (0..<size).filter { byRank[$0] == nil }.map(global)
         let collectives = byRank.mapValues { $0.entries.filter { $0.collective > 0 } }

@@ -60,6 +60,18 @@ import Testing
         #expect(failed == 1 && failedRow?["status"] == "fail", "\(underMPI)")
     }
 
+    @Test(
+        "doctor --nproc and trace --last out of range are refused naming the option",
+        arguments: ["0", "-1", "4097", "9223372036854775807", "NaN", ""])
+    func optionBounds(value: String) throws {
+        let (status, _, error) = try runCCL(["doctor", "--nproc", value])
+        #expect(status != 0 && error.contains("--nproc"), "\(error)")
+        if value != "4097" {
+            let (traced, _, traceError) = try runCCL(["trace", "--local", "--last", value])
+            #expect(traced != 0 && traceError.contains("--last"), "\(traceError)")
+        }
+    }
+
     /// Whether this process may make a private mount namespace (root, `unshare -m`).
     static let canUnshare: Bool = {
         let process = Process()

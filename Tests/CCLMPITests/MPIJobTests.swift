@@ -122,6 +122,16 @@ import Testing
         Self.expectPassed(try await Self.run(.mpich5(library: "libmpi.so.12"), ranks: 2, []), ranks: 2, family: .mpich)
     }
 
+    /// Four ranks on two nodes finished every check (128: counts=7) on shm inside and MPI between.
+    static func expectHierarchical(_ job: (status: Int32, output: String)) {
+        #expect(job.status == 0, "\(job.output)")
+        for rank in 0..<4 {
+            #expect(job.output.contains("RANK \(rank) TRANSPORT hierarchical (2 nodes: shm inside, mpi between)"), "\(job.output)")
+            #expect(job.output.contains("RANK \(rank) WORLD 128"), "\(job.output)")
+            #expect(job.output.contains("RANK \(rank) DONE"), "\(job.output)")
+        }
+    }
+
     @Test("by default under mpirun, ranks on two nodes use shared memory inside each node and MPI between them")
     func hierarchicalDefault() async throws {
         // Two "nodes" on this machine: Open MPI's MPMD form gives each half its own CCL_NODE_ID.
@@ -130,13 +140,7 @@ import Testing
             "timeout", "120", "mpirun.openmpi", "--oversubscribe", "-np", "2", "-x", "CCL_NODE_ID=a", worker, "mpi", "backend=auto",
             "counts=7", ":", "-np", "2", "-x", "CCL_NODE_ID=b", worker, "mpi", "backend=auto", "counts=7",
         ]
-        let job = try await Self.shell(words)
-        let output = job.output
-        #expect(job.status == 0, "\(output)")
-        for rank in 0..<4 {
-            #expect(output.contains("RANK \(rank) TRANSPORT hierarchical (2 nodes: shm inside, mpi between)"), "\(output)")
-            #expect(output.contains("RANK \(rank) WORLD 128"), "\(output)")
-        }
+        Self.expectHierarchical(try await Self.shell(words))
     }
 
     /// Runs `ccl` with `arguments` under `mpirun.openmpi -np ranks`; exit status and output.
@@ -193,13 +197,7 @@ import Testing
             "--mca", "oob_tcp_if_include", subnet, "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", subnet, "--host",
             "\(hosts.addressA):2,\(hosts.addressB):2", "-np", "4", Worker.executable.path, "mpi", "backend=auto", "counts=7",
         ]
-        let job = try await Self.shell(words)
-        let output = job.output
-        #expect(job.status == 0, "\(output)")
-        for rank in 0..<4 {
-            #expect(output.contains("RANK \(rank) TRANSPORT hierarchical (2 nodes: shm inside, mpi between)"), "\(output)")
-            #expect(output.contains("RANK \(rank) DONE"), "\(output)")
-        }
+        Self.expectHierarchical(try await Self.shell(words))
     }
 
     @Test("a rank killed mid-job fails the job, and Open MPI's mpirun names its rank")

@@ -43,8 +43,32 @@ import Testing
         #expect(try FlightRecorder.capacity(in: [:]) == 2048)
         #expect(try FlightRecorder.capacity(in: ["CCL_TRACE_BUFFER": "0"]) == 0)
         #expect(try FlightRecorder.capacity(in: ["CCL_TRACE_BUFFER": "16"]) == 16)
-        let error = #expect(throws: CCLError.self) { _ = try FlightRecorder.capacity(in: ["CCL_TRACE_BUFFER": "lots"]) }
-        #expect(error?.message.contains("CCL_TRACE_BUFFER=lots is not a number of calls") == true)
+        #expect(try FlightRecorder.capacity(in: ["CCL_TRACE_BUFFER": ""]) == 2048)
+        #expect(try FlightRecorder.capacity(in: ["CCL_TRACE_BUFFER": "1048576"]) == 1_048_576)
+        let long = String(repeating: "9", count: 10_000)
+        for text in ["lots", "-1", "1048577", "9223372036854775807", "NaN", " 16", "1e3", long] {
+            let error = #expect(throws: CCLError.self) { _ = try FlightRecorder.capacity(in: ["CCL_TRACE_BUFFER": text]) }
+            #expect(error?.code == .invalidArgument)
+            #expect(error?.message.hasPrefix("CCL_TRACE_BUFFER=\(text) is not a number of calls in 0…1048576") == true)
+        }
+    }
+
+    @Test("a segment another process filled with nonsense is refused, never trusted")
+    func malformedSegment() throws {
+        for (worldSize, groupRank, capacity) in [(-1, 0, 4), (0, 0, 4), (70_000, 0, 4), (2, 2, 4), (2, -1, 4), (2, 0, 0), (2, 0, -5)] {
+            let segment = try SharedMemorySegment.create(
+                name: SegmentNames.trace.make(for: .current()), size: TraceLayout.bytes(capacity: 4))
+            let base = segment.base
+            base.storeBytes(of: TraceLayout.magic, toByteOffset: TraceLayout.magicOffset, as: UInt64.self)
+            base.storeBytes(of: TraceLayout.version, toByteOffset: TraceLayout.versionOffset, as: UInt32.self)
+            base.storeBytes(of: Int32(capacity), toByteOffset: TraceLayout.capacityOffset, as: Int32.self)
+            base.storeBytes(of: Int32(worldSize), toByteOffset: TraceLayout.worldSizeOffset, as: Int32.self)
+            base.storeBytes(of: Int32(groupRank), toByteOffset: TraceLayout.groupRankOffset, as: Int32.self)
+            base.storeBytes(of: UInt64.max, toByteOffset: TraceLayout.recordedOffset, as: UInt64.self)
+            let error = #expect(throws: CCLError.self) { _ = try TraceReader.read(segment.name) }
+            #expect(error?.code == .malformed, "\(worldSize) \(groupRank) \(capacity)")
+            #expect(!TraceReader.local().contains { $0.segment == segment.name })
+        }
     }
 
     @Test("the verdict names the rank that never entered the oldest open call, with its last call")
