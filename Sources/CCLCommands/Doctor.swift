@@ -89,7 +89,11 @@ struct Doctor {
             usleep(20_000)
             let sent = monotonicNanoseconds()
             probe.wake()
-            done.wait()
+            guard done.wait(timeout: .now() + 5) == .success else {
+                return Row(
+                    check: "wake-up floor", status: .fail, found: "a thread woken from FUTEX_WAIT did not run within 5 s",
+                    fix: "the node is overloaded or its scheduler starves threads: check the load (top)")
+            }
             samples.append(probe.wokeAt &- sent)
         }
         let median = samples.sorted()[samples.count / 2]
