@@ -4,7 +4,7 @@ import CCLCore
 /// A communicator whose every call goes through a `FlightRecorder` first: the one place that
 /// records, for every backend (the registry wraps each group communicator it makes).
 ///
-/// When a call times out, the error gains the verdict of the group's recorders on this node
+/// When a call times out (or a peer gives up on it or dies), the error gains the verdict of the group's recorders on this node
 /// ("flight recorders on this node: allReduce(sum) float32 × 7 #1 on group world [0 1 2]: rank 1
 /// never entered it (…)"), so a rank that is alive but elsewhere is named with what it did last.
 ///
@@ -35,7 +35,9 @@ package final class RecordingCommunicator: Communicator, @unchecked Sendable {
             return completion
         } catch {
             // The verdict is read while this rank's entry still says it waits in the call.
-            let verdict = error.code == .timeout ? recorder.localVerdict() : nil
+            // A rank that timed out, and one told by it that it gave up (peerDead), both say who held
+            // the call up.
+            let verdict = error.code == .timeout || error.code == .peerDead ? recorder.localVerdict() : nil
             recorder.end(entry, .failed)
             guard let verdict, verdict.collective != nil else { throw error }
             var explained = error
