@@ -48,6 +48,7 @@ public final class TCPStoreClient: Store, @unchecked Sendable {
         }
         var accepted: (channel: any Channel, link: ClientLink)?
         var problem = "no store server answered"
+        var closedBeforeHandshake = false
         var cause: (any Error & Sendable)?
         // Until the timeout: connect (the server may not be up yet), say hello, and start again
         // when the server closes before answering (it sheds connections that have not said
@@ -89,9 +90,13 @@ public final class TCPStoreClient: Store, @unchecked Sendable {
             case .closed(let why)?:
                 candidate.close(promise: nil)
                 problem = "closed by the server before the handshake (\(why))"
+                closedBeforeHandshake = true
                 usleepShort()
             case nil:
                 candidate.close(promise: nil)
+                // The time ran out during a retry after the server closed on us: that close is
+                // what went wrong, not a silent server.
+                if closedBeforeHandshake { break attempts }
                 try? group.syncShutdownGracefully()
                 throw CCLError(
                     .timeout, operation: operation, peer: "store server \(host):\(port)",
