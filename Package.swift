@@ -82,7 +82,7 @@ let package = Package(
         // The flight recorder: every group communicator's last calls in shared memory, and the verdict.
         .target(
             name: "CCLTrace",
-            dependencies: ["CCLCollectiveAPI", "CCLCore", "CCLSystem", .product(name: "Atomics", package: "swift-atomics")]
+            dependencies: ["CCLCollectiveAPI", "CCLCore", "CCLStore", "CCLSystem", .product(name: "Atomics", package: "swift-atomics")]
         ),
         // Node identity and vLLM's parallel layout.
         .target(name: "CCLTopology", dependencies: ["CCLCore"]),

@@ -136,20 +136,28 @@ public struct BackendRegistry: Sendable {
         if let fallback = decision.fallback, group.rank == 0 {
             logger.notice("group \(group.name): using \(decision.backend) (\(decision.reason)); skipped \(fallback)")
         }
-        return (try recorded(backend.make(group: group, nodes: nodes, device: device), group: group, capacity: capacity), decision)
+        return (
+            try recorded(backend.make(group: group, nodes: nodes, device: device), group: group, nodes: nodes, capacity: capacity),
+            decision
+        )
     }
 
     /// `communicator` behind a flight recorder of `capacity` calls (`CCL_TRACE_BUFFER`, 2048 by
     /// default; 0: as it is). A recorder that cannot be made (a full /dev/shm) is logged and left
     /// out: it must not stop the job.
-    func recorded(_ communicator: any Communicator, group: StatelessProcessGroup, capacity: Int) -> any Communicator {
+    func recorded(_ communicator: any Communicator, group: StatelessProcessGroup, nodes: NodeLayout, capacity: Int) -> any Communicator {
         guard capacity > 0 else { return communicator }
         let members = group.globalRanks ?? Array(0..<group.worldSize)
         do {
             let recorder = try FlightRecorder(
                 group: group.name, round: group.roundID, rank: members[group.rank], groupRank: group.rank, globalRanks: members,
                 backend: communicator.backend, capacity: capacity)
-            return RecordingCommunicator(communicator, recorder: recorder)
+            // Over a TCP store, this process answers others' requests for its recorders, and asks
+            // theirs when a call times out.
+            let client = group.jobStore as? TCPStoreClient
+            let remote = nodes.ranksOnOtherNodes(than: group.rank).filter(members.indices.contains).map { members[$0] }
+            return RecordingCommunicator(
+                communicator, recorder: recorder, remote: Set(remote), store: client, responder: client.flatMap(TraceResponder.hold))
         } catch {
             logger.warning("group \(group.name): no flight recorder for rank \(members[group.rank]) (\(error)); calls are not recorded")
             return communicator

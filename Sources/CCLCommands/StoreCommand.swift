@@ -23,7 +23,10 @@ struct StoreCommand: ParsableCommand {
 
         func validate() throws { try checkFinite(timeout, in: 0...31_536_000, option: "--timeout") }
 
-        func connect() throws -> TCPStoreClient {
+        func connect() throws -> TCPStoreClient { try Self.connect(addr, timeout: timeout) }
+
+        /// A client of the store at `addr` (HOST:PORT or [IPv6]:PORT), with the token of `CCL_TOKEN`.
+        static func connect(_ addr: String, timeout: Double) throws -> TCPStoreClient {
             guard let colon = addr.lastIndex(of: ":"), let port = Int(addr[addr.index(after: colon)...]), (1...65535).contains(port) else {
                 throw ValidationError("--addr must be HOST:PORT, got '\(addr)'")
             }

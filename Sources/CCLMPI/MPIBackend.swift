@@ -71,7 +71,8 @@ public struct MPIBackend: Backend {
         }
         let abortOnTimeout = try Self.abortOnTimeout(in: environment)
         return try MPICommunicator(
-            group: group, runtime: MPIRuntime.shared(environment: environment), timeout: timeout, abortOnTimeout: abortOnTimeout,
+            group: group, nodes: nodes, runtime: MPIRuntime.shared(environment: environment), timeout: timeout,
+            abortOnTimeout: abortOnTimeout,
             logger: logger)
     }
 }

@@ -71,7 +71,9 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
     private let status: UnsafeMutableRawPointer
 
     /// The communicator of `group`'s ranks; `timeout` is the watchdog's (`.indefinite`: none).
-    init(group: StatelessProcessGroup, runtime: MPIRuntime, timeout: Timeout, abortOnTimeout: Bool, logger: Logger) throws(CCLError) {
+    init(
+        group: StatelessProcessGroup, nodes: NodeLayout, runtime: MPIRuntime, timeout: Timeout, abortOnTimeout: Bool, logger: Logger
+    ) throws(CCLError) {
         let globalRanks = group.globalRanks ?? Array(0..<group.worldSize)
         let operation = "create MPI communicator for group \(group.name)"
         let mpi = runtime.library
@@ -135,13 +137,15 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
                 "MPI placed this process at rank \(mine) of the new communicator, not \(rank)")
         }
         let site = self.site, world = constants.commWorld, abort = calls.abort, round = group.roundID
+        let store = group.jobStore as? TCPStoreClient
+        let remote = Set(nodes.ranksOnOtherNodes(than: group.rank).filter(globalRanks.indices.contains).map { globalRanks[$0] })
         watchdog = MPIWatchdog(timeout: timeout.nanoseconds) { message in
-            // The flight recorders of the group's ranks on this node say who has not entered.
-            let members = TraceReader.local().filter { $0.group == site.group && $0.round == round }
-            let verdict = TraceVerdict.analyse(members, now: monotonicNanoseconds()).flatMap { $0.collective == nil ? nil : $0 }
+            // The flight recorders of the group's ranks (here, and through the store on other
+            // nodes) say who has not entered.
+            let verdict = TraceExchange.verdict(group: site.group, round: round, remote: remote, store: store)
             let text =
                 "group \(site.group), rank \(site.rank): \(message); "
-                + (verdict.map { "flight recorders on this node: \($0.text)" }
+                + (verdict.map { "flight recorders \($0.scope): \($0.verdict.text)" }
                     ?? "MPI calls cannot time out: a rank of the group may be stuck, dead or in another call")
             if abortOnTimeout {
                 logger.critical("\(text); ending the job (MPI_Abort, CCL_MPI_ABORT_ON_TIMEOUT=1)")

@@ -29,6 +29,12 @@ public struct NodeLayout: Sendable, Equatable {
     /// Ranks on the same node as `rank`, ascending.
     public func ranksOnSameNode(as rank: Int) -> [Int] { nodeOfRank.indices.filter { nodeOfRank[$0] == nodeOfRank[rank] } }
 
+    /// Ranks on other nodes than `rank`, ascending; none when `rank` is outside the layout.
+    public func ranksOnOtherNodes(than rank: Int) -> [Int] {
+        guard nodeOfRank.indices.contains(rank) else { return [] }
+        return nodeOfRank.indices.filter { nodeOfRank[$0] != nodeOfRank[rank] }
+    }
+
     /// For each rank of `ranks`, whether it is on `source`'s node (vLLM's `in_the_same_node_as`).
     public func sameNode(as source: Int, ranks: [Int]) -> [Bool] { ranks.map { nodeOfRank[$0] == nodeOfRank[source] } }
 

@@ -29,6 +29,8 @@ public final class StatelessProcessGroup: @unchecked Sendable {
     public let timeout: Timeout
     /// Global rank of each member, when this is a sub-group.
     public let globalRanks: [Int]?
+    /// The store the job's processes share (the one given, without its `PrefixStore` layers).
+    package let jobStore: any Store
     private let store: any Store
     private let round: GroupRound
     private var closed = false
@@ -68,6 +70,9 @@ public final class StatelessProcessGroup: @unchecked Sendable {
         round = try GroupRound.join(
             name: name, rank: rank, worldSize: worldSize, globalRanks: self.globalRanks, store: store, timeout: timeout)
         self.store = round.store
+        var base = store
+        while let layer = base as? PrefixStore { base = layer.base }
+        jobStore = base
     }
 
     /// The id of the round this group formed in.

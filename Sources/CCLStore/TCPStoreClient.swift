@@ -17,6 +17,7 @@ public final class TCPStoreClient: Store, @unchecked Sendable {
     public let port: Int
     /// The timeout of a `get` or `wait` called without one.
     public let defaultTimeout: Timeout
+    private let token: String
     private let group: MultiThreadedEventLoopGroup
     private let channel: any Channel
     private let requestLock = Monitor()
@@ -36,6 +37,7 @@ public final class TCPStoreClient: Store, @unchecked Sendable {
         try PortNumber.check(port, in: PortNumber.connectable, operation: operation + " at \(host):\(port)")
         self.host = host
         self.port = port
+        self.token = token
         defaultTimeout = timeout
         guard !token.isEmpty, token.utf8.count <= StoreWire.maxTokenBytes else {
             throw CCLError(
@@ -113,6 +115,12 @@ public final class TCPStoreClient: Store, @unchecked Sendable {
     }
 
     deinit { close() }
+
+    /// A second connection to the same server with the same token (for a thread that must wait
+    /// in the store while this client's thread is busy elsewhere).
+    package func connectAgain(timeout: Timeout) throws(CCLError) -> TCPStoreClient {
+        try TCPStoreClient(host: host, port: port, token: token, timeout: timeout)
+    }
 
     /// Disconnects. Idempotent; safe from any thread, the event loop's included.
     public func close() {

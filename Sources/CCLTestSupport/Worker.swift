@@ -17,10 +17,20 @@ public final class Worker: @unchecked Sendable {
     }
 
     /// Starts the worker, inside network namespace `namespace` when given (`ip netns exec`), with
-    /// `environment` added to this process's.
-    public init(_ mode: String, _ arguments: [String: String], namespace: String? = nil, environment: [String: String] = [:]) throws {
+    /// `environment` added to this process's. With `privateSharedMemory` it runs in a mount
+    /// namespace of its own with an empty `/dev/shm` (`unshare -m`, root only), as on another
+    /// node: no process outside sees its segments.
+    public init(
+        _ mode: String, _ arguments: [String: String], namespace: String? = nil, environment: [String: String] = [:],
+        privateSharedMemory: Bool = false
+    ) throws {
         let words = [mode] + arguments.map { "\($0.key)=\($0.value)" }
-        if let namespace {
+        if privateSharedMemory {
+            child = try ChildProcess(
+                executable: URL(fileURLWithPath: "/usr/bin/unshare"),
+                arguments: ["-m", "sh", "-c", "mount -t tmpfs tmpfs /dev/shm && exec \"$0\" \"$@\"", Self.executable.path] + words,
+                environment: environment)
+        } else if let namespace {
             child = try ChildProcess(
                 executable: URL(fileURLWithPath: "/usr/bin/env"),
                 arguments: ["ip", "netns", "exec", namespace, Self.executable.path] + words,

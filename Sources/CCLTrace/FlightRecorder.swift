@@ -82,13 +82,6 @@ package final class FlightRecorder: @unchecked Sendable {
     /// The segment's name (for messages and tests).
     package var name: String { segment.name }
 
-    /// The verdict of the recorders of this group's round on this node (this one included), read
-    /// now; nil when there is nothing to say.
-    package func localVerdict() -> TraceVerdict? {
-        let members = TraceReader.local().filter { $0.group == group && $0.round == round }
-        return TraceVerdict.analyse(members, now: monotonicNanoseconds())
-    }
-
     private static func write(_ text: String, at pointer: UnsafeMutableRawPointer, limit: Int) {
         for (index, byte) in text.utf8.prefix(limit - 1).enumerated() { pointer.storeBytes(of: byte, toByteOffset: index, as: UInt8.self) }
     }

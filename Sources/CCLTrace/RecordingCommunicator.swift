@@ -1,22 +1,37 @@
 import CCLCollectiveAPI
 import CCLCore
+import CCLStore
 
 /// A communicator whose every call goes through a `FlightRecorder` first: the one place that
 /// records, for every backend (the registry wraps each group communicator it makes).
 ///
-/// When a call times out (or a peer gives up on it or dies), the error gains the verdict of the group's recorders on this node
-/// ("flight recorders on this node: allReduce(sum) float32 × 7 #1 on group world [0 1 2]: rank 1
-/// never entered it (…)"), so a rank that is alive but elsewhere is named with what it did last.
+/// When a call times out (or a peer gives up on it or dies), the error gains the verdict of the
+/// group's recorders ("flight recorders on this node: allReduce(sum) float32 × 7 #1 on group
+/// world [0 1 2]: rank 1 never entered it (…)"), so a rank that is alive but elsewhere is named
+/// with what it did last. Ranks with no recorder on this node are asked through the job's store
+/// (`TraceExchange`, at most `TraceExchange.defaultWait`), and the error then says "flight
+/// recorders of the group's ranks".
 ///
 /// Threading and errors: those of the communicator it wraps; recording never fails a call.
 package final class RecordingCommunicator: Communicator, @unchecked Sendable {
     /// The communicator that runs the calls.
     package let inner: any Communicator
     package let recorder: FlightRecorder
+    /// The group's global ranks on other nodes, the job's store to ask them, and this process's
+    /// hold on its `TraceResponder` (so that others can ask it).
+    private let remote: Set<Int>
+    private let store: (any Store)?
+    private let responder: TraceResponder.Hold?
 
-    package init(_ inner: any Communicator, recorder: FlightRecorder) {
+    package init(
+        _ inner: any Communicator, recorder: FlightRecorder, remote: Set<Int> = [], store: (any Store)? = nil,
+        responder: TraceResponder.Hold? = nil
+    ) {
         self.inner = inner
         self.recorder = recorder
+        self.remote = remote
+        self.store = store
+        self.responder = responder
     }
 
     package var rank: Int { inner.rank }
@@ -37,11 +52,13 @@ package final class RecordingCommunicator: Communicator, @unchecked Sendable {
             // The verdict is read while this rank's entry still says it waits in the call.
             // A rank that timed out, and one told by it that it gave up (peerDead), both say who held
             // the call up.
-            let verdict = error.code == .timeout || error.code == .peerDead ? recorder.localVerdict() : nil
+            let verdict =
+                error.code == .timeout || error.code == .peerDead
+                ? TraceExchange.verdict(group: recorder.group, round: recorder.round, remote: remote, store: store) : nil
             recorder.end(entry, .failed)
-            guard let verdict, verdict.collective != nil else { throw error }
+            guard let verdict else { throw error }
             var explained = error
-            explained.message += "; flight recorders on this node: \(verdict.text)"
+            explained.message += "; flight recorders \(verdict.scope): \(verdict.verdict.text)"
             throw explained
         }
     }

@@ -32,6 +32,9 @@ package struct TraceSnapshot: Sendable {
     package var backend: String
     /// Oldest first.
     package var entries: [TraceEntry]
+    /// The host the recorder lives on, when it came from another process's report ("" when read
+    /// from this node's shared memory).
+    package var host: String = ""
 }
 
 /// Reads flight-recorder segments (`TraceLayout`) of this node, while their ranks run or hang.

@@ -24,8 +24,9 @@ package struct TraceVerdict: Sendable, Equatable {
     package var text: String
 
     /// The verdict for the recorders of one group instance (one round of one group); `now` is
-    /// CLOCK_MONOTONIC.
-    package static func analyse(_ snapshots: [TraceSnapshot], now: UInt64) -> TraceVerdict? {
+    /// CLOCK_MONOTONIC. Ranks without a recorder are said to have none on this node, or, those of
+    /// `remote` (global ranks on other nodes, asked through the store), not to have answered.
+    package static func analyse(_ snapshots: [TraceSnapshot], now: UInt64, remote: Set<Int> = []) -> TraceVerdict? {
         guard let first = snapshots.first, first.worldSize >= 1 else { return nil }
         let size = first.worldSize
         let global = { (groupRank: Int) in groupRank < first.globalRanks.count ? first.globalRanks[groupRank] : groupRank }
@@ -41,7 +42,12 @@ package struct TraceVerdict: Sendable, Equatable {
             return finished + 1
         }.min()
         let label = "group \(first.group) [\(ranks.map(String.init).joined(separator: " "))]"
-        let absent = missing.isEmpty ? "" : "; " + names(missing) + " ha\(missing.count == 1 ? "s" : "ve") no flight recorder on this node"
+        let silent = missing.filter(remote.contains), here = missing.filter { !remote.contains($0) }
+        let absent =
+            (here.isEmpty ? "" : "; " + names(here) + " ha\(here.count == 1 ? "s" : "ve") no flight recorder on this node")
+            + (silent.isEmpty
+                ? ""
+                : "; " + names(silent) + " on other nodes sent no report through the store (its process is gone, or it records nothing)")
         guard let k = pending else {
             return TraceVerdict(
                 group: first.group, ranks: ranks, collective: nil, call: nil, neverEntered: [], inside: [], missing: missing,

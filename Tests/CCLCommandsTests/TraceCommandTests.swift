@@ -43,6 +43,69 @@ import Testing
         withExtendedLifetime(server) {}
     }
 
+    /// Rank 0 on this node, rank 1 "on another": its own /dev/shm (no recorder of it is visible
+    /// here) and another node id, so the two meet over loopback TCP; rank 1 sleeps before its
+    /// first call.
+    static func twoNodes(timeout: Int) throws -> (workers: [Worker], server: TCPStoreServer) {
+        let server = try TCPStoreServer(token: "trace")
+        let workers = try (0..<2).map { rank in
+            try Worker(
+                "collectives",
+                [
+                    "port": "\(server.port)", "token": "trace", "rank": "\(rank)", "world": "2", "node": "node\(rank)", "counts": "7",
+                    "dtypes": "float32", "stall": "1", "timeout": "\(timeout)",
+                ], privateSharedMemory: rank == 1)
+        }
+        return (workers, server)
+    }
+
+    @Test(
+        "a call that times out names the rank on another node that never entered it, from its report through the store",
+        .enabled(if: DoctorCommandTests.canUnshare, "needs root and unshare -m to give a rank a /dev/shm of its own"))
+    func timeoutAcrossNodes() throws {
+        let (workers, server) = try Self.twoNodes(timeout: 3)
+        defer { for worker in workers { worker.sigkill() } }
+        try workers[1].expect("STALLING")
+        try workers[0].expect("TRANSPORT")
+        let error = try workers[0].expect("ERROR")
+        #expect(error.contains("ERROR timeout"), "\(error)")
+        #expect(
+            error.contains(
+                "flight recorders of the group's ranks: allReduce(sum) float32 × 7 #1 on group world [0 1]: rank 1 never entered it (it has recorded no collective); rank 0 waiting since"
+            ), "\(error)")
+        withExtendedLifetime(server) {}
+    }
+
+    @Test(
+        "ccl trace --addr asks every process of a hung job through its store, a rank on another node included",
+        .enabled(if: DoctorCommandTests.canUnshare, "needs root and unshare -m to give a rank a /dev/shm of its own"))
+    func throughTheStore() throws {
+        let (workers, server) = try Self.twoNodes(timeout: 60)
+        defer { for worker in workers { worker.sigkill() } }
+        try workers[1].expect("STALLING")
+        try workers[0].expect("TRANSPORT")
+        let local = try runCCL(["trace", "--local", "--json"])
+        #expect(!local.output.contains("\"pid\":\(workers[1].pid)"), "rank 1's recorder is not visible here: \(local.output)")
+        var line: Substring?
+        for _ in 0..<50 {
+            let (status, output, _) = try runCCL(
+                ["trace", "--addr", "127.0.0.1:\(server.port)", "--json"], environment: ["CCL_TOKEN": "trace"])
+            #expect(status == 0)
+            line = output.split(separator: "\n").first { $0.contains("\"group\":\"world\"") }
+            if line?.contains("never_entered\":[1]") == true { break }
+            usleep(100_000)
+        }
+        let verdict = try #require(line)
+        #expect(verdict.contains("\"never_entered\":[1]"), "\(verdict)")
+        #expect(verdict.contains("\"inside\":[0]"), "\(verdict)")
+        for worker in workers { #expect(verdict.contains("\"pid\":\(worker.pid)"), "\(verdict)") }
+        let (_, text, _) = try runCCL(["trace", "--addr", "127.0.0.1:\(server.port)"], environment: ["CCL_TOKEN": "trace"])
+        #expect(text.contains("verdict: allReduce(sum) float32 × 7 #1 on group world [0 1]: rank 1 never entered it"), "\(text)")
+        let (refused, _, message) = try runCCL(["trace", "--addr", "127.0.0.1:\(server.port)"], environment: ["CCL_TOKEN": "wrong"])
+        #expect(refused != 0 && message.contains("token"), "\(message)")
+        withExtendedLifetime(server) {}
+    }
+
     /// Two `collectives` workers of a job (a store here), with `extra` arguments and environment.
     static func job(_ extra: [String: String], environment: [String: String] = [:]) throws -> (workers: [Worker], server: TCPStoreServer) {
         let server = try TCPStoreServer(token: "trace")
