@@ -1,4 +1,5 @@
 import ArgumentParser
+import CCLCore
 import CCLMPI
 
 /// `ccl`: the swift-ccl command-line tool.
@@ -6,6 +7,7 @@ public struct CCLCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "ccl",
         abstract: "swift-ccl: distributed communication for LLM inference.",
+        version: SwiftCCLVersion.current,
         subcommands: [
             DemoCommand.self, DemoRankCommand.self, BenchCommand.self, LaunchCommand.self, StoreCommand.self, TopologyCommand.self,
             GPUCheckCommand.self, RankExecCommand.self, TraceCommand.self, DoctorCommand.self,

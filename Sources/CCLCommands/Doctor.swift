@@ -27,8 +27,9 @@ struct Doctor {
     /// Local ranks to plan for (the launcher's local size, or `--nproc`).
     let localRanks: Int
 
-    func rows() -> [Row] {
-        [sharedMemory(), cpus(), wakeUpFloor(), host(), store(), token(), mpi(), cudaAndNCCL()]
+    /// Every check; `store` false leaves the store out (a job's ranks check it by meeting there).
+    func rows(store withStore: Bool = true) -> [Row] {
+        [sharedMemory(), cpus(), wakeUpFloor(), host()] + (withStore ? [store()] : []) + [token(), mpi(), cudaAndNCCL()]
     }
 
     /// /dev/shm against what this node's ranks will map: one collectives arena for the local

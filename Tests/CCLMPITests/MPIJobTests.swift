@@ -163,6 +163,15 @@ import Testing
         #expect(rows.allSatisfy { $0.split(separator: " ").dropLast().last == "0" }, "\(job.output)")
     }
 
+    @Test("mpirun -np 3 ccl doctor: the ranks meet with no store address given, and rank 0 prints one table")
+    func doctorUnderMPI() async throws {
+        let job = try await Self.ccl(ranks: 3, ["doctor"])
+        #expect(job.status == 0, "\(job.output)")
+        #expect(job.output.contains("job                       3 ranks on 1 node (Open MPI)"), "\(job.output)")
+        #expect(job.output.contains("swift-ccl version         \(SwiftCCLVersion.current) on every rank"), "\(job.output)")
+        #expect(job.output.components(separatedBy: "swift-ccl version").count == 2, "one table: \(job.output)")
+    }
+
     @Test("mpirun -np 4 ccl demo: TP 2 × PP 2 across the job mpirun started, checked against one process")
     func demoUnderMPI() async throws {
         let job = try await Self.ccl(ranks: 4, ["demo", "--tp", "2", "--pp", "2", "--steps", "3"])
