@@ -152,12 +152,15 @@ public struct BackendRegistry: Sendable {
             let recorder = try FlightRecorder(
                 group: group.name, round: group.roundID, rank: members[group.rank], groupRank: group.rank, globalRanks: members,
                 backend: communicator.backend, capacity: capacity)
+            // Process-group timeouts say what the ranks they waited for are doing.
+            RankActivity.install(TraceExchange.activity)
             // Over a TCP store, this process answers others' requests for its recorders, and asks
             // theirs when a call times out.
             let client = group.jobStore as? TCPStoreClient
             let remote = nodes.ranksOnOtherNodes(than: group.rank).filter(members.indices.contains).map { members[$0] }
             return RecordingCommunicator(
-                communicator, recorder: recorder, remote: Set(remote), store: client, responder: client.flatMap(TraceResponder.hold))
+                communicator, recorder: recorder, remote: Set(remote), store: client,
+                responder: client.flatMap { TraceResponder.hold($0, rank: members[group.rank]) })
         } catch {
             logger.warning("group \(group.name): no flight recorder for rank \(members[group.rank]) (\(error)); calls are not recorded")
             return communicator

@@ -127,6 +127,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
             // out at the same moment: tell the others first, then give its notice a moment to
             // arrive, since it names that rank.
             if culprit == nil { culprit = blamed(named, from: from, to: to) }
+            let noticeStart = monotonicNanoseconds()
             if broken == nil, named.code == .timeout, let from {
                 announce(named)
                 if let notice = abortNotice(from: from, within: 1_000_000_000) {
@@ -135,7 +136,10 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
                         "timed out waiting for \(name(of: from)), which gave up too: \(notice)")
                 }
             }
-            fail(named)
+            // The wait for the notice and the drain share one second: a peer that sent nothing in
+            // it is stopped or gone, and the error should not wait for it twice.
+            let spent = monotonicNanoseconds() &- noticeStart
+            fail(named, drainNanoseconds: max(100_000_000, 1_000_000_000 &- min(spent, 1_000_000_000)))
             throw named
         }
     }
@@ -299,14 +303,14 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
 
     /// Marks the communicator broken and tells every peer why (unless already told), then waits,
     /// bounded, for them to read it and close.
-    func fail(_ error: CCLError) {
+    func fail(_ error: CCLError, drainNanoseconds: UInt64 = 1_000_000_000) {
         guard broken == nil else { return }
         broken = error
         if !announced { announce(error) }
         let open = connections.compactMap { $0 }
         for connection in open { connection.shutdownSending() }
         // Closing with unread data would reset the connections before the peers read the notice.
-        TCPConnection.drain(open, for: 1_000_000_000)
+        TCPConnection.drain(open, for: drainNanoseconds)
     }
 
     /// Sends an abort notice with `error`'s reason and the culprit to every peer, best effort,

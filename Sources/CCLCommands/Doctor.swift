@@ -172,7 +172,9 @@ struct Doctor {
         }
         var gpus: [String] = []
         do throws(CCLError) {
-            for ordinal in 0..<(try cuda.deviceCount()) { gpus.append("cuda:\(ordinal) \(try cuda.pciBusId(ordinal: ordinal))") }
+            for ordinal in 0..<(try cuda.deviceCount()) {
+                gpus.append("cuda:\(ordinal) \(try cuda.name(ordinal: ordinal)) \(try cuda.pciBusId(ordinal: ordinal))")
+            }
         } catch {
             return Row(check: "CUDA and NCCL", status: .fail, found: error.message, fix: "check the driver (nvidia-smi)")
         }
@@ -180,7 +182,8 @@ struct Doctor {
             let nccl = try NCCLLibrary.load(environment: environment)
             return Row(
                 check: "CUDA and NCCL", status: gpus.isEmpty ? .warn : .ok,
-                found: "NCCL \(nccl.version) at \(nccl.path); GPUs: " + (gpus.isEmpty ? "none" : gpus.joined(separator: ", ")),
+                found: "NCCL \(nccl.version) at \(nccl.path); \(gpus.count) GPU\(gpus.count == 1 ? "" : "s")"
+                    + (gpus.isEmpty ? "" : ": " + gpus.joined(separator: ", ")),
                 fix: gpus.isEmpty ? "the driver sees no GPU (CUDA_VISIBLE_DEVICES?)" : nil)
         } catch {
             return Row(

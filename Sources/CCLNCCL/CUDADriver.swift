@@ -48,6 +48,7 @@ package final class CUDADriver: @unchecked Sendable {
     package let graphDestroy: @convention(c) (OpaquePointer?) -> Result
     package let getErrorName: @convention(c) (Result, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result
     package let getErrorString: @convention(c) (Result, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result
+    package let deviceGetName: @convention(c) (UnsafeMutablePointer<CChar>, Int32, Int32) -> Result
 
     /// Every symbol a load resolves, in the order the initialiser reads them (the `_v2` names are
     /// what cuda.h's macros call).
@@ -57,7 +58,7 @@ package final class CUDADriver: @unchecked Sendable {
         "cuMemcpyDtoH_v2", "cuMemcpyHtoDAsync_v2", "cuMemcpyDtoHAsync_v2", "cuStreamCreate", "cuStreamDestroy_v2",
         "cuStreamSynchronize", "cuEventCreate", "cuEventRecord", "cuEventQuery", "cuEventDestroy_v2", "cuStreamBeginCapture_v2",
         "cuStreamEndCapture", "cuGraphInstantiateWithFlags", "cuGraphLaunch", "cuGraphExecDestroy", "cuGraphDestroy",
-        "cuGetErrorName", "cuGetErrorString",
+        "cuGetErrorName", "cuGetErrorString", "cuDeviceGetName",
     ]
 
     /// `CUDA_ERROR_NOT_READY`: what `cuEventQuery` returns while the work before the event runs.
@@ -112,6 +113,7 @@ package final class CUDADriver: @unchecked Sendable {
         graphDestroy = function((@convention(c) (OpaquePointer?) -> Result).self)
         getErrorName = function((@convention(c) (Result, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result).self)
         getErrorString = function((@convention(c) (Result, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result).self)
+        deviceGetName = function((@convention(c) (UnsafeMutablePointer<CChar>, Int32, Int32) -> Result).self)
         self.library = library
         var version: Int32 = 0
         _ = getDriverVersion(&version)
@@ -153,6 +155,15 @@ package final class CUDADriver: @unchecked Sendable {
         try check(deviceGet(&device, Int32(ordinal)), "cuDeviceGet(\(ordinal))")
         var text = [CChar](repeating: 0, count: 64)
         try check(deviceGetPCIBusId(&text, Int32(text.count), device), "cuDeviceGetPCIBusId(\(ordinal))")
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The name of device `ordinal` ("NVIDIA H200").
+    package func name(ordinal: Int) throws(CCLError) -> String {
+        var device: Int32 = 0
+        try check(deviceGet(&device, Int32(ordinal)), "cuDeviceGet(\(ordinal))")
+        var text = [CChar](repeating: 0, count: 256)
+        try check(deviceGetName(&text, Int32(text.count), device), "cuDeviceGetName(\(ordinal))")
         return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 

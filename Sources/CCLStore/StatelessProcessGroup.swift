@@ -153,9 +153,13 @@ public final class StatelessProcessGroup: @unchecked Sendable {
             let departed = missing.filter { (try? store.check(["member/\($0)"])) == false }
             if !departed.isEmpty { throw departure(departed, operation: operation) }
             guard remaining.map({ $0 > Self.livenessSlice }) ?? true else {
-                let text =
+                var text =
                     silence.map { "\(missing.map(who).joined(separator: ", ")) \($0)" }
                     ?? CCLError.missingRanks(missing.map { globalRanks?[$0] ?? $0 })
+                // What they are doing instead, from their flight recorders, when this process has them.
+                if let activity = RankActivity.describe(missing.map { globalRanks?[$0] ?? $0 }, store: jobStore) {
+                    text += "; flight recorders: \(activity)"
+                }
                 throw CCLError(
                     .timeout, operation: "\(operation) on group \(name)", rank: rank, peer: missing.map(who).joined(separator: ", "),
                     "waited \(limit); " + text)

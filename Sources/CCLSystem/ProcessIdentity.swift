@@ -46,6 +46,13 @@ public struct ProcessIdentity: Sendable, Equatable, CustomStringConvertible {
         return startTime == 0 || stat.startTime == startTime
     }
 
+    /// Whether process `pid` (of this pid namespace) is stopped: by SIGSTOP or SIGTSTP (state
+    /// T), or by a debugger (t). Alive, but running nothing.
+    public static func isStopped(_ pid: Int32) -> Bool {
+        guard pid > 0, let state = readStat(pid)?.state else { return false }
+        return state == UInt8(ascii: "T") || state == UInt8(ascii: "t")
+    }
+
     /// "pid 812".
     public var description: String { "pid \(pid)" }
 

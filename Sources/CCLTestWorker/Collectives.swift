@@ -6,7 +6,7 @@ import Foundation
 //
 //   collectives port=P token=T rank=R world=W [node=ID] [transport=auto|shm|tcp] [backend=a,b strict=1] [counts=0,1,7]
 //               [dtypes=float32,…] [mismatch=R what=count|op|dtype|root|kind]
-//               [killself=R] [stall=R] [timeout=SECONDS] [chost=ADDRESS] [host=STORE-ADDRESS] [slot=BYTES]
+//               [killself=R] [stall=R] [storebarrier=R barriertimeout=SECONDS] [repeat=ROUNDS] [timeout=SECONDS] [chost=ADDRESS] [host=STORE-ADDRESS] [slot=BYTES]
 //
 // Prints `TRANSPORT <description>`, then `DONE <checks>`, or `ERROR <code> <description>`.
 
@@ -244,6 +244,11 @@ func collectives() throws {
         try countAllocations(communicator, counter: counter)
         return
     }
+    if int("storebarrier", -1) == communicator.rank {
+        // The process group's barrier while the others are in a collective: its timeout names them.
+        say("STOREBARRIER")
+        try world.barrier(timeout: .seconds(Double(int("barriertimeout", int("timeout", 60)))))
+    }
     let counts = arguments["counts"].map { _ in ints("counts") } ?? [0, 1, 7, 1023]
     let dtypes = (arguments["dtypes"] ?? "").split(separator: ",").compactMap { DType(name: String($0)) }
     var checks = CollectiveChecks(communicator: communicator)
@@ -256,13 +261,17 @@ func collectives() throws {
         sleep(UInt32(int("timeout", 60) * 3))
     }
     let victim = int("killself", -1)
-    for dtype in dtypes.isEmpty ? DType.allCases : dtypes {
-        for count in counts {
-            if victim == communicator.rank, count == counts.last {
-                say("KILLING")
-                kill(getpid(), SIGKILL)
+    let rounds = int("repeat", 1)
+    if rounds > 1 { say("LOOPING") }
+    for _ in 0..<rounds {
+        for dtype in dtypes.isEmpty ? DType.allCases : dtypes {
+            for count in counts {
+                if victim == communicator.rank, count == counts.last {
+                    say("KILLING")
+                    kill(getpid(), SIGKILL)
+                }
+                try checks.run(dtype, count: count)
             }
-            try checks.run(dtype, count: count)
         }
     }
     say("DONE \(checks.checks)")

@@ -6,14 +6,20 @@ import CCLSystem
 /// reports that arrive (each process's `TraceResponder` answers from its own thread, even while
 /// its rank is blocked in a call).
 ///
-/// Keys, under `ccl-trace/` in the job's store: a request takes `n = add("requests", 1)` and sets
-/// `request/<n>`; each process answers under `reply/<n>/<host>-<pid>` with a `TraceReport`. A
+/// Keys, under `ccl-trace/` in the job's store: each rank whose process answers holds
+/// `rank/<global rank>` (a claim: gone with its process); a request takes `n = add("requests", 1)`
+/// and sets `request/<n>`; each process answers under `reply/<n>/<host>-<pid>` with a
+/// `TraceReport`, and the request waits only for ranks that hold their key. A
 /// request is made when a call times out on a group with ranks on other nodes, or by
 /// `ccl trace --addr`; the request's keys are deleted once collected (a reply that comes later
 /// stays, a few kilobytes).
 package enum TraceExchange {
     static let prefix = "ccl-trace/"
     static let counterKey = prefix + "requests"
+    /// Set by each rank whose process answers, held by its store connection: the store deletes
+    /// it when that process goes away, so a requester waits only for ranks that can answer.
+    static let ranksPrefix = prefix + "rank/"
+    static func rankKey(_ rank: Int) -> String { ranksPrefix + "\(rank)" }
     static func requestKey(_ number: Int64) -> String { prefix + "request/\(number)" }
     static func replyPrefix(_ number: Int64) -> String { prefix + "reply/\(number)/" }
 
@@ -28,17 +34,25 @@ package enum TraceExchange {
         package var refused: [String]
     }
 
+    /// The global ranks whose processes can answer now (their `rankKey` is held).
+    package static func answering(_ store: any Store) throws(CCLError) -> Set<Int> {
+        Set(try store.keys(prefix: ranksPrefix).compactMap { Int($0.dropFirst(ranksPrefix.count)) })
+    }
+
     /// Asks every process of the job on `store`, then collects replies until every rank of
-    /// `expecting` (global ranks) has answered — nil: until every group the replies mention is
-    /// complete — or `wait` nanoseconds pass.
+    /// `expecting` (global ranks) that can answer has — nil: every rank that can answer — or
+    /// `wait` nanoseconds pass.
     ///
     /// - Throws: `CCLError` when the store cannot be reached; replies that are malformed are
     ///   listed in `refused`, not thrown.
     package static func collect(from store: any Store, expecting: Set<Int>?, wait: UInt64) throws(CCLError) -> Collected {
+        let live = try answering(store)
+        let awaited = expecting.map { $0.intersection(live) } ?? live
+        var collected = Collected(snapshots: [], refused: [])
+        guard !awaited.isEmpty else { return collected }
         let number = try store.add(counterKey, 1)
         try store.set(requestKey(number), [1])
         let replies = replyPrefix(number)
-        var collected = Collected(snapshots: [], refused: [])
         var read = Set<String>()
         let start = monotonicNanoseconds()
         while true {
@@ -52,7 +66,7 @@ package enum TraceExchange {
                     collected.refused.append("\(peer): \(error.message)")
                 }
             }
-            if complete(collected.snapshots, expecting: expecting) || monotonicNanoseconds() &- start >= wait { break }
+            if awaited.isSubset(of: Set(collected.snapshots.map(\.rank))) || monotonicNanoseconds() &- start >= wait { break }
             sleepNanoseconds(20_000_000)
         }
         _ = try? store.delete(requestKey(number))
@@ -80,11 +94,37 @@ package enum TraceExchange {
         return (verdict, scope)
     }
 
-    /// Whether `snapshots` cover `expecting`, or (nil) every member of every group they mention.
-    static func complete(_ snapshots: [TraceSnapshot], expecting: Set<Int>?) -> Bool {
-        if let expecting { return expecting.isSubset(of: Set(snapshots.map(\.rank))) }
-        guard !snapshots.isEmpty else { return false }
-        let groups = Dictionary(grouping: snapshots) { "\($0.group)\u{0}\($0.round)" }
-        return groups.values.allSatisfy { members in Set(members.map(\.groupRank)).count >= (members.first?.worldSize ?? 0) }
+    /// What `ranks` (global) are doing now, from their recorders on this node and, for those
+    /// without one here, their reports through `store` (a TCP store; at most `defaultWait`): per
+    /// rank, the call it is inside ("rank 2 is inside allReduce(sum) float32 × 4096 #812 on group
+    /// tp0 since 30.1 s") or its last ("rank 2's last call, …, completed 4.0 s ago"). Ranks
+    /// nothing is known of are left out; nil when that is all of them. `RankActivity`'s describer.
+    package static func activity(store: any Store, of ranks: [Int]) -> String? {
+        let wanted = Set(ranks)
+        var snapshots = TraceReader.local().filter { wanted.contains($0.rank) }
+        let unseen = wanted.subtracting(snapshots.map(\.rank))
+        if !unseen.isEmpty, store is TCPStoreClient {
+            snapshots += ((try? collect(from: store, expecting: unseen, wait: defaultWait))?.snapshots ?? []).filter {
+                unseen.contains($0.rank)
+            }
+        }
+        let now = monotonicNanoseconds()
+        let parts = ranks.compactMap { rank -> String? in
+            let mine = snapshots.filter { $0.rank == rank }
+            guard !mine.isEmpty else { return nil }
+            let calls = mine.flatMap { snapshot in snapshot.entries.map { (group: snapshot.group, entry: $0) } }
+            let label = { (call: (group: String, entry: TraceEntry)) in
+                "\(TraceVerdict.describe(call.entry.call)) #\(call.entry.collective > 0 ? call.entry.collective : call.entry.number) on group \(call.group)"
+            }
+            if let open = calls.filter({ $0.entry.state == .started }).max(by: { $0.entry.start < $1.entry.start }) {
+                return "rank \(rank) is inside \(label(open)) since \(TraceVerdict.seconds(now &- open.entry.start))"
+            }
+            guard let last = calls.max(by: { ($0.entry.end ?? $0.entry.start) < ($1.entry.end ?? $1.entry.start) }) else {
+                return "rank \(rank) has recorded no call"
+            }
+            return
+                "rank \(rank)'s last call, \(label(last)), \(last.entry.state) \(TraceVerdict.seconds(now &- (last.entry.end ?? last.entry.start))) ago"
+        }
+        return parts.isEmpty ? nil : parts.joined(separator: "; ")
     }
 }

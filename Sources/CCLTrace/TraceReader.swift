@@ -35,6 +35,9 @@ package struct TraceSnapshot: Sendable {
     /// The host the recorder lives on, when it came from another process's report ("" when read
     /// from this node's shared memory).
     package var host: String = ""
+    /// Whether the rank's process was stopped (SIGSTOP, a debugger) when read; known only for
+    /// recorders read on this node.
+    package var stopped = false
 }
 
 /// Reads flight-recorder segments (`TraceLayout`) of this node, while their ranks run or hang.
@@ -44,7 +47,9 @@ package enum TraceReader {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: SharedMemorySegment.directory)) ?? []
         return names.sorted().compactMap { name in
             guard let creator = SegmentNames.trace.creator(ofFileName: name), !creator.isCheckable || creator.isAlive else { return nil }
-            return try? read("/" + name)
+            var snapshot = try? read("/" + name)
+            snapshot?.stopped = creator.isCheckable && ProcessIdentity.isStopped(creator.pid)
+            return snapshot
         }
     }
 

@@ -30,18 +30,18 @@ package final class TraceResponder: @unchecked Sendable {
         self.next = next
     }
 
-    /// Starts (or joins) this process's responder on the server `store` talks to; nil when it
-    /// cannot connect (the job goes on without one; a timeout then reports this node only).
-    package static func hold(_ store: TCPStoreClient) -> Hold? {
+    /// Starts (or joins) this process's responder on the server `store` talks to, and says
+    /// through `store` that global rank `rank` answers (`TraceExchange.rankKey`, held by
+    /// `store`'s connection); nil when it cannot connect (the job goes on without one; a timeout
+    /// then reports this node only).
+    package static func hold(_ store: TCPStoreClient, rank: Int) -> Hold? {
         let key = "\(store.host):\(store.port)"
-        return lock.withLock { () -> Hold? in
+        let hold = lock.withLock { () -> Hold? in
             if let entry = running[key] {
                 running[key] = (entry.responder, entry.holds + 1)
                 return Hold(key: key)
             }
-            guard let client = try? store.connectAgain(timeout: .seconds(10)),
-                let issued = try? client.add(TraceExchange.counterKey, 0)
-            else { return nil }
+            guard let client = try? store.connectAgain(timeout: .seconds(10)), let issued = try? issuedRequests(client) else { return nil }
             let responder = TraceResponder(client: client, next: issued + 1)
             running[key] = (responder, 1)
             let thread = Thread { responder.serve() }
@@ -49,6 +49,10 @@ package final class TraceResponder: @unchecked Sendable {
             thread.start()
             return Hold(key: key)
         }
+        if hold != nil {
+            _ = try? store.claim(TraceExchange.rankKey(rank), Array("\(NodeIdentity.hostName())-\(ProcessIdentity.current().pid)".utf8))
+        }
+        return hold
     }
 
     private static func release(_ key: String) {
@@ -72,7 +76,7 @@ package final class TraceResponder: @unchecked Sendable {
             do {
                 _ = try client.get(TraceExchange.requestKey(next), timeout: .seconds(10))
             } catch  where error.code == .timeout {
-                if let issued = try? client.add(TraceExchange.counterKey, 0), issued > next { next += 1 }
+                if let issued = try? Self.issuedRequests(client), issued > next { next += 1 }
                 continue
             } catch {
                 return
@@ -80,6 +84,13 @@ package final class TraceResponder: @unchecked Sendable {
             answer(next)
             next += 1
         }
+    }
+
+    /// How many requests were made so far, without making the counter (a job that never asks
+    /// leaves no key behind).
+    private static func issuedRequests(_ client: TCPStoreClient) throws(CCLError) -> Int64 {
+        guard try client.check([TraceExchange.counterKey]) else { return 0 }
+        return Int64(String(decoding: try client.get(TraceExchange.counterKey, timeout: .seconds(5)), as: UTF8.self)) ?? 0
     }
 
     private func answer(_ number: Int64) {

@@ -43,6 +43,13 @@ package struct TraceVerdict: Sendable, Equatable {
         }.min()
         let label = "group \(first.group) [\(ranks.map(String.init).joined(separator: " "))]"
         let silent = missing.filter(remote.contains), here = missing.filter { !remote.contains($0) }
+        // A stopped process is alive to every liveness check, and runs nothing: say so first.
+        let stopped = byRank.filter { $0.value.stopped }.keys.sorted().map(global)
+        let halted =
+            stopped.isEmpty
+            ? ""
+            : "; " + names(stopped) + (stopped.count == 1 ? " is" : " are")
+                + " stopped (SIGSTOP or a debugger: its process is alive and runs nothing; SIGCONT resumes it)"
         let absent =
             (here.isEmpty ? "" : "; " + names(here) + " ha\(here.count == 1 ? "s" : "ve") no flight recorder on this node")
             + (silent.isEmpty
@@ -51,7 +58,7 @@ package struct TraceVerdict: Sendable, Equatable {
         guard let k = pending else {
             return TraceVerdict(
                 group: first.group, ranks: ranks, collective: nil, call: nil, neverEntered: [], inside: [], missing: missing,
-                text: "\(label): no rank has recorded a collective\(absent)")
+                text: "\(label): no rank has recorded a collective\(halted)\(absent)")
         }
         let entered = collectives.compactMapValues { $0.first { $0.collective == k } }
         if entered.isEmpty {
@@ -59,7 +66,8 @@ package struct TraceVerdict: Sendable, Equatable {
             return TraceVerdict(
                 group: first.group, ranks: ranks, collective: nil, call: nil, neverEntered: [], inside: [], missing: missing,
                 text: "\(label): no collective in flight"
-                    + (last.map { "; the last, \(describe($0.call)) #\($0.collective), completed on every rank here" } ?? "") + absent)
+                    + (last.map { "; the last, \(describe($0.call)) #\($0.collective), completed on every rank here" } ?? "") + halted
+                    + absent)
         }
         let neverEntered = collectives.keys.filter { entered[$0] == nil }.sorted()
         let inside = entered.filter { $0.value.state == .started }.keys.sorted()
@@ -72,7 +80,7 @@ package struct TraceVerdict: Sendable, Equatable {
                 group: first.group, ranks: ranks, collective: k, call: common.key, neverEntered: neverEntered.map(global),
                 inside: inside.map(global), missing: missing,
                 text:
-                    "collective #\(k) on \(label): \(parts.joined(separator: ", ")) where \(names(common.value.map(global))) called \(describe(common.key))\(absent)"
+                    "collective #\(k) on \(label): \(parts.joined(separator: ", ")) where \(names(common.value.map(global))) called \(describe(common.key))\(halted)\(absent)"
             )
         }
         guard let call = entered.values.first?.call else { return nil }
@@ -98,7 +106,7 @@ package struct TraceVerdict: Sendable, Equatable {
         }
         return TraceVerdict(
             group: first.group, ranks: ranks, collective: k, call: call, neverEntered: neverEntered.map(global), inside: inside.map(global),
-            missing: missing, text: text + absent)
+            missing: missing, text: text + halted + absent)
     }
 
     /// "allReduce(sum) float32 × 4096", "barrier".

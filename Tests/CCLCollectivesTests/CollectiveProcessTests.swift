@@ -112,6 +112,34 @@ func runCollectiveWorkers(
         workers[1].sigkill()
     }
 
+    @Test(
+        "a rank stopped with SIGSTOP mid-job (alive, so liveness checks pass) is named by the others within the timeout plus 2 s",
+        arguments: ["shm", "tcp", "hierarchical"])
+    func stoppedRank(transport: String) throws {
+        // Hierarchical: two nodes of two ranks (shared memory inside each, TCP between).
+        let hierarchical = transport == "hierarchical"
+        let workers = try runCollectiveWorkers(
+            world: hierarchical ? 4 : 3,
+            ["transport": hierarchical ? "auto" : transport, "counts": "7,1023", "dtypes": "float32", "repeat": "100000", "timeout": "3"],
+            nodes: hierarchical ? ["a", "a", "b", "b"] : nil)
+        defer { for worker in workers { worker.sigkill() } }
+        for worker in workers { try worker.expect("LOOPING") }
+        Thread.sleep(forTimeInterval: 0.3)
+        kill(workers[1].pid, SIGSTOP)
+        let stopped = Date()
+        for (rank, worker) in workers.enumerated() where rank != 1 {
+            let line = try worker.expect("ERROR")
+            let waited = Date().timeIntervalSince(stopped)
+            #expect(waited < 3 + 2, "rank \(rank) answered after \(waited) s")
+            #expect(line.contains("rank 1"), "rank \(rank): \(line)")
+            // Its recorder says it is stopped (or that it never entered the call the others wait in).
+            #expect(
+                line.contains("rank 1 is stopped (SIGSTOP or a debugger") || line.contains("rank 1 never entered it"),
+                "rank \(rank): \(line)")
+        }
+        kill(workers[1].pid, SIGCONT)
+    }
+
     @Test("a stalled rank that wakes fails the call its peers gave up on, saying so", arguments: ["shm", "tcp"])
     func lateRank(transport: String) throws {
         let workers = try runCollectiveWorkers(

@@ -46,15 +46,15 @@ import Testing
     /// Rank 0 on this node, rank 1 "on another": its own /dev/shm (no recorder of it is visible
     /// here) and another node id, so the two meet over loopback TCP; rank 1 sleeps before its
     /// first call.
-    static func twoNodes(timeout: Int) throws -> (workers: [Worker], server: TCPStoreServer) {
+    static func twoNodes(timeout: Int, _ extra: [String: String] = ["stall": "1"]) throws -> (workers: [Worker], server: TCPStoreServer) {
         let server = try TCPStoreServer(token: "trace")
         let workers = try (0..<2).map { rank in
             try Worker(
                 "collectives",
                 [
                     "port": "\(server.port)", "token": "trace", "rank": "\(rank)", "world": "2", "node": "node\(rank)", "counts": "7",
-                    "dtypes": "float32", "stall": "1", "timeout": "\(timeout)",
-                ], privateSharedMemory: rank == 1)
+                    "dtypes": "float32", "timeout": "\(timeout)",
+                ].merging(extra) { $1 }, privateSharedMemory: rank == 1)
         }
         return (workers, server)
     }
@@ -73,6 +73,42 @@ import Testing
             error.contains(
                 "flight recorders of the group's ranks: allReduce(sum) float32 × 7 #1 on group world [0 1]: rank 1 never entered it (it has recorded no collective); rank 0 waiting since"
             ), "\(error)")
+        withExtendedLifetime(server) {}
+    }
+
+    @Test(
+        "a process-group barrier that times out says what the rank it waited for is doing, on another node",
+        .enabled(if: DoctorCommandTests.canUnshare, "needs root and unshare -m to give a rank a /dev/shm of its own"))
+    func barrierAcrossNodes() throws {
+        let (workers, server) = try Self.twoNodes(timeout: 8, ["storebarrier": "0", "barriertimeout": "3"])
+        defer { for worker in workers { worker.sigkill() } }
+        try workers[0].expect("STOREBARRIER")
+        let error = try workers[0].expect("ERROR")
+        #expect(
+            error.contains("rank 1 never arrived; flight recorders: rank 1 is inside allReduce(sum) float32 × 7 #1 on group world since"),
+            "\(error)")
+        withExtendedLifetime(server) {}
+    }
+
+    @Test(
+        "a process-group barrier that times out says what the ranks it waited for are doing, on this node")
+    func barrierOnOneNode() throws {
+        let server = try TCPStoreServer(token: "trace")
+        let workers = try (0..<3).map { rank in
+            try Worker(
+                "collectives",
+                [
+                    "port": "\(server.port)", "token": "trace", "rank": "\(rank)", "world": "3", "transport": "shm", "counts": "7",
+                    "dtypes": "float32", "storebarrier": "0", "barriertimeout": "3", "timeout": "8",
+                ])
+        }
+        defer { for worker in workers { worker.sigkill() } }
+        let error = try workers[0].expect("ERROR")
+        #expect(
+            error.contains(
+                "ranks 1 and 2 never arrived; flight recorders: rank 1 is inside allReduce(sum) float32 × 7 #1 on group world since"),
+            "\(error)")
+        #expect(error.contains("; rank 2 is inside allReduce(sum) float32 × 7 #1 on group world since"), "\(error)")
         withExtendedLifetime(server) {}
     }
 
