@@ -7,7 +7,8 @@
 # There (through the device tool, carrying device/):
 #   bash scripts/gpu-check.sh run          (JSON lines in $OUT/gpu-check.jsonl; under 5 minutes)
 #   runs `ccl gpu-check` (every op × dtype at world size 1 verified, a CUDA graph of 10
-#   all-reduces replayed 100 times, per-call cost, creation time), `ccl gpu-check --ranks 2`
+#   all-reduces replayed 100 times, per-call cost raw and behind the flight recorder, device
+#   calls marked completed from CUDA events (trace_device), creation time), `ccl gpu-check --ranks 2`
 #   (two ranks on one GPU: our error on both), nccl_floor.c (the C floor, same run) and torch's
 #   ProcessGroupNCCL (torch_anchor.py nccl, same run).
 set -euo pipefail

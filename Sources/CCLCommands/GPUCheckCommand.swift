@@ -1,5 +1,6 @@
 import ArgumentParser
 import CCL
+import CCLTrace
 import CCLNCCL
 import CCLSystem
 import Foundation
@@ -82,6 +83,42 @@ struct GPUCheck {
         }
         Self.emit(graphCheck(communicator, stream: stream, on: deviceStream))
         Self.emit(perCallCost(communicator, stream: stream, on: deviceStream))
+        // The same behind the flight recorder, as every group communicator is: its cost, and
+        // device calls marked completed from CUDA events.
+        let recorder = try FlightRecorder(
+            group: "gpu", round: group.roundID, rank: 0, groupRank: 0, globalRanks: [0], backend: "nccl", capacity: 4096)
+        let recorded = RecordingCommunicator(communicator, recorder: recorder)
+        var cost = perCallCost(recorded, stream: stream, on: deviceStream)
+        cost["check"] = "per_call_recorded"
+        Self.emit(cost)
+        Self.emit(deviceCompletion(recorded, recorder: recorder, stream: stream, on: deviceStream))
+    }
+
+    /// After the stream has run everything, two marker intervals of calls later the recorder
+    /// must have marked the earlier calls completed (from a CUDA event, without blocking).
+    func deviceCompletion(_ recorded: any Communicator, recorder: FlightRecorder, stream: OpaquePointer?, on deviceStream: DeviceStream)
+        -> [String: String]
+    {
+        var pointer: CUDADriver.DevicePointer = 0
+        defer { if pointer != 0 { _ = cuda.memFree(pointer) } }
+        do {
+            try cuda.check(cuda.memAlloc(&pointer, 8), "cuMemAlloc")
+            let buffer = DeviceBuffer(base: UnsafeMutableRawPointer(bitPattern: UInt(pointer)), bytes: 8, device: .cuda(0))
+            let call = CollectiveCall(.allReduce(.sum), dtype: .float32, count: 2)
+            try cuda.check(cuda.streamSynchronize(stream), "cuStreamSynchronize")
+            for _ in 0..<(2 * RecordingCommunicator.markerInterval + 1) {
+                _ = try recorded.execute(call, input: buffer, output: buffer, on: deviceStream)
+            }
+            let states = try TraceReader.read(recorder.name).entries.map(\.state)
+            let completed = states.filter { $0 == .completed }.count
+            let enqueued = states.filter { $0 == .enqueued }.count
+            return [
+                "check": "trace_device", "ok": completed > 0 && enqueued <= 3 * RecordingCommunicator.markerInterval ? "true" : "false",
+                "completed": "\(completed)", "enqueued": "\(enqueued)",
+            ]
+        } catch {
+            return ["check": "trace_device", "ok": "false", "error": "\(error)"]
+        }
     }
 
     static let operations: [CollectiveOp] = [

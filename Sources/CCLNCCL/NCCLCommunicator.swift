@@ -250,3 +250,35 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
         try check(ended, operation)
     }
 }
+
+extension NCCLCommunicator: StreamMarking {
+    /// A CUDA event (timing off) recorded on `stream` after the calls enqueued so far.
+    func placeMarker(on stream: DeviceStream) -> (any StreamMarker)? {
+        var event: OpaquePointer?
+        guard cuda.eventCreate(&event, CUDAEventMarker.disableTiming) == 0, let event else { return nil }
+        guard cuda.eventRecord(event, stream.handle.map { OpaquePointer($0) }) == 0 else {
+            _ = cuda.eventDestroy(event)
+            return nil
+        }
+        return CUDAEventMarker(event: event, cuda: cuda)
+    }
+}
+
+/// A recorded CUDA event, queried without blocking (`cuEventQuery`), destroyed with the marker.
+final class CUDAEventMarker: StreamMarker {
+    /// `CU_EVENT_DISABLE_TIMING`: the cheapest event to record.
+    static let disableTiming: UInt32 = 2
+    private let event: OpaquePointer
+    private let cuda: CUDADriver
+
+    init(event: OpaquePointer, cuda: CUDADriver) {
+        self.event = event
+        self.cuda = cuda
+    }
+
+    deinit { _ = cuda.eventDestroy(event) }
+
+    /// Reached when `cuEventQuery` says success; not ready, or an error (the recorder then keeps
+    /// the calls as enqueued), is not reached.
+    var isReached: Bool { cuda.eventQuery(event) == 0 }
+}

@@ -30,6 +30,8 @@ package final class FlightRecorder: @unchecked Sendable {
     private var collectives: UInt64 = 0
     /// The next entry's index: `calls mod capacity`, kept without a division per call.
     private var slot = 0
+    /// Enqueued (device) calls up to this number have been marked completed.
+    private var completedThrough: UInt64 = 0
 
     /// The capacity `environment` asks for: `CCL_TRACE_BUFFER`, else 2048.
     ///
@@ -116,6 +118,26 @@ package final class FlightRecorder: @unchecked Sendable {
         number.store(calls, ordering: .releasing)
         recorded.store(calls, ordering: .releasing)
         return entry
+    }
+
+    /// How many calls were recorded (the last one's number).
+    package var callCount: UInt64 { calls }
+
+    /// Marks the calls up to `number` still enqueued on a device stream as completed, now: a
+    /// stream marker placed after them was reached.
+    package func complete(through number: UInt64) {
+        guard number > completedThrough, number <= calls else { return }
+        let now = coarseMonotonicNanoseconds()
+        let first = max(completedThrough + 1, number > capacity ? number - capacity + 1 : 1)
+        for n in first...number {
+            let entry = entries + Int((n - 1) % capacity) * TraceLayout.entryBytes
+            guard word(entry, TraceLayout.numberOffset).load(ordering: .relaxed) == n,
+                word(entry, TraceLayout.stateOffset).load(ordering: .relaxed) == UInt64(TraceState.enqueued.rawValue)
+            else { continue }
+            word(entry, TraceLayout.endOffset).store(now, ordering: .relaxed)
+            word(entry, TraceLayout.stateOffset).store(UInt64(TraceState.completed.rawValue), ordering: .releasing)
+        }
+        completedThrough = number
     }
 
     /// Records how the call of `entry` ended.

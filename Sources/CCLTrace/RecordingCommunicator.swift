@@ -12,6 +12,9 @@ import CCLStore
 /// (`TraceExchange`, at most `TraceExchange.defaultWait`), and the error then says "flight
 /// recorders of the group's ranks".
 ///
+/// Device backends (`StreamMarking`) enqueue calls; their completion is learnt from stream
+/// markers (CUDA events) without blocking, in batches (`follow`).
+///
 /// Threading and errors: those of the communicator it wraps; recording never fails a call.
 package final class RecordingCommunicator: Communicator, @unchecked Sendable {
     /// The communicator that runs the calls.
@@ -22,6 +25,13 @@ package final class RecordingCommunicator: Communicator, @unchecked Sendable {
     private let remote: Set<Int>
     private let store: (any Store)?
     private let responder: TraceResponder.Hold?
+    /// A device backend's markers, the one outstanding (with the call it follows and its
+    /// stream), and calls since it was last asked about.
+    private let marking: (any StreamMarking)?
+    private var marker: (marker: any StreamMarker, number: UInt64, stream: UnsafeMutableRawPointer?)?
+    private var sinceCheck = 0
+    /// How many device calls go by between two questions to the outstanding marker.
+    package static let markerInterval = 16
 
     package init(
         _ inner: any Communicator, recorder: FlightRecorder, remote: Set<Int> = [], store: (any Store)? = nil,
@@ -32,6 +42,7 @@ package final class RecordingCommunicator: Communicator, @unchecked Sendable {
         self.remote = remote
         self.store = store
         self.responder = responder
+        marking = inner as? any StreamMarking
     }
 
     package var rank: Int { inner.rank }
@@ -47,6 +58,7 @@ package final class RecordingCommunicator: Communicator, @unchecked Sendable {
         do {
             let completion = try inner.execute(call, input: input, output: output, on: stream)
             recorder.end(entry, completion.state == .done ? .completed : .enqueued)
+            if case .enqueued(let stream) = completion.state, let marking { follow(stream, marking) }
             return completion
         } catch {
             // The verdict is read while this rank's entry still says it waits in the call.
@@ -61,6 +73,26 @@ package final class RecordingCommunicator: Communicator, @unchecked Sendable {
             explained.message += "; flight recorders \(verdict.scope): \(verdict.verdict.text)"
             throw explained
         }
+    }
+
+    /// Device calls are marked completed in batches: one marker is outstanding at a time; every
+    /// `markerInterval` calls it is asked (without blocking) whether the stream reached it, and
+    /// when it has, the calls before it are marked completed and a new marker is placed. A call
+    /// on another stream starts over there. A stream that hangs leaves its calls enqueued, which
+    /// verdicts count as in flight.
+    private func follow(_ stream: DeviceStream, _ marking: any StreamMarking) {
+        if let current = marker {
+            guard current.stream == stream.handle else {
+                marker = marking.placeMarker(on: stream).map { ($0, recorder.callCount, stream.handle) }
+                return
+            }
+            sinceCheck += 1
+            guard sinceCheck >= Self.markerInterval else { return }
+            sinceCheck = 0
+            guard current.marker.isReached else { return }
+            recorder.complete(through: current.number)
+        }
+        marker = marking.placeMarker(on: stream).map { ($0, recorder.callCount, stream.handle) }
     }
 
     package func abort(_ error: CCLError) { inner.abort(error) }

@@ -35,7 +35,8 @@ package struct TraceVerdict: Sendable, Equatable {
         let ranks = (0..<size).map(global)
         let missing = (0..<size).filter { byRank[$0] == nil }.map(global)
         let collectives = byRank.mapValues { $0.entries.filter { $0.collective > 0 } }
-        let done: (TraceEntry) -> Bool = { $0.state != .started }
+        // Enqueued device calls are in flight until their stream passes a marker after them.
+        let done: (TraceEntry) -> Bool = { $0.state == .completed || $0.state == .failed }
         // The oldest collective some present rank has not finished.
         let pending = collectives.values.compactMap { entries -> UInt64? in
             let finished = entries.filter(done).map(\.collective).max() ?? 0
@@ -70,7 +71,7 @@ package struct TraceVerdict: Sendable, Equatable {
                     + absent)
         }
         let neverEntered = collectives.keys.filter { entered[$0] == nil }.sorted()
-        let inside = entered.filter { $0.value.state == .started }.keys.sorted()
+        let inside = entered.filter { !done($0.value) }.keys.sorted()
         // A mismatch: the ranks that entered call k did not all call the same thing.
         let signatures = Dictionary(grouping: entered.sorted { $0.key < $1.key }, by: { $0.value.call }).mapValues { $0.map(\.key) }
         if signatures.count > 1, let common = signatures.max(by: { $0.value.count < $1.value.count }) {
