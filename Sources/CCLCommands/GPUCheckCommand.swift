@@ -1,8 +1,8 @@
 import ArgumentParser
 import CCL
-import CCLTrace
 import CCLNCCL
 import CCLSystem
+import CCLTrace
 import Foundation
 
 /// `ccl gpu-check`: the GPU backend on this machine, end to end, as JSON lines (for

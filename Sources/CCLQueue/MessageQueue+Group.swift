@@ -33,6 +33,9 @@ extension MessageQueueEnd {
                 options.logger.warning(
                     "\(operation): ranks \(remote) are on other nodes but remote readers are served on \(options.remoteHost); \(advice)")
             }
+            var options = options
+            let globalRanks = group.globalRanks, store = group.jobStore
+            options.readerActivity = { readers in RankActivity.describe(readers.map { globalRanks?[$0] ?? $0 }, store: store) }
             let queue = try MessageQueueWriter(localReaders: local, remoteReaders: remote, rank: writer, options: options)
             _ = try group.broadcastObject(queue.handle, from: writer)
             try queue.waitUntilReady()

@@ -33,6 +33,9 @@ public struct QueueOptions: Sendable {
     public var remoteBufferBytes: Int = 16 << 20
     /// Where stall reports and dropped connections are logged.
     public var logger = Logger(label: "ccl.queue")
+    /// What readers (by queue rank) are doing, for stall reports and timeouts; set by
+    /// `MessageQueueEnd.create(from:)` from the group's flight recorders (`RankActivity`).
+    package var readerActivity: (@Sendable ([Int]) -> String?)?
 
     /// The defaults.
     public init() {}

@@ -8,9 +8,9 @@ import CCLSystem
 ///
 /// Threading: `install` and `describe` from any thread.
 package enum RankActivity {
-    /// Given the job's store and global ranks, a sentence per rank it knows something about; nil
-    /// when it knows nothing.
-    package typealias Describer = @Sendable (_ store: any Store, _ ranks: [Int]) -> String?
+    /// Given the job's store (nil: this node only) and global ranks, a sentence per rank it knows
+    /// something about; nil when it knows nothing.
+    package typealias Describer = @Sendable (_ store: (any Store)?, _ ranks: [Int]) -> String?
 
     private static let lock = Monitor()
     /// Guarded by `lock`.
@@ -21,7 +21,7 @@ package enum RankActivity {
 
     /// What `ranks` (global) are doing, through the installed describer; nil when none is
     /// installed or it knows nothing.
-    package static func describe(_ ranks: [Int], store: any Store) -> String? {
+    package static func describe(_ ranks: [Int], store: (any Store)?) -> String? {
         guard let describe = lock.withLock({ describer }) else { return nil }
         return describe(store, ranks)
     }

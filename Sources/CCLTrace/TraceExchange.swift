@@ -99,11 +99,11 @@ package enum TraceExchange {
     /// rank, the call it is inside ("rank 2 is inside allReduce(sum) float32 × 4096 #812 on group
     /// tp0 since 30.1 s") or its last ("rank 2's last call, …, completed 4.0 s ago"). Ranks
     /// nothing is known of are left out; nil when that is all of them. `RankActivity`'s describer.
-    package static func activity(store: any Store, of ranks: [Int]) -> String? {
+    package static func activity(store: (any Store)?, of ranks: [Int]) -> String? {
         let wanted = Set(ranks)
         var snapshots = TraceReader.local().filter { wanted.contains($0.rank) }
         let unseen = wanted.subtracting(snapshots.map(\.rank))
-        if !unseen.isEmpty, store is TCPStoreClient {
+        if !unseen.isEmpty, let store, store is TCPStoreClient {
             snapshots += ((try? collect(from: store, expecting: unseen, wait: defaultWait))?.snapshots ?? []).filter {
                 unseen.contains($0.rank)
             }
@@ -120,7 +120,8 @@ package enum TraceExchange {
                 return "rank \(rank) is inside \(label(open)) since \(TraceVerdict.seconds(now &- open.entry.start))"
             }
             if let queued = calls.filter({ $0.entry.state == .enqueued }).min(by: { $0.entry.start < $1.entry.start }) {
-                return "rank \(rank)'s device has not completed \(label(queued)), enqueued \(TraceVerdict.seconds(now &- queued.entry.start)) ago"
+                return
+                    "rank \(rank)'s device has not completed \(label(queued)), enqueued \(TraceVerdict.seconds(now &- queued.entry.start)) ago"
             }
             guard let last = calls.max(by: { ($0.entry.end ?? $0.entry.start) < ($1.entry.end ?? $1.entry.start) }) else {
                 return "rank \(rank) has recorded no call"

@@ -1,7 +1,10 @@
 import CCL
+import CCLCollectiveAPI
 import CCLTestSupport
 import Foundation
 import Testing
+
+@testable import CCLTrace
 
 /// `ccl trace --local` against a real job kept hung on purpose: two shared-memory ranks, rank 1
 /// asleep before its first call while rank 0 waits inside it.
@@ -178,5 +181,60 @@ import Testing
         usleep(300_000)
         for worker in quiet { #expect(Self.segments(of: worker.pid).isEmpty, "\(Self.segments(of: worker.pid))") }
         withExtendedLifetime((server, quietServer)) {}
+    }
+}
+
+/// The broadcast queue's writer, blocked by a reader that does not read, says what that reader's
+/// rank is doing (its flight recorder: inside a collective of another group).
+@Suite struct QueueStallActivityTests {
+    @Test("a writer that times out on a full ring names what the lagging reader's rank is doing")
+    func laggingReader() throws {
+        RankActivity.install(TraceExchange.activity)
+        // Global rank 11 is the queue's reader; its recorder says it is inside an all-reduce of tp0.
+        let recorder = try FlightRecorder(
+            group: "tp0", round: "r", rank: 11, groupRank: 1, globalRanks: [10, 11], backend: "shm", capacity: 8)
+        _ = recorder.begin(CollectiveCall(.allReduce(.sum), dtype: .float32, count: 7))
+        let store = InMemoryStore()
+        var options = QueueOptions()
+        options.chunkBytes = 64
+        options.chunkCount = 2
+        let queueOptions = options
+        let ends = try [0, 1].map { rank in
+            Thread.detachNewThreadWithResult {
+                let group = try StatelessProcessGroup(rank: rank, worldSize: 2, store: store, name: "q", globalRanks: [10, 11])
+                return try MessageQueueEnd.create(from: group, writer: 0, nodes: NodeLayout(nodeOfRank: ["n", "n"]), options: queueOptions)
+            }
+        }.map { try $0.get() }
+        guard case .writer(let writer) = ends[0] else { throw CCLError(.invalidArgument, operation: "test", "rank 0 is not the writer") }
+        let error = #expect(throws: CCLError.self) {
+            for _ in 0..<8 { try writer.enqueue([UInt8](repeating: 7, count: 64), timeout: .seconds(1)) }
+        }
+        #expect(
+            error?.message.contains("flight recorders: rank 11 is inside allReduce(sum) float32 × 7 #1 on group tp0 since") == true,
+            "\(String(describing: error))")
+        withExtendedLifetime((ends, recorder)) {}
+    }
+}
+
+extension Thread {
+    /// Runs `body` on a new thread; `get()` waits for its result.
+    static func detachNewThreadWithResult<T>(_ body: @escaping @Sendable () throws -> T) -> ThreadResult<T> {
+        let result = ThreadResult<T>()
+        Thread.detachNewThread { result.set(Result { try body() }) }
+        return result
+    }
+}
+
+final class ThreadResult<T>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var value: Result<T, any Error>?
+    func set(_ value: Result<T, any Error>) {
+        self.value = value
+        done.signal()
+    }
+    func get() throws -> T {
+        done.wait()
+        guard let value else { throw CCLError(.closed, operation: "thread result", "no result") }
+        return try value.get()
     }
 }
