@@ -1,4 +1,3 @@
-import Atomics
 import CCL
 import CCLCollectives
 import CCLMPI
@@ -80,22 +79,14 @@ struct Doctor {
     func wakeUpFloor() -> Row {
         var samples: [UInt64] = []
         for _ in 0..<7 {
-            let probe = WakeProbe()
-            let done = DispatchSemaphore(value: 0)
-            let thread = Thread {
-                probe.sleepUntilWoken()
-                done.signal()
-            }
-            thread.start()
+            let probe = WakeProbe.armed()
             usleep(20_000)
-            let sent = monotonicNanoseconds()
-            probe.wake()
-            guard done.wait(timeout: .now() + 5) == .success else {
+            guard let sample = probe.wake() else {
                 return Row(
                     check: "wake-up floor", status: .fail, found: "a thread woken from FUTEX_WAIT did not run within 5 s",
                     fix: "the node is overloaded or its scheduler starves threads: check the load (top)")
             }
-            samples.append(probe.wokeAt &- sent)
+            samples.append(sample)
         }
         let median = samples.sorted()[samples.count / 2]
         let found = "\((Double(median) / 100).rounded() / 10) µs (median of 7 wake-ups after 20 ms asleep)"
@@ -200,31 +191,5 @@ struct Doctor {
             unit += 1
         }
         return unit == 0 ? "\(count) B" : "\((value * 10).rounded() / 10) \(units[unit])"
-    }
-}
-
-/// One sleeper and its waker for `Doctor.wakeUpFloor`: a futex word and the time the sleeper ran.
-private final class WakeProbe: @unchecked Sendable {
-    private let word = UnsafeMutablePointer<UInt32>.allocate(capacity: 1)
-    private(set) var wokeAt: UInt64 = 0
-
-    init() { word.initialize(to: 0) }
-    deinit { word.deallocate() }
-
-    /// Sleeps until `wake` has stored 1 (re-checking after every return from the futex).
-    func sleepUntilWoken() {
-        while UnsafeAtomic<UInt32>(at: storage).load(ordering: .acquiring) == 0 {
-            _ = Futex.wait(word, expected: 0, timeoutNanoseconds: 1_000_000_000)
-        }
-        wokeAt = monotonicNanoseconds()
-    }
-
-    func wake() {
-        UnsafeAtomic<UInt32>(at: storage).store(1, ordering: .releasing)
-        Futex.wake(word)
-    }
-
-    private var storage: UnsafeMutablePointer<UnsafeAtomic<UInt32>.Storage> {
-        UnsafeMutableRawPointer(word).assumingMemoryBound(to: UnsafeAtomic<UInt32>.Storage.self)
     }
 }

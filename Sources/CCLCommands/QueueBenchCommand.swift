@@ -8,7 +8,8 @@ import Foundation
 ///
 /// For each reader count and size: one-way latency (ping-pong with reader 0 over a second queue,
 /// halved), burst throughput (until the last reader verified the last message), idle reader CPU
-/// and the one-way latency of a message that wakes readers after ≥ 1 s idle.
+/// and the one-way latency of a message that wakes readers after ≥ 1 s idle, beside the floor: a
+/// futex wake-up after the same idle time in the same rounds (`WakeProbe`).
 struct QueueBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "queue", abstract: "Benchmark the shared-memory broadcast queue.")
@@ -50,7 +51,7 @@ struct QueueBenchCommand: ParsableCommand {
             print(
                 "# ccl bench queue: chunk \(options.chunkBytes) B × \(options.chunkCount), \(ProcessInfo.processInfo.activeProcessorCount) CPUs"
             )
-            print("readers        size   p50 (µs)   p99 (µs)      msgs/s      GB/s  idle CPU %  wake p50 (µs)  wrong")
+            print("readers        size   p50 (µs)   p99 (µs)      msgs/s      GB/s  idle CPU %  wake p50 (µs)  floor p50 (µs)  wrong")
         }
         for count in readerCounts {
             let rows = try QueueBenchRun(readerCount: count, sizes: sizeList, options: options, idleSeconds: idleSeconds, scale: scale)
@@ -70,18 +71,22 @@ struct QueueBenchRow {
     var gigabytesPerSecond: Double
     var idleCPUPercent: Double
     var wakeP50: UInt64
+    /// A futex wake-up after the same idle time in the same rounds (`WakeProbe`): the floor.
+    var wakeFloorP50: UInt64 = 0
     var wrong: Int
 
     var json: String {
         "{\"readers\": \(readers), \"size\": \(size), \"p50_ns\": \(p50), \"p99_ns\": \(p99), "
             + "\"msgs_per_s\": \(String(format: "%.1f", messagesPerSecond)), \"gb_per_s\": \(String(format: "%.3f", gigabytesPerSecond)), "
-            + "\"idle_cpu_pct\": \(String(format: "%.3f", idleCPUPercent)), \"wake_p50_ns\": \(wakeP50), \"wrong\": \(wrong)}"
+            + "\"idle_cpu_pct\": \(String(format: "%.3f", idleCPUPercent)), \"wake_p50_ns\": \(wakeP50), "
+            + "\"wake_floor_p50_ns\": \(wakeFloorP50), \"wrong\": \(wrong)}"
     }
 
     var table: String {
         String(
-            format: "%7d %11d %10.2f %10.2f %11.0f %9.3f %11.3f %14.2f %6d", readers, size, Double(p50) / 1e3,
-            Double(p99) / 1e3, messagesPerSecond, gigabytesPerSecond, idleCPUPercent, Double(wakeP50) / 1e3, wrong)
+            format: "%7d %11d %10.2f %10.2f %11.0f %9.3f %11.3f %14.2f %15.2f %6d", readers, size, Double(p50) / 1e3,
+            Double(p99) / 1e3, messagesPerSecond, gigabytesPerSecond, idleCPUPercent, Double(wakeP50) / 1e3,
+            Double(wakeFloorP50) / 1e3, wrong)
     }
 }
 
@@ -224,12 +229,17 @@ struct QueueBenchRun {
         }
 
         // Idle: readers wait in dequeue; then one message wakes them.
+        // Each round, a futex sleeper (the floor) idles as long as the readers and is woken just
+        // before them.
         var wakes: [UInt64] = []
+        var floors: [UInt64] = []
         var idleCPU: UInt64 = 0
         var idleWall: UInt64 = 0
         for _ in 0..<QueueBenchRun.wakeRounds {
             let before = try endPhaseTimes()
+            let floor = WakeProbe.armed()
             Thread.sleep(forTimeInterval: idleSeconds)
+            if let sample = floor.wake() { floors.append(sample) }
             let sendTime = monotonicNanoseconds()
             try sendWake(sendTime)
             for (child, start) in zip(children, before) {
@@ -251,6 +261,7 @@ struct QueueBenchRun {
             var row = row
             row.idleCPUPercent = idlePercent
             row.wakeP50 = percentile(wakes, 0.5)
+            row.wakeFloorP50 = percentile(floors.sorted(), 0.5)
             return row
         }
 
