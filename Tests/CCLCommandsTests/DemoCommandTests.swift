@@ -55,7 +55,10 @@ import Testing
         }
         #expect(objects.count == 4, "\(result.output)")
         for object in objects {
-            for key in ["readers", "size", "p50_ns", "p99_ns", "msgs_per_s", "gb_per_s", "idle_cpu_pct", "wake_p50_ns", "wake_floor_p50_ns", "wrong"] {
+            for key in [
+                "readers", "size", "p50_ns", "p99_ns", "msgs_per_s", "gb_per_s", "idle_cpu_pct", "wake_p50_ns", "wake_floor_p50_ns",
+                "wrong",
+            ] {
                 #expect(object[key] != nil, "missing \(key) in \(object)")
             }
             #expect(object["wrong"] as? Int == 0, "\(object)")
