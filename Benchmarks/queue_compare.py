@@ -42,7 +42,8 @@ futex = [w for p in sorted(glob.glob(os.path.join(out, "futex-rep*.json"))) for 
 if futex:
     print(f"Floor: C futex wake of a process idle 1 s (futex_wake_floor.c), p50 of {len(futex)}: {med(futex) / 1e3:.1f} µs")
 print()
-for readers in (1, 3):
+reader_counts = sorted({int(os.path.basename(p).split("-")[1][1:]) for p in glob.glob(os.path.join(out, "ccl-R*-rep*.jsonl"))})
+for readers in reader_counts:
     ours = ccl_rows(readers)
     lat, thr, idle = vllm_rows(readers)
     if not ours:
@@ -76,6 +77,10 @@ for readers in (1, 3):
     vwake = med([w for r in idle for w in r["wake_latency_us"]]) if idle else None
     print(f"\nIdle readers, all together: swift-ccl {idle_cpu:.3f} % CPU (whole idle time), wake-up one-way p50 {wake:.1f} µs; "
           f"vLLM {vcpu_first} % CPU in the first 5 s, {vcpu} % after, wake-up {vwake} µs.")
+    floors = [r["wake_floor_p50_ns"] for r in o if r.get("wake_floor_p50_ns")]
+    if floors:
+        floor = med(floors) / 1e3
+        print(f"Wake-up floor in the same rounds (a futex sleeper idle as long): {floor:.1f} µs; the queue's wake-up is {wake / floor:.2f}× it.")
     if memcpy16 and 16 << 20 in ours:
         g = med([r["gb_per_s"] for r in ours[16 << 20]])
         print(f"16 MiB throughput per reader: {g:.2f} GB/s = {100 * g / memcpy16:.0f} % of memcpy ({memcpy16} GB/s).")

@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""Tables of scripts/device-bench.sh's all-reduce runs: swift-ccl against Open MPI (shared memory)
+and torch's Gloo (TCP) for every rank count measured, medians of the interleaved rounds' p50s, and
+the ratio (peer's time / ours: above 1 is ours faster)."""
+import glob
+import json
+import os
+import statistics
+import sys
+
+out = sys.argv[1]
+rows = {}
+for path in glob.glob(os.path.join(out, "*_rep*.jsonl")):
+    lib, np, transport = os.path.basename(path).split("_")[:3]
+    for line in open(path):
+        if not line.startswith("{"):
+            continue
+        r = json.loads(line)
+        if lib == "ccl":
+            size, p50, wrong = r["size"], r["time_us"], r["wrong"]
+        elif lib == "openmpi":
+            if r.get("type") != "result" or r.get("op") != "allreduce":
+                continue
+            size, p50, wrong = r["bytes_per_rank"], r["p50_us"], r.get("bad_elements", 0)
+        else:
+            size, p50, wrong = r["bytes_per_rank"], r["p50_us"], 0
+        rows.setdefault((lib, int(np[2:]), transport, size), []).append((p50, wrong))
+
+
+def med(key):
+    values = rows.get(key)
+    return statistics.median(v[0] for v in values) if values else None
+
+
+def human(n):
+    return f"{n >> 20} MiB" if n >= 1 << 20 else f"{n >> 10} KiB" if n >= 1 << 10 else f"{n} B"
+
+
+wrong = sum(v[1] for values in rows.values() for v in values)
+for transport, peer, label in (("shm", "openmpi", "Open MPI"), ("tcp", "gloo", "Gloo")):
+    counts = sorted({k[1] for k in rows if k[2] == transport and k[0] == "ccl"})
+    if not counts:
+        continue
+    print(f"all-reduce float32 sum over {transport}, p50 µs: swift-ccl / {label} (ratio = {label}'s time / ours)")
+    print()
+    print("| size | " + " | ".join(f"{n} ranks" for n in counts) + " |")
+    print("|---|" + "---|" * len(counts))
+    for size in sorted({k[3] for k in rows if k[2] == transport}):
+        cells = []
+        for n in counts:
+            ours, theirs = med(("ccl", n, transport, size)), med((peer, n, transport, size))
+            if ours is None:
+                cells.append("-")
+            elif theirs is None:
+                cells.append(f"{ours:.3g} / -")
+            else:
+                cells.append(f"{ours:.3g} / {theirs:.3g} ({theirs / ours:.2f}×)")
+        print(f"| {human(size)} | " + " | ".join(cells) + " |")
+    print()
+print(f"elements checked wrong (swift-ccl and Open MPI): {wrong}")
