@@ -164,12 +164,14 @@ final class RemoteFanout: @unchecked Sendable {
                 try send(parts: parts, totalBytes: totalBytes, to: connection, reader: reader, timeout: budget, operation: operation)
             } catch {
                 if error.code == .cancelled { throw error }
-                drop(reader, connection: connection, reason: "it fell behind: \(error.message)")
+                // What the reader's rank is doing instead, from its flight recorders (through the store).
+                let activity = options.readerActivity?([reader]).map { "; flight recorders: \($0)" } ?? ""
+                drop(reader, connection: connection, reason: "it fell behind: \(error.message)\(activity)")
                 dropped =
                     dropped
                     ?? CCLError(
                         .readerLost, operation: operation, rank: rank, peer: error.peer,
-                        "\(error.message); remote reader rank \(reader) is dropped and the queue goes on with the others")
+                        "\(error.message); remote reader rank \(reader) is dropped and the queue goes on with the others\(activity)")
             }
         }
         let dead: [Int: String] = monitor.withLock {
