@@ -209,6 +209,42 @@ import Testing
         Self.expectHierarchical(try await Self.shell(words))
     }
 
+    @Test(
+        "the watchdog names a stalled rank on another node from its report through the store (host B has its own /dev/shm)",
+        .enabled(if: TestHosts.available, "needs root and iproute2 to create network namespaces (ip netns add)"))
+    func watchdogAcrossHosts() async throws {
+        let hosts = try TestHosts(tag: 8)
+        defer { hosts.tearDown() }
+        // As in twoHosts, and host B's daemon (and so its rank) also gets a /dev/shm of its own:
+        // no flight recorder of B is visible on A.
+        let agent = FileManager.default.temporaryDirectory.appendingPathComponent("ccl-netns-shm-agent-\(getpid()).sh").path
+        let script = """
+            #!/bin/sh
+            host=$1; shift
+            if [ "$host" = "\(hosts.addressB)" ]; then
+              exec ip netns exec \(hosts.b) unshare -m /bin/sh -c "mount -t tmpfs tmpfs /dev/shm && $*"
+            fi
+            exec /bin/sh -c "$*"
+            """
+        try script.write(toFile: agent, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: agent) }
+        #expect(chmod(agent, 0o755) == 0)
+        let subnet = hosts.addressA.split(separator: ".").prefix(3).joined(separator: ".") + ".0/24"
+        let words = [
+            "timeout", "120", "ip", "netns", "exec", hosts.a, "mpirun.openmpi", "--oversubscribe", "--mca", "plm_rsh_agent", agent,
+            "--mca", "oob_tcp_if_include", subnet, "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", subnet, "--host",
+            "\(hosts.addressA):1,\(hosts.addressB):1", "-np", "2", Worker.executable.path, "mpi", "counts=7", "dtypes=float32", "stall=1",
+            "timeout=2",
+        ]
+        let job = try await Self.shell(words)
+        #expect(job.status == 0, "\(job.output)")
+        #expect(
+            job.output.contains(
+                "flight recorders of the group's ranks: allReduce(sum) float32 × 1 #1 on group world [0 1]: rank 1 never entered it (it has recorded no collective); rank 0 waiting since"
+            ),
+            "\(job.output)")
+    }
+
     @Test("a rank killed mid-job fails the job, and Open MPI's mpirun names its rank")
     func killedRankOpenMPI() async throws {
         let job = try await Self.run(.openMPI, ranks: 3, ["counts=7", "killself=1"])
