@@ -13,4 +13,7 @@ package protocol StreamMarking: AnyObject {
     /// A marker after the work enqueued so far on `stream`; nil when none can be placed (the
     /// recorder then leaves device calls as enqueued).
     func placeMarker(on stream: DeviceStream) -> (any StreamMarker)?
+    /// Whether `stream` is being captured into a graph: no marker is placed or asked about then
+    /// (an event on a capturing stream would become part of the user's graph).
+    func isCapturing(_ stream: DeviceStream) -> Bool
 }

@@ -31,12 +31,16 @@ enum DoctorJob {
     /// store (rank 0 answers each rank in turn): the offset and half the round trip.
     static func clockOffset(_ world: StatelessProcessGroup) throws(CCLError) -> (Double, Double) {
         if world.rank == 0 {
+            // One rank at a time, each told to start only when rank 0 is ready for it, so that no
+            // round trip includes waiting for another rank's.
             for peer in 1..<max(1, world.worldSize) {
+                try world.sendObject(true, to: peer)
                 _ = try world.recvObject(Double.self, from: peer)
                 try world.sendObject(Date().timeIntervalSince1970, to: peer)
             }
             return (0, 0)
         }
+        _ = try world.recvObject(Bool.self, from: 0)
         let sent = Date().timeIntervalSince1970
         try world.sendObject(sent, to: 0)
         let theirs = try world.recvObject(Double.self, from: 0)

@@ -45,15 +45,17 @@ struct RankReport: Codable {
         return String(value, radix: 16)
     }
 
-    /// The GPU a rank with `localRank` uses by default (CUDA ordinal = local rank), or why none.
+    /// The GPU a rank with `localRank` uses by default: CUDA ordinal = local rank, or 0 when the
+    /// rank sees one GPU (its own `CUDA_VISIBLE_DEVICES`); or why none.
     static func gpu(localRank: Int, node: String, environment: [String: String]) -> (GPUPlacement?, String) {
         do {
             let cuda = try CUDADriver.load(environment: environment)
             let count = try cuda.deviceCount()
-            guard localRank < count else {
+            let ordinal = count == 1 ? 0 : localRank
+            guard ordinal < count else {
                 return (nil, "local rank \(localRank) has no GPU: \(count) visible (CUDA_VISIBLE_DEVICES?)")
             }
-            return (GPUPlacement(node: node, busId: try cuda.pciBusId(ordinal: localRank), ordinal: localRank), "")
+            return (GPUPlacement(node: node, busId: try cuda.pciBusId(ordinal: ordinal), ordinal: ordinal), "")
         } catch {
             return (nil, error.message)
         }

@@ -39,7 +39,9 @@ final class WakeProbe: @unchecked Sendable {
     /// Sleeps until `wake` has stored 1 (re-checking after every return from the futex).
     private func sleepUntilWoken() {
         while UnsafeAtomic<UInt32>(at: storage).load(ordering: .acquiring) == 0 {
-            _ = Futex.wait(word, expected: 0, timeoutNanoseconds: 1_000_000_000)
+            // Asleep for as long as it takes (an hour at most): a shorter timeout would wake it
+            // during the idle time it is meant to spend asleep.
+            _ = Futex.wait(word, expected: 0, timeoutNanoseconds: 3_600_000_000_000)
         }
         wokeAt = monotonicNanoseconds()
     }

@@ -49,6 +49,7 @@ package final class CUDADriver: @unchecked Sendable {
     package let getErrorName: @convention(c) (Result, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result
     package let getErrorString: @convention(c) (Result, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result
     package let deviceGetName: @convention(c) (UnsafeMutablePointer<CChar>, Int32, Int32) -> Result
+    package let streamIsCapturing: @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>) -> Result
 
     /// Every symbol a load resolves, in the order the initialiser reads them (the `_v2` names are
     /// what cuda.h's macros call).
@@ -58,7 +59,7 @@ package final class CUDADriver: @unchecked Sendable {
         "cuMemcpyDtoH_v2", "cuMemcpyHtoDAsync_v2", "cuMemcpyDtoHAsync_v2", "cuStreamCreate", "cuStreamDestroy_v2",
         "cuStreamSynchronize", "cuEventCreate", "cuEventRecord", "cuEventQuery", "cuEventDestroy_v2", "cuStreamBeginCapture_v2",
         "cuStreamEndCapture", "cuGraphInstantiateWithFlags", "cuGraphLaunch", "cuGraphExecDestroy", "cuGraphDestroy",
-        "cuGetErrorName", "cuGetErrorString", "cuDeviceGetName",
+        "cuGetErrorName", "cuGetErrorString", "cuDeviceGetName", "cuStreamIsCapturing",
     ]
 
     /// `CUDA_ERROR_NOT_READY`: what `cuEventQuery` returns while the work before the event runs.
@@ -114,6 +115,7 @@ package final class CUDADriver: @unchecked Sendable {
         getErrorName = function((@convention(c) (Result, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result).self)
         getErrorString = function((@convention(c) (Result, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Result).self)
         deviceGetName = function((@convention(c) (UnsafeMutablePointer<CChar>, Int32, Int32) -> Result).self)
+        streamIsCapturing = function((@convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>) -> Result).self)
         self.library = library
         var version: Int32 = 0
         _ = getDriverVersion(&version)

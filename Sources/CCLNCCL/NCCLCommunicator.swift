@@ -252,6 +252,12 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
 }
 
 extension NCCLCommunicator: StreamMarking {
+    /// `cuStreamIsCapturing` says active or invalidated (or fails: treated as capturing).
+    func isCapturing(_ stream: DeviceStream) -> Bool {
+        var status: Int32 = 0
+        return cuda.streamIsCapturing(stream.handle.map { OpaquePointer($0) }, &status) != 0 || status != 0
+    }
+
     /// A CUDA event (timing off) recorded on `stream` after the calls enqueued so far.
     func placeMarker(on stream: DeviceStream) -> (any StreamMarker)? {
         var event: OpaquePointer?

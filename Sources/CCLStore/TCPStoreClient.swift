@@ -98,7 +98,7 @@ public final class TCPStoreClient: Store, @unchecked Sendable {
                 candidate.close(promise: nil)
                 // The time ran out during a retry after the server closed on us: that close is
                 // what went wrong, not a silent server.
-                if closedBeforeHandshake { break attempts }
+                if closedBeforeHandshake, remaining() == 0 { break attempts }
                 try? group.syncShutdownGracefully()
                 throw CCLError(
                     .timeout, operation: operation, peer: "store server \(host):\(port)",
@@ -115,6 +115,10 @@ public final class TCPStoreClient: Store, @unchecked Sendable {
     }
 
     deinit { close() }
+
+    /// Whether the connection is gone or out of step (closed, lost, or an earlier request timed
+    /// out on this side): every later call fails at once.
+    package var isBroken: Bool { monitor.withLock { failure != nil } }
 
     /// A second connection to the same server with the same token (for a thread that must wait
     /// in the store while this client's thread is busy elsewhere).

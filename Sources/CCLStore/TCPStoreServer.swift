@@ -35,6 +35,9 @@ public final class TCPStoreServer: @unchecked Sendable {
             throw CCLError(
                 .invalidArgument, operation: operation, "the store needs a token of 1 to \(StoreWire.maxTokenBytes) bytes (set CCL_TOKEN)")
         }
+        // Two connections per process of the job (its own and its trace responder's): more than
+        // the usual soft limit of 1024 files for a job of a few hundred ranks.
+        OpenFileLimit.raiseToHardLimit()
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let core = StoreServerCore(loop: loop, logger: logger, stallTimeout: stallTimeout)

@@ -30,6 +30,9 @@ package final class RecordingCommunicator: Communicator, @unchecked Sendable {
     private let marking: (any StreamMarking)?
     private var marker: (marker: any StreamMarker, number: UInt64, stream: UnsafeMutableRawPointer?)?
     private var sinceCheck = 0
+    /// Set once calls come on a second stream: a marker says nothing of other streams' calls,
+    /// so from then on device calls count as completed when enqueued (as without markers).
+    private var severalStreams = false
     /// How many device calls go by between two questions to the outstanding marker.
     package static let markerInterval = 16
 
@@ -44,6 +47,9 @@ package final class RecordingCommunicator: Communicator, @unchecked Sendable {
         self.responder = responder
         marking = inner as? any StreamMarking
     }
+
+    // The marker (a CUDA event) goes before the communicator that made it (and its context).
+    deinit { marker = nil }
 
     package var rank: Int { inner.rank }
     package var worldSize: Int { inner.worldSize }
@@ -66,7 +72,10 @@ package final class RecordingCommunicator: Communicator, @unchecked Sendable {
             // the call up.
             let verdict =
                 error.code == .timeout || error.code == .peerDead
-                ? TraceExchange.verdict(group: recorder.group, round: recorder.round, remote: remote, store: store) : nil
+                // Only a rank that timed out asks other nodes: those told by it (peerDead) would
+                // ask the same, all at once.
+                ? TraceExchange.verdict(
+                    group: recorder.group, round: recorder.round, remote: remote, store: error.code == .timeout ? store : nil) : nil
             recorder.end(entry, .failed)
             guard let verdict else { throw error }
             var explained = error
@@ -77,22 +86,33 @@ package final class RecordingCommunicator: Communicator, @unchecked Sendable {
 
     /// Device calls are marked completed in batches: one marker is outstanding at a time; every
     /// `markerInterval` calls it is asked (without blocking) whether the stream reached it, and
-    /// when it has, the calls before it are marked completed and a new marker is placed. A call
-    /// on another stream starts over there. A stream that hangs leaves its calls enqueued, which
-    /// verdicts count as in flight.
+    /// when it has, the calls before it are marked completed and a new marker is placed. Nothing
+    /// is placed or asked while the stream is captured into a graph. Calls on a second stream end
+    /// the following: from then on they count as completed when enqueued. A stream that hangs
+    /// leaves its calls enqueued, which verdicts count as in flight.
     private func follow(_ stream: DeviceStream, _ marking: any StreamMarking) {
+        if severalStreams {
+            recorder.complete(through: recorder.callCount)
+            return
+        }
         if let current = marker {
             guard current.stream == stream.handle else {
-                marker = marking.placeMarker(on: stream).map { ($0, recorder.callCount, stream.handle) }
+                severalStreams = true
+                marker = nil
+                recorder.complete(through: recorder.callCount)
                 return
             }
             sinceCheck += 1
             guard sinceCheck >= Self.markerInterval else { return }
             sinceCheck = 0
-            guard current.marker.isReached else { return }
+            guard !marking.isCapturing(stream), current.marker.isReached else { return }
             recorder.complete(through: current.number)
+        } else {
+            sinceCheck += 1
+            guard sinceCheck >= Self.markerInterval || recorder.callCount == 1 else { return }
+            sinceCheck = 0
         }
-        marker = marking.placeMarker(on: stream).map { ($0, recorder.callCount, stream.handle) }
+        marker = marking.isCapturing(stream) ? nil : marking.placeMarker(on: stream).map { ($0, recorder.callCount, stream.handle) }
     }
 
     package func abort(_ error: CCLError) { inner.abort(error) }

@@ -7,12 +7,18 @@ import CCLSystem
 /// its rank is blocked in a call).
 ///
 /// Keys, under `ccl-trace/` in the job's store: each rank whose process answers holds
-/// `rank/<global rank>` (a claim: gone with its process); a request takes `n = add("requests", 1)`
-/// and sets `request/<n>`; each process answers under `reply/<n>/<host>-<pid>` with a
-/// `TraceReport`, and the request waits only for ranks that hold their key. A
-/// request is made when a call times out on a group with ranks on other nodes, or by
-/// `ccl trace --addr`; the request's keys are deleted once collected (a reply that comes later
-/// stays, a few kilobytes).
+/// `rank/<global rank>` (a claim: gone with its process, or deleted when it stops answering); a
+/// request takes `n = add("requests", 1)` and sets `request/<n>` to the ranks it wants ("open 3 7",
+/// or "open all"); each process holding one of them answers under `reply/<n>/<host>-<pid>` with a
+/// `TraceReport`. The request waits only for wanted ranks that hold their key, reads the replies
+/// (deleting them), and marks `request/<n>` "done" (kept, a few bytes, so that a responder still
+/// behind skips it at once). A request is made when a call times out on a group with ranks on
+/// other nodes, by a store-group timeout or a queue stall, or by `ccl trace --addr`; a job that
+/// never asks leaves no key.
+///
+/// A TCP store is asked on a connection of its own: a server that stalls breaks that one, never
+/// the job's (whose claims the server would drop), and other threads' waits on the job's client
+/// do not hold the request up.
 package enum TraceExchange {
     static let prefix = "ccl-trace/"
     static let counterKey = prefix + "requests"
@@ -39,22 +45,37 @@ package enum TraceExchange {
         Set(try store.keys(prefix: ranksPrefix).compactMap { Int($0.dropFirst(ranksPrefix.count)) })
     }
 
-    /// Asks every process of the job on `store`, then collects replies until every rank of
-    /// `expecting` (global ranks) that can answer has — nil: every rank that can answer — or
-    /// `wait` nanoseconds pass.
+    /// Whether a process holding `ranks` should answer request bytes: an open request for all,
+    /// or for one of them; not one marked done (or anything else).
+    static func wants(_ bytes: [UInt8], any ranks: Set<Int>) -> Bool {
+        let words = String(decoding: bytes.prefix(1 << 20), as: UTF8.self).split(separator: " ")
+        guard words.first == "open" else { return false }
+        return words.dropFirst().first == "all" || words.dropFirst().contains { Int($0).map(ranks.contains) ?? false }
+    }
+
+    /// Asks the processes of the job on `store` holding ranks of `expecting` (global ranks; nil:
+    /// every process), then collects replies until every such rank that can answer has, or `wait`
+    /// nanoseconds pass.
     ///
     /// - Throws: `CCLError` when the store cannot be reached; replies that are malformed are
     ///   listed in `refused`, not thrown.
     package static func collect(from store: any Store, expecting: Set<Int>?, wait: UInt64) throws(CCLError) -> Collected {
+        let start = monotonicNanoseconds()
+        var own: TCPStoreClient?
+        if let client = store as? TCPStoreClient {
+            own = try client.connectAgain(timeout: .nanoseconds(max(wait, 500_000_000)))
+        }
+        defer { own?.close() }
+        let store = own ?? store
         let live = try answering(store)
         let awaited = expecting.map { $0.intersection(live) } ?? live
         var collected = Collected(snapshots: [], refused: [])
         guard !awaited.isEmpty else { return collected }
         let number = try store.add(counterKey, 1)
-        try store.set(requestKey(number), [1])
+        let wanted = expecting == nil ? "all" : awaited.sorted().map(String.init).joined(separator: " ")
+        try store.set(requestKey(number), Array("open \(wanted)".utf8))
         let replies = replyPrefix(number)
         var read = Set<String>()
-        let start = monotonicNanoseconds()
         while true {
             for key in try store.keys(prefix: replies) where !read.contains(key) {
                 read.insert(key)
@@ -65,12 +86,12 @@ package enum TraceExchange {
                 } catch {
                     collected.refused.append("\(peer): \(error.message)")
                 }
+                _ = try? store.delete(key)
             }
             if awaited.isSubset(of: Set(collected.snapshots.map(\.rank))) || monotonicNanoseconds() &- start >= wait { break }
-            sleepNanoseconds(20_000_000)
+            sleepNanoseconds(100_000_000)
         }
-        _ = try? store.delete(requestKey(number))
-        for key in read { _ = try? store.delete(key) }
+        _ = try? store.set(requestKey(number), Array("done".utf8))
         return collected
     }
 
@@ -82,12 +103,13 @@ package enum TraceExchange {
         verdict: TraceVerdict, scope: String
     )? {
         var snapshots = TraceReader.local().filter { $0.group == group && $0.round == round }
-        let unseen = remote.subtracting(snapshots.map(\.rank))
+        var unseen = remote.subtracting(snapshots.map(\.rank))
         var scope = "on this node"
-        if !unseen.isEmpty, let store {
-            let reports = (try? collect(from: store, expecting: unseen, wait: defaultWait))?.snapshots ?? []
-            snapshots += reports.filter { $0.group == group && $0.round == round && unseen.contains($0.rank) }
+        if !unseen.isEmpty, let store, let reports = try? collect(from: store, expecting: unseen, wait: defaultWait) {
+            snapshots += reports.snapshots.filter { $0.group == group && $0.round == round && unseen.contains($0.rank) }
             scope = "of the group's ranks"
+        } else {
+            unseen = []  // not asked: they are only without a recorder here
         }
         guard let verdict = TraceVerdict.analyse(snapshots, now: monotonicNanoseconds(), remote: unseen), verdict.collective != nil
         else { return nil }

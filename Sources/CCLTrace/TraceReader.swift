@@ -42,11 +42,14 @@ package struct TraceSnapshot: Sendable {
 
 /// Reads flight-recorder segments (`TraceLayout`) of this node, while their ranks run or hang.
 package enum TraceReader {
-    /// Every flight recorder on this node whose process is alive, read now.
-    package static func local() -> [TraceSnapshot] {
+    /// Every flight recorder on this node whose process is alive (only process `pid`'s, when
+    /// given), read now.
+    package static func local(pid: Int32? = nil) -> [TraceSnapshot] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: SharedMemorySegment.directory)) ?? []
         return names.sorted().compactMap { name in
-            guard let creator = SegmentNames.trace.creator(ofFileName: name), !creator.isCheckable || creator.isAlive else { return nil }
+            guard let creator = SegmentNames.trace.creator(ofFileName: name), pid == nil || creator.pid == pid,
+                !creator.isCheckable || creator.isAlive
+            else { return nil }
             var snapshot = try? read("/" + name)
             snapshot?.stopped = creator.isCheckable && ProcessIdentity.isStopped(creator.pid)
             return snapshot
@@ -110,7 +113,7 @@ package enum TraceReader {
         let state = TraceState(rawValue: UInt8(truncatingIfNeeded: atomic(entry + TraceLayout.stateOffset).load(ordering: .acquiring)))
         let end = atomic(entry + TraceLayout.endOffset).load(ordering: .relaxed)
         atomicMemoryFence(ordering: .acquiring)
-        guard guardWord.load(ordering: .relaxed) == number, let dtype, let state,
+        guard guardWord.load(ordering: .relaxed) == number, let dtype, let state, collective <= number, count >= 0,
             let op = TraceOp.decode(kind: kind, reduce: reduce, first: first, second: second)
         else { return nil }
         return TraceEntry(

@@ -45,14 +45,13 @@ package struct TraceReport: Codable, Sendable, Equatable {
 
     /// The report of `snapshots` (a process's own recorders), taken at `now`.
     package init(host: String, pid: Int32, now: UInt64, snapshots: [TraceSnapshot]) {
-        self.host = String(host.utf8.prefix(Self.maxText)) ?? "?"
+        self.host = Self.truncated(host, bytes: Self.maxText)
         self.pid = pid
         self.now = now
         recorders = snapshots.prefix(Self.maxSnapshots).map { snapshot in
             Recorder(
-                group: String(snapshot.group.utf8.prefix(Self.maxText)) ?? "?",
-                round: String(snapshot.round.utf8.prefix(Self.maxText)) ?? "?",
-                backend: String(snapshot.backend.utf8.prefix(32)) ?? "?", rank: Int32(truncatingIfNeeded: snapshot.rank),
+                group: Self.truncated(snapshot.group, bytes: Self.maxText), round: Self.truncated(snapshot.round, bytes: Self.maxText),
+                backend: Self.truncated(snapshot.backend, bytes: 32), rank: Int32(truncatingIfNeeded: snapshot.rank),
                 groupRank: Int32(truncatingIfNeeded: snapshot.groupRank), worldSize: Int32(truncatingIfNeeded: snapshot.worldSize),
                 globalRanks: snapshot.globalRanks.prefix(TraceLayout.maxListedRanks).map { Int32(truncatingIfNeeded: $0) },
                 entries: snapshot.entries.suffix(Self.maxEntries).map { entry in
@@ -93,7 +92,29 @@ package struct TraceReport: Codable, Sendable, Equatable {
         else {
             throw CCLError(.malformed, operation: operation, peer: peer, "a report beyond its bounds (recorders, calls, ranks or names)")
         }
-        return report
+        var clean = report
+        clean.host = printable(report.host)
+        for index in clean.recorders.indices {
+            clean.recorders[index].group = printable(clean.recorders[index].group)
+            clean.recorders[index].round = printable(clean.recorders[index].round)
+            clean.recorders[index].backend = printable(clean.recorders[index].backend)
+        }
+        return clean
+    }
+
+    /// The longest start of `text` (whole characters) of at most `bytes` UTF-8 bytes.
+    static func truncated(_ text: String, bytes: Int) -> String {
+        var result = ""
+        for character in text {
+            guard result.utf8.count + character.utf8.count <= bytes else { break }
+            result.append(character)
+        }
+        return result
+    }
+
+    /// `text` with control characters replaced by "?": names from another process are printed.
+    static func printable(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? "?" : $0 }))
     }
 
     /// The recorders as snapshots whose times are on the receiver's clock: `receivedAt` is the
@@ -111,7 +132,8 @@ package struct TraceReport: Codable, Sendable, Equatable {
                 backend: recorder.backend,
                 entries: recorder.entries.compactMap { entry in
                     guard let op = TraceOp.decode(kind: entry.kind, reduce: entry.reduce, first: entry.first, second: entry.second),
-                        let dtype = DType(rawValue: entry.dtype), let state = TraceState(rawValue: entry.state), entry.count >= 0
+                        let dtype = DType(rawValue: entry.dtype), let state = TraceState(rawValue: entry.state), entry.count >= 0,
+                        entry.collective <= entry.number
                     else { return nil }
                     return TraceEntry(
                         number: entry.number, collective: entry.collective, call: CollectiveCall(op, dtype: dtype, count: Int(entry.count)),

@@ -40,7 +40,7 @@ package struct TraceVerdict: Sendable, Equatable {
         // The oldest collective some present rank has not finished.
         let pending = collectives.values.compactMap { entries -> UInt64? in
             let finished = entries.filter(done).map(\.collective).max() ?? 0
-            return finished + 1
+            return finished &+ 1
         }.min()
         let label = "group \(first.group) [\(ranks.map(String.init).joined(separator: " "))]"
         let silent = missing.filter(remote.contains), here = missing.filter { !remote.contains($0) }

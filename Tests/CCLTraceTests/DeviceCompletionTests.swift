@@ -29,6 +29,7 @@ import Testing
             Completion(sequence: 0, state: .enqueued(stream))
         }
         func abort(_ error: CCLError) {}
+        func isCapturing(_ stream: DeviceStream) -> Bool { false }
         func placeMarker(on stream: DeviceStream) -> (any StreamMarker)? {
             placed += 1
             return Marker(owner: self)
@@ -65,6 +66,19 @@ import Testing
         let completed = entries.prefix { $0.state == .completed }.count
         #expect(completed > 1 && completed < entries.count, "a later marker completed a batch: \(entries.map(\.state))")
         #expect(entries.filter { $0.state == .completed }.allSatisfy { $0.end != nil })
+    }
+
+    @Test("calls on a second stream end the following: from then on device calls count as completed when enqueued")
+    func severalStreams() throws {
+        let device = StandInDevice()
+        let recorder = try FlightRecorder(
+            group: "tp0", round: "r", rank: 0, groupRank: 0, globalRanks: [0, 1], backend: "stand-in", capacity: 64)
+        let recording = RecordingCommunicator(device, recorder: recorder)
+        try call(recording, times: 3)
+        let other = DeviceStream(device: .cuda(0), handle: UnsafeMutableRawPointer(bitPattern: 0x2000))
+        _ = try recording.execute(CollectiveCall(.allGather, dtype: .int8, count: 4), input: .none, output: .none, on: other)
+        try call(recording, times: 2)
+        #expect(try TraceReader.read(recorder.name).entries.map(\.state) == Array(repeating: .completed, count: 6))
     }
 
     @Test("a verdict counts enqueued device calls as in flight: the rank whose device has not completed it is inside")
