@@ -151,7 +151,7 @@ public struct BackendRegistry: Sendable {
         do {
             let recorder = try FlightRecorder(
                 group: group.name, round: group.roundID, rank: members[group.rank], groupRank: group.rank, globalRanks: members,
-                backend: communicator.backend, capacity: capacity)
+                backend: communicator.backend, capacity: capacity, job: TraceExchange.jobKey(group.jobStore))
             // Process-group timeouts say what the ranks they waited for are doing.
             RankActivity.install(TraceExchange.activity)
             // Over a TCP store, this process answers others' requests for its recorders, and asks

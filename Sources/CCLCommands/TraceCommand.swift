@@ -57,7 +57,8 @@ struct TraceCommand: ParsableCommand {
                 continue
             }
             print(
-                "group \(first.group) (round \(first.round), \(first.backend), ranks \(verdict.ranks.map(String.init).joined(separator: " ")))"
+                "group \(first.group) (round \(first.round), \(first.backend), ranks \(verdict.ranks.map(String.init).joined(separator: " "))"
+                    + (first.job.isEmpty ? ")" : ", \(first.job))")
             )
             for member in members {
                 let calls = member.entries.suffix(last).map { entry in
@@ -93,7 +94,8 @@ struct TraceCommand: ParsableCommand {
                 + "\"calls\":[\(entries.joined(separator: ","))]}"
         }
         let first = members[0]
-        return "{\"group\":\(quoted(first.group)),\"round\":\(quoted(first.round)),\"ranks\":[\(ranks.joined(separator: ","))],"
+        return
+            "{\"group\":\(quoted(first.group)),\"round\":\(quoted(first.round)),\"job\":\(quoted(first.job)),\"ranks\":[\(ranks.joined(separator: ","))],"
             + "\"never_entered\":[\(verdict.neverEntered.map(String.init).joined(separator: ","))],"
             + "\"inside\":[\(verdict.inside.map(String.init).joined(separator: ","))],"
             + "\"verdict\":\(quoted(verdict.text))}"

@@ -145,7 +145,7 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
             let verdict = TraceExchange.verdict(group: site.group, round: round, remote: remote, store: store)
             let text =
                 "group \(site.group), rank \(site.rank): \(message); "
-                + (verdict.map { "flight recorders \($0.scope): \($0.verdict.text)" }
+                + (verdict.map { "flight recorders \($0.scope): \($0.text)" }
                     ?? "MPI calls cannot time out: a rank of the group may be stuck, dead or in another call")
             if abortOnTimeout {
                 logger.critical("\(text); ending the job (MPI_Abort, CCL_MPI_ABORT_ON_TIMEOUT=1)")

@@ -46,12 +46,12 @@ package final class FlightRecorder: @unchecked Sendable {
         return value
     }
 
-    /// A recorder for one communicator of group `group` (round `round`): `rank` is the global
-    /// rank, `globalRanks` every member's.
+    /// A recorder for one communicator of group `group` (round `round`) of job `job`: `rank` is
+    /// the global rank, `globalRanks` every member's.
     ///
     /// - Throws: `CCLError` when the segment cannot be made (a full `/dev/shm`, naming the sizes).
     package init(
-        group: String, round: String, rank: Int, groupRank: Int, globalRanks: [Int], backend: String, capacity: Int
+        group: String, round: String, rank: Int, groupRank: Int, globalRanks: [Int], backend: String, capacity: Int, job: String = ""
     ) throws(CCLError) {
         self.group = group
         self.round = round
@@ -69,6 +69,7 @@ package final class FlightRecorder: @unchecked Sendable {
         Self.write(group, at: base + TraceLayout.groupOffset, limit: TraceLayout.nameBytes)
         Self.write(round, at: base + TraceLayout.roundOffset, limit: TraceLayout.nameBytes)
         Self.write(backend, at: base + TraceLayout.backendOffset, limit: 32)
+        Self.write(job, at: base + TraceLayout.jobOffset, limit: TraceLayout.jobBytes)
         for (index, member) in globalRanks.prefix(TraceLayout.maxListedRanks).enumerated() {
             base.storeBytes(of: Int32(truncatingIfNeeded: member), toByteOffset: TraceLayout.ranksOffset + 4 * index, as: Int32.self)
         }
@@ -122,6 +123,8 @@ package final class FlightRecorder: @unchecked Sendable {
 
     /// How many calls were recorded (the last one's number).
     package var callCount: UInt64 { calls }
+    /// How many of them were collectives (the last collective's number).
+    package var collectiveCount: UInt64 { collectives }
 
     /// Marks the calls up to `number` still enqueued on a device stream as completed, now: a
     /// stream marker placed after them was reached.

@@ -72,14 +72,15 @@ package final class RecordingCommunicator: Communicator, @unchecked Sendable {
             // the call up.
             let verdict =
                 error.code == .timeout || error.code == .peerDead
-                // Only a rank that timed out asks other nodes: those told by it (peerDead) would
-                // ask the same, all at once.
+                // Only a rank that timed out asks other nodes; those told by it (peerDead) take
+                // a verdict another rank is making, if any.
                 ? TraceExchange.verdict(
-                    group: recorder.group, round: recorder.round, remote: remote, store: error.code == .timeout ? store : nil) : nil
+                    group: recorder.group, round: recorder.round, remote: remote, store: store, collective: recorder.collectiveCount,
+                    mayAsk: error.code == .timeout) : nil
             recorder.end(entry, .failed)
             guard let verdict else { throw error }
             var explained = error
-            explained.message += "; flight recorders \(verdict.scope): \(verdict.verdict.text)"
+            explained.message += "; flight recorders \(verdict.scope): \(verdict.text)"
             throw explained
         }
     }

@@ -29,6 +29,15 @@ package enum TraceExchange {
     static func requestKey(_ number: Int64) -> String { prefix + "request/\(number)" }
     static func replyPrefix(_ number: Int64) -> String { prefix + "reply/\(number)/" }
 
+    /// What tells a job's recorders from other jobs' on the same node: its store's port (a TCP
+    /// store), else this process (ranks that are threads of one process).
+    package static func jobKey(_ store: (any Store)?) -> String {
+        var base = store
+        while let layer = base as? PrefixStore { base = layer.base }
+        if let client = base as? TCPStoreClient { return "store port \(client.port)" }
+        return "pid \(ProcessIdentity.current().pid)"
+    }
+
     /// How long a rank that timed out waits for the others' reports.
     package static let defaultWait: UInt64 = 2_000_000_000
 
@@ -95,25 +104,72 @@ package enum TraceExchange {
         return collected
     }
 
-    /// The verdict on one group instance now, and where it comes from ("on this node", or "of
-    /// the group's ranks"): this node's recorders, and when some of `remote` (the group's global
-    /// ranks on other nodes) have none here and `store` is given, the reports those ranks send
-    /// through it, waited for at most `defaultWait`. Nil when no call of the group is in flight.
-    package static func verdict(group: String, round: String, remote: Set<Int>, store: (any Store)?) -> (
-        verdict: TraceVerdict, scope: String
-    )? {
-        var snapshots = TraceReader.local().filter { $0.group == group && $0.round == round }
-        var unseen = remote.subtracting(snapshots.map(\.rank))
-        var scope = "on this node"
-        if !unseen.isEmpty, let store, let reports = try? collect(from: store, expecting: unseen, wait: defaultWait) {
-            snapshots += reports.snapshots.filter { $0.group == group && $0.round == round && unseen.contains($0.rank) }
-            scope = "of the group's ranks"
-        } else {
-            unseen = []  // not asked: they are only without a recorder here
+    /// The verdict on one group instance now, in words, and where it comes from ("on this node",
+    /// or "of the group's ranks"): this node's recorders, and when some of `remote` (the group's
+    /// global ranks on other nodes) have none here and `store` is given, the reports those ranks
+    /// send through it, waited for at most `defaultWait`. Nil when no call of the group is in
+    /// flight.
+    ///
+    /// With `collective` (the number of the call that timed out), one rank asks per stuck call:
+    /// the first to claim `verdict/<group>/<round>/<collective>` asks and publishes its verdict
+    /// there, the others wait for it (a group whose every rank times out at once makes one
+    /// request, not one per rank).
+    /// With `mayAsk` false (a rank told by another that it gave up), only a verdict another rank
+    /// is making or has made for `collective` is taken; nothing is asked.
+    package static func verdict(
+        group: String, round: String, remote: Set<Int>, store: (any Store)?, collective: UInt64? = nil, mayAsk: Bool = true
+    ) -> (text: String, scope: String)? {
+        let local = TraceReader.local().filter { $0.group == group && $0.round == round }
+        let unseen = remote.subtracting(local.map(\.rank))
+        guard !unseen.isEmpty, let store else { return analyse(local, unseen: [], scope: "on this node") }
+        guard let collective else {
+            return mayAsk
+                ? ask(store, local: local, unseen: unseen, group: group, round: round) : analyse(local, unseen: [], scope: "on this node")
         }
+        let key = prefix + "verdict/\(group)/\(round)/\(collective)"
+        let mine = Array("asking \(NodeIdentity.hostName())-\(ProcessIdentity.current().pid)-\(Set(local.map(\.rank)).sorted())".utf8)
+        let found: [UInt8]?
+        if mayAsk {
+            found = try? store.compareSet(key, expected: [], desired: mine)
+        } else {
+            found = (try? store.check([key])) == true ? try? store.get(key, timeout: .seconds(1)) : nil
+        }
+        guard let holder = found else { return analyse(local, unseen: [], scope: "on this node") }
+        if holder == mine {
+            let found = ask(store, local: local, unseen: unseen, group: group, round: round)
+            _ = try? store.set(key, found.map { Array("v \($0.scope)\u{0}\($0.text)".utf8) } ?? Array("none".utf8))
+            return found
+        }
+        // Another rank asks: take its verdict when it comes.
+        let deadline = monotonicNanoseconds() &+ defaultWait &+ 1_000_000_000
+        var value = holder
+        while value.starts(with: Array("asking ".utf8)), monotonicNanoseconds() < deadline {
+            sleepNanoseconds(100_000_000)
+            guard let now = try? store.get(key, timeout: .seconds(1)) else { break }
+            value = now
+        }
+        let text = String(decoding: value, as: UTF8.self)
+        guard text.hasPrefix("v "), let split = text.firstIndex(of: "\u{0}") else {
+            return text == "none" ? nil : analyse(local, unseen: [], scope: "on this node")
+        }
+        return (String(text[text.index(after: split)...]), String(text[text.index(text.startIndex, offsetBy: 2)..<split]))
+    }
+
+    /// The verdict from `local` and the reports of `unseen` through `store`.
+    private static func ask(_ store: any Store, local: [TraceSnapshot], unseen: Set<Int>, group: String, round: String) -> (
+        text: String, scope: String
+    )? {
+        guard let reports = try? collect(from: store, expecting: unseen, wait: defaultWait) else {
+            return analyse(local, unseen: [], scope: "on this node")
+        }
+        let theirs = reports.snapshots.filter { $0.group == group && $0.round == round && unseen.contains($0.rank) }
+        return analyse(local + theirs, unseen: unseen, scope: "of the group's ranks")
+    }
+
+    private static func analyse(_ snapshots: [TraceSnapshot], unseen: Set<Int>, scope: String) -> (text: String, scope: String)? {
         guard let verdict = TraceVerdict.analyse(snapshots, now: monotonicNanoseconds(), remote: unseen), verdict.collective != nil
         else { return nil }
-        return (verdict, scope)
+        return (verdict.text, scope)
     }
 
     /// What `ranks` (global) are doing now, from their recorders on this node and, for those
@@ -123,7 +179,9 @@ package enum TraceExchange {
     /// nothing is known of are left out; nil when that is all of them. `RankActivity`'s describer.
     package static func activity(store: (any Store)?, of ranks: [Int]) -> String? {
         let wanted = Set(ranks)
-        var snapshots = TraceReader.local().filter { wanted.contains($0.rank) }
+        // Global ranks are numbers every job on the node has: only this job's recorders count.
+        let job = jobKey(store)
+        var snapshots = TraceReader.local().filter { wanted.contains($0.rank) && ($0.job.isEmpty || $0.job == job) }
         let unseen = wanted.subtracting(snapshots.map(\.rank))
         if !unseen.isEmpty, let store, store is TCPStoreClient {
             snapshots += ((try? collect(from: store, expecting: unseen, wait: defaultWait))?.snapshots ?? []).filter {

@@ -6,7 +6,7 @@ import CCLCollectiveAPI
 /// - Header (512 bytes): magic, version, capacity, the rank (global and in the group), the group's
 ///   size, pid, the number of calls recorded so far (`recorded`, written last by every call's
 ///   start), the group's name and round (ranks of one group instance share both), the backend,
-///   and up to 64 of the group's global ranks.
+///   up to 64 of the group's global ranks, and the job.
 /// - Then `capacity` entries of 64 bytes, call n in entry (n − 1) mod capacity: the call's number,
 ///   operation, reduce op, dtype, root or peers, count, start and end times (CLOCK_MONOTONIC,
 ///   which every process on the host shares), its number among the collectives, and its state.
@@ -15,7 +15,7 @@ import CCLCollectiveAPI
 /// before and after the fields agree.
 package enum TraceLayout {
     package static let magic: UInt64 = 0x4343_4C54_5241_4345  // "CCLTRACE"
-    package static let version: UInt32 = 1
+    package static let version: UInt32 = 2
     package static let headerBytes = 512
     package static let entryBytes = 64
     package static let nameBytes = 64
@@ -36,6 +36,10 @@ package enum TraceLayout {
     static let roundOffset = groupOffset + nameBytes
     static let backendOffset = roundOffset + nameBytes
     static let ranksOffset = backendOffset + 32  // 64 × Int32: 256 bytes, ending at 456
+    /// The job (`TraceExchange.jobKey`: its store's port), so that jobs sharing a node are told
+    /// apart; 48 bytes, ending at 504.
+    static let jobOffset = ranksOffset + 256
+    package static let jobBytes = 48
 
     // Entry offsets (the words at 0, 40 and 56 are written atomically).
     static let numberOffset = 0

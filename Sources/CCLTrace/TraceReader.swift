@@ -35,6 +35,8 @@ package struct TraceSnapshot: Sendable {
     /// The host the recorder lives on, when it came from another process's report ("" when read
     /// from this node's shared memory).
     package var host: String = ""
+    /// The job the recorder belongs to (`TraceExchange.jobKey`; "" when not known).
+    package var job: String = ""
     /// Whether the rank's process was stopped (SIGSTOP, a debugger) when read; known only for
     /// recorders read on this node.
     package var stopped = false
@@ -87,6 +89,7 @@ package enum TraceReader {
             groupRank: groupRank, worldSize: worldSize,
             globalRanks: (0..<listed).map { Int(base.load(fromByteOffset: TraceLayout.ranksOffset + 4 * $0, as: Int32.self)) },
             backend: text(base + TraceLayout.backendOffset, 32), entries: [])
+        snapshot.job = text(base + TraceLayout.jobOffset, TraceLayout.jobBytes)
         let recorded = atomic(base + TraceLayout.recordedOffset).load(ordering: .acquiring)
         let first = recorded > UInt64(capacity) ? recorded - UInt64(capacity) + 1 : 1
         if recorded >= first {

@@ -116,6 +116,36 @@ import Testing
     }
 
     @Test(
+        "when every rank of a group times out at once, one asks the other nodes and the others take its verdict",
+        .enabled(if: DoctorCommandTests.canUnshare, "needs root and unshare -m to give ranks a /dev/shm of their own"))
+    func oneRequestPerStuckCall() throws {
+        let server = try TCPStoreServer(token: "trace")
+        // Ranks 0 and 1 here; 2 and 3 each "on a node" of its own (their own /dev/shm); rank 3
+        // sleeps before its first call.
+        let workers = try (0..<4).map { rank in
+            try Worker(
+                "collectives",
+                [
+                    "port": "\(server.port)", "token": "trace", "rank": "\(rank)", "world": "4", "node": rank < 2 ? "here" : "node\(rank)",
+                    "transport": "tcp", "counts": "7", "dtypes": "float32", "stall": "3", "timeout": "3",
+                ], privateSharedMemory: rank >= 2)
+        }
+        defer { for worker in workers { worker.sigkill() } }
+        // Each rank fails by its own timeout or by another's notice (peerDead); a rank that timed
+        // out asks, or takes the verdict of the one asking.
+        let errors = try (0..<3).map { try workers[$0].expect("ERROR") }
+        for (rank, error) in errors.enumerated() { #expect(error.contains("rank 3"), "rank \(rank): \(error)") }
+        let whole = errors.filter {
+            $0.contains(
+                "flight recorders of the group's ranks: allReduce(sum) float32 × 7 #1 on group world [0 1 2 3]: rank 3 never entered it (it has recorded no collective)"
+            )
+        }
+        #expect(!whole.isEmpty, "\(errors)")
+        let client = try TCPStoreClient(host: "127.0.0.1", port: server.port, token: "trace", timeout: .seconds(5))
+        #expect(try client.get("ccl-trace/requests") == Array("1".utf8), "one request for the stuck call")
+    }
+
+    @Test(
         "ccl trace --addr asks every process of a hung job through its store, a rank on another node included",
         .enabled(if: DoctorCommandTests.canUnshare, "needs root and unshare -m to give a rank a /dev/shm of its own"))
     func throughTheStore() throws {
