@@ -201,7 +201,7 @@ package enum TraceExchange {
             }
             if let queued = calls.filter({ $0.entry.state == .enqueued }).min(by: { $0.entry.start < $1.entry.start }) {
                 return
-                    "rank \(rank)'s device has not completed \(label(queued)), enqueued \(TraceVerdict.seconds(now &- queued.entry.start)) ago"
+                    "rank \(rank)'s device is not known to have completed \(label(queued)), enqueued \(TraceVerdict.seconds(now &- queued.entry.start)) ago"
             }
             guard let last = calls.max(by: { ($0.entry.end ?? $0.entry.start) < ($1.entry.end ?? $1.entry.start) }) else {
                 return "rank \(rank) has recorded no call"
