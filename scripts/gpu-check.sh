@@ -8,7 +8,8 @@
 #   bash scripts/gpu-check.sh run          (JSON lines in $OUT/gpu-check.jsonl; under 5 minutes)
 #   runs `ccl gpu-check` (every op × dtype at world size 1 verified, a CUDA graph of 10
 #   all-reduces replayed 100 times, per-call cost raw and behind the flight recorder, device
-#   calls marked completed from CUDA events (trace_device), creation time), `ccl gpu-check --ranks 2`
+#   calls marked completed from CUDA events (trace_device), creation time), `ccl bench <op> --device
+#   cuda` at world size 1 (every element verified), `ccl gpu-check --ranks 2`
 #   (two ranks on one GPU: our error on both), nccl_floor.c (the C floor, same run) and torch's
 #   ProcessGroupNCCL (torch_anchor.py nccl, same run).
 set -euo pipefail
@@ -34,6 +35,10 @@ run)
   nvidia-smi --query-gpu=name,driver_version,pci.bus_id --format=csv,noheader >"$OUT/gpu.txt" 2>&1 || true
   timeout 180 "$work/ccl" gpu-check >>"$log" 2>"$OUT/gpu-check.stderr" || echo "{\"check\":\"gpu-check\",\"exit\":\"$?\"}" >>"$log"
   timeout 60 "$work/ccl" gpu-check --ranks 2 >>"$log" 2>>"$OUT/gpu-check.stderr" || echo "{\"check\":\"duplicate\",\"exit\":\"$?\"}" >>"$log"
+  for op in allreduce allgather reducescatter broadcast sendrecv; do
+    timeout 60 "$work/ccl" bench "$op" --device cuda --nproc 1 --sizes 8,1M,64M --target-ms 50 --json \
+      | sed 's/^{/{"check":"bench_cuda",/' >>"$log" 2>>"$OUT/gpu-check.stderr" || echo "{\"check\":\"bench_cuda\",\"op\":\"$op\",\"exit\":\"$?\"}" >>"$log"
+  done
   if gcc -O2 -o "$work/nccl_floor" device/nccl_floor.c -ldl 2>>"$OUT/gpu-check.stderr"; then
     cudart=$(ldconfig -p | awk '/libcudart.so/ {print $1; exit}')
     timeout 60 "$work/nccl_floor" "${cudart:-libcudart.so.13}" libnccl.so.2 | sed 's/^{/{"check":"nccl_floor",/' >>"$log" || true

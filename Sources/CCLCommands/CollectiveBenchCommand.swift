@@ -20,9 +20,12 @@ struct CollectiveBenchOptions: ParsableArguments {
         help: "Refill the input and verify every element at every iteration (--no-check: the warm-up only, then the call alone).")
     var check = true
     @Flag(help: "One JSON object per line.") var json = false
+    @Option(help: "host, or cuda: device buffers on each rank's GPU (the local rank's), NCCL through the registry.")
+    var device: String = "host"
 
     func validate() throws {
         guard (1...64).contains(nproc) else { throw ValidationError("--nproc must be in 1...64") }
+        guard ["host", "cuda"].contains(device) else { throw ValidationError("--device must be host or cuda") }
         guard CollectiveOptions.Transport(rawValue: transport) != nil else { throw ValidationError("--transport must be shm, tcp or auto") }
         try validateBackend(backend)
         guard DType(name: dtype) != nil else { throw ValidationError("unknown --dtype '\(dtype)'") }
@@ -45,7 +48,7 @@ struct CollectiveBenchOptions: ParsableArguments {
             "--target-ms",
             "\(targetMs)",
         ]
-            + (check ? [] : ["--no-check"]) + (json ? ["--json"] : [])
+            + (check ? [] : ["--no-check"]) + (json ? ["--json"] : []) + (device == "host" ? [] : ["--device", device])
     }
 }
 

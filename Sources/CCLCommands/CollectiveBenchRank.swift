@@ -24,7 +24,12 @@ struct CollectiveRankCommand: ParsableCommand {
             throw ValidationError("bad --dtype or --redop")
         }
         let sizes = try options.sizes.split(separator: ",").map { try parseSize(String($0)) }
-        let bench = CollectiveBench(communicator: communicator, decision: decision, collective: collective, op: op, options: options)
+        // --device cuda: the calls run on the GPU; the host communicator still times and checks.
+        let gpu =
+            options.device == "cuda"
+            ? try DeviceBenchBuffers(setup: setup, options: setup.collectiveOptions(base, transport: options.transport)) : nil
+        let bench = CollectiveBench(
+            communicator: communicator, decision: gpu?.decision ?? decision, collective: collective, op: op, options: options, gpu: gpu)
         if communicator.rank == 0 { bench.printHeader(dtype: dtype) }
         for size in sizes {
             switch dtype {
@@ -47,13 +52,29 @@ struct CollectiveBench {
     let collective: BenchCollective
     let op: ReduceOp
     let options: CollectiveBenchOptions
+    /// With `--device cuda`: where the timed calls run.
+    var gpu: DeviceBenchBuffers? = nil
 
     var ranks: Int { communicator.worldSize }
+    /// What the table calls the transport: the GPU's communicator's, or the host one's.
+    var transport: String { gpu?.communicator.transportDescription ?? communicator.transportDescription }
+
+    /// The call `collective` makes on the device.
+    func deviceCall(count: Int, dtype: DType) -> CollectiveCall {
+        let n = ranks, rank = communicator.rank
+        switch collective {
+        case .allreduce: return CollectiveCall(.allReduce(op), dtype: dtype, count: count)
+        case .allgather: return CollectiveCall(.allGather, dtype: dtype, count: count)
+        case .reducescatter: return CollectiveCall(.reduceScatter(op), dtype: dtype, count: count)
+        case .broadcast: return CollectiveCall(.broadcast(root: 0), dtype: dtype, count: count)
+        case .sendrecv: return CollectiveCall(.sendRecv(to: (rank + 1) % n, from: (rank + n - 1) % n), dtype: dtype, count: count)
+        }
+    }
 
     func printHeader(dtype: DType) {
         guard !options.json else { return }
         print(
-            "# ccl bench \(collective.rawValue): \(ranks) ranks, transport \(communicator.transportDescription), \(dtype), redop \(op), check \(options.check ? "every iteration" : "off")"
+            "# ccl bench \(collective.rawValue): \(ranks) ranks, transport \(transport), \(dtype), redop \(op), check \(options.check ? "every iteration" : "off")"
         )
         print("# backend: \(decision)")
         print("# time = p50 over iterations of the slowest rank's time; avg also shown; bandwidths from p50")
@@ -75,6 +96,8 @@ struct CollectiveBench {
             output.deallocate()
         }
         let dtype = T.dtype
+        try gpu?.reserve(input: input.count, output: output.count)
+        let call = deviceCall(count: count, dtype: dtype)
         // Checked iterations refill the input with this iteration's values first (a stale result
         // cannot pass); unchecked ones (--no-check) time the call alone on the buffers as they
         // are, as the C anchors do.
@@ -89,9 +112,23 @@ struct CollectiveBench {
                 } else {
                     BenchPattern.fill(input, as: T.self, count: inputCount, rank: rank, first: 0, iteration: number)
                 }
+                if let gpu {
+                    if collective == .broadcast {
+                        try gpu.upload(UnsafeRawBufferPointer(output), toOutput: true)
+                    } else {
+                        try gpu.upload(UnsafeRawBufferPointer(input))
+                    }
+                }
             }
             try communicator.barrier()
             let start = monotonicNanoseconds()
+            if let gpu {
+                try gpu.run(call, inputBytes: input.count, outputBytes: output.count)
+                let elapsed = monotonicNanoseconds() - start
+                guard check else { return (elapsed, 0) }
+                try gpu.download(output)
+                return (elapsed, wrongElements(number))
+            }
             switch collective {
             case .allreduce:
                 try communicator.allReduce(UnsafeRawBufferPointer(input), into: output, count: count, dtype: dtype, op: op)
@@ -107,6 +144,11 @@ struct CollectiveBench {
             }
             let elapsed = monotonicNanoseconds() - start
             guard check else { return (elapsed, 0) }
+            return (elapsed, wrongElements(number))
+        }
+
+        // Elements of the output that differ from what iteration `number` must give.
+        func wrongElements(_ number: Int) -> Int {
             let result = UnsafeRawBufferPointer(output)
             let wrong: Int
             switch collective {
@@ -131,7 +173,7 @@ struct CollectiveBench {
                     BenchPattern.value(rank: (rank + n - 1) % n, index: $0, iteration: number)
                 }
             }
-            return (elapsed, wrong)
+            return wrong
         }
 
         let warmup = size <= 64 << 10 ? 50 : size <= 1 << 20 ? 10 : size <= 16 << 20 ? 3 : 2
@@ -165,7 +207,7 @@ struct CollectiveBench {
         let redop = [.allreduce, .reducescatter].contains(collective) ? "\(op)" : "none"
         if options.json {
             print(
-                "{\"op\":\"\(collective.rawValue)\",\"nproc\":\(n),\"transport\":\"\(communicator.transportDescription)\",\"backend\":\"\(communicator.backend)\",\"dtype\":\"\(dtype)\","
+                "{\"op\":\"\(collective.rawValue)\",\"nproc\":\(n),\"transport\":\"\(transport)\",\"backend\":\"\(gpu?.communicator.backend ?? communicator.backend)\",\"dtype\":\"\(dtype)\","
                     + "\"size\":\(bytes),\"count\":\(count),\"time_us\":\(format(p50)),\"avg_us\":\(format(average)),"
                     + "\"algbw_gbps\":\(format(algorithmBandwidth)),\"busbw_gbps\":\(format(busBandwidth)),\"wrong\":\(wrongTotal[0]),"
                     + "\"iterations\":\(iterations)}")
