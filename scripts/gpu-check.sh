@@ -9,7 +9,8 @@
 #   runs `ccl gpu-check` (every op × dtype at world size 1 verified, a CUDA graph of 10
 #   all-reduces replayed 100 times, per-call cost raw and behind the flight recorder, device
 #   calls marked completed from CUDA events (trace_device), creation time), `ccl bench <op> --device
-#   cuda` at world size 1 (every element verified), `ccl gpu-check --ranks 2`
+#   cuda` at world size 1 (every element verified), `ccl demo --device cuda --tp 1 --pp 2`,
+#   `ccl gpu-check --ranks 2`
 #   (two ranks on one GPU: our error on both), nccl_floor.c (the C floor, same run) and torch's
 #   ProcessGroupNCCL (torch_anchor.py nccl, same run).
 set -euo pipefail
@@ -35,6 +36,8 @@ run)
   nvidia-smi --query-gpu=name,driver_version,pci.bus_id --format=csv,noheader >"$OUT/gpu.txt" 2>&1 || true
   timeout 180 "$work/ccl" gpu-check >>"$log" 2>"$OUT/gpu-check.stderr" || echo "{\"check\":\"gpu-check\",\"exit\":\"$?\"}" >>"$log"
   timeout 60 "$work/ccl" gpu-check --ranks 2 >>"$log" 2>>"$OUT/gpu-check.stderr" || echo "{\"check\":\"duplicate\",\"exit\":\"$?\"}" >>"$log"
+  timeout 60 "$work/ccl" demo --device cuda --tp 1 --pp 2 --steps 3 >"$OUT/demo-cuda.txt" 2>&1 \
+    && echo '{"check":"demo_cuda","ok":"true"}' >>"$log" || echo "{\"check\":\"demo_cuda\",\"exit\":\"$?\"}" >>"$log"
   for op in allreduce allgather reducescatter broadcast sendrecv; do
     timeout 60 "$work/ccl" bench "$op" --device cuda --nproc 1 --sizes 8,1M,64M --target-ms 50 --json \
       | sed 's/^{/{"check":"bench_cuda",/' >>"$log" 2>>"$OUT/gpu-check.stderr" || echo "{\"check\":\"bench_cuda\",\"op\":\"$op\",\"exit\":\"$?\"}" >>"$log"

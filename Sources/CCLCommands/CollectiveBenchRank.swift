@@ -27,7 +27,7 @@ struct CollectiveRankCommand: ParsableCommand {
         // --device cuda: the calls run on the GPU; the host communicator still times and checks.
         let gpu =
             options.device == "cuda"
-            ? try DeviceBenchBuffers(setup: setup, options: setup.collectiveOptions(base, transport: options.transport)) : nil
+            ? try GPUStaging(setup: setup, options: setup.collectiveOptions(base, transport: options.transport)) : nil
         let bench = CollectiveBench(
             communicator: communicator, decision: gpu?.decision ?? decision, collective: collective, op: op, options: options, gpu: gpu)
         if communicator.rank == 0 { bench.printHeader(dtype: dtype) }
@@ -53,7 +53,7 @@ struct CollectiveBench {
     let op: ReduceOp
     let options: CollectiveBenchOptions
     /// With `--device cuda`: where the timed calls run.
-    var gpu: DeviceBenchBuffers? = nil
+    var gpu: GPUStaging? = nil
 
     var ranks: Int { communicator.worldSize }
     /// What the table calls the transport: the GPU's communicator's, or the host one's.

@@ -29,6 +29,8 @@ struct DemoOptions: ParsableArguments {
     @Option(help: "Tokens per step.") var tokens: Int = 8
     @Option(help: "CPU transport for the collectives: auto, shm or tcp.") var transport: String = "auto"
     @Option(help: "Backends in order of preference (shm, tcp, hierarchical), or auto; wins over CCL_BACKEND.") var backend: String = "auto"
+    @Option(help: "host, or cuda: the tensor-parallel all-reduce on each rank's GPU (NCCL), staged from the host.")
+    var device: String = "host"
     @Option(help: .hidden) var corruptStep: Int = -1
 
     func validate() throws {
@@ -48,12 +50,13 @@ struct DemoOptions: ParsableArguments {
         }
         guard CollectiveOptions.Transport(rawValue: transport) != nil else { throw ValidationError("--transport must be auto, shm or tcp") }
         try validateBackend(backend)
+        guard ["host", "cuda"].contains(device) else { throw ValidationError("--device must be host or cuda") }
     }
 
     var forwarded: [String] {
         [
             "--tp", "\(tp)", "--pp", "\(pp)", "--steps", "\(steps)", "--hidden", "\(hidden)", "--ffn", "\(ffn)", "--tokens", "\(tokens)",
-            "--transport", transport, "--backend", backend, "--corrupt-step=\(corruptStep)",
+            "--transport", transport, "--backend", backend, "--corrupt-step=\(corruptStep)", "--device", device,
         ]
     }
 }
@@ -79,8 +82,20 @@ struct DemoRankCommand: ParsableCommand {
         let layout = try ParallelLayout(world: setup.launch.worldSize, tp: options.tp, pp: options.pp)
         var collectives = try setup.collectiveOptions(CollectiveOptions(), transport: options.transport, backend: options.backend)
         collectives.timeout = .seconds(60)
+        // --device cuda: the tensor-parallel group also gets a device communicator on this rank's
+        // GPU, and its all-reduce goes through it (staged from and back to the host).
+        let gpu =
+            options.device == "cuda"
+            ? try GPUStaging.device(localRank: setup.nodes.local(rank).rank, rank: rank, environment: setup.environment) : nil
         let tpGroup = try GroupCoordinator.create(
-            .tp, layout: layout, rank: rank, store: setup.store, nodes: setup.nodes, collectives: collectives)
+            .tp, layout: layout, rank: rank, store: setup.store, nodes: setup.nodes, collectives: collectives,
+            device: gpu.map { .cuda($0.1) })
+        let staging = try gpu.map { (cuda, ordinal) throws(CCLError) -> GPUStaging in
+            guard let communicator = tpGroup.deviceCommunicator else {
+                throw CCLError(.unavailable, operation: "demo --device cuda", rank: rank, "the tp group has no device communicator")
+            }
+            return try GPUStaging(communicator: communicator, decision: tpGroup.deviceChoice, cuda: cuda, ordinal: ordinal)
+        }
         let ppGroup = try GroupCoordinator.create(
             .pp, layout: layout, rank: rank, store: setup.store, nodes: setup.nodes, collectives: collectives)
         var queueOptions = QueueOptions()
@@ -122,8 +137,16 @@ struct DemoRankCommand: ParsableCommand {
             time.compute = monotonicNanoseconds() - start
             // 4. Sum the shards over the tensor-parallel group.
             start = monotonicNanoseconds()
-            try partial.withUnsafeMutableBytes {
-                try tensorParallel.allReduce(UnsafeRawBufferPointer($0), into: $0, count: elements, dtype: .float32, op: .sum)
+            if let staging {
+                let bytes = elements * MemoryLayout<Float>.stride
+                try staging.reserve(input: bytes, output: bytes)
+                try partial.withUnsafeBytes { try staging.upload($0) }
+                try staging.run(CollectiveCall(.allReduce(.sum), dtype: .float32, count: elements), inputBytes: bytes, outputBytes: bytes)
+                try partial.withUnsafeMutableBytes { try staging.download($0) }
+            } else {
+                try partial.withUnsafeMutableBytes {
+                    try tensorParallel.allReduce(UnsafeRawBufferPointer($0), into: $0, count: elements, dtype: .float32, op: .sum)
+                }
             }
             time.allReduce = monotonicNanoseconds() - start
             var y = model.finish(partial, input: x)

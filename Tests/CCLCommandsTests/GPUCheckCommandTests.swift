@@ -25,4 +25,15 @@ import Testing
         let bad = try runCCL(["bench", "allreduce", "--device", "tpu"])
         #expect(bad.status != 0 && bad.error.contains("--device must be host or cuda"), "\(bad.error)")
     }
+
+    @Test("ccl demo --device cuda without a driver: the ranks stop naming libcuda.so.1; a bad --device is refused")
+    func demoWithoutDriver() throws {
+        let result = try runCCL(
+            ["demo", "--device", "cuda", "--tp", "2", "--pp", "1", "--steps", "1"],
+            environment: ["CCL_CUDA_SO_PATH": "/nonexistent/libcuda.so.1"])
+        #expect(result.status != 0, "\(result.output)")
+        #expect(result.error.contains("libcuda.so.1 not loaded from CCL_CUDA_SO_PATH=/nonexistent/libcuda.so.1"), "\(result.error)")
+        let bad = try runCCL(["demo", "--device", "gpu"])
+        #expect(bad.status != 0 && bad.error.contains("--device must be host or cuda"), "\(bad.error)")
+    }
 }

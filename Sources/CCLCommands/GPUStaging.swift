@@ -2,16 +2,17 @@ import CCL
 import CCLNCCL
 import Foundation
 
-/// The GPU side of `ccl bench <collective> --device cuda`: the rank's device communicator (NCCL,
-/// through the registry), device copies of the bench's host buffers, and a stream. Each iteration
-/// uploads the host input, runs the call on the stream and waits for it (the timed part, as
-/// nccl-tests with a synchronisation), then downloads the output for the host's check.
+/// Host buffers staged through a GPU for `ccl bench <collective> --device cuda` and `ccl demo
+/// --device cuda`: a device communicator (NCCL, through the registry), device copies of the
+/// caller's host buffers, and a stream. Each call uploads the host input, runs the collective on
+/// the stream and waits for it (what the bench times, as nccl-tests with a synchronisation), then
+/// the output is downloaded for the host's check.
 ///
 /// Ownership: frees its device memory and stream when it goes; the communicator's context stays
 /// current on the calling thread throughout (one thread).
-final class DeviceBenchBuffers {
+final class GPUStaging {
     let communicator: any Communicator
-    let decision: BackendChoice.Decision
+    let decision: BackendChoice.Decision?
     private let cuda: CUDADriver
     private let ordinal: Int
     private var stream: OpaquePointer?
@@ -20,23 +21,39 @@ final class DeviceBenchBuffers {
     private var inputBytes = 0
     private var outputBytes = 0
 
-    /// Opens the driver and makes the group's device communicator on the local rank's GPU.
+    /// The CUDA driver and the GPU of local rank `localRank`: its own ordinal, or 0 when the rank
+    /// sees one GPU (its own `CUDA_VISIBLE_DEVICES`).
     ///
-    /// - Throws: `CCLError` naming what is missing ("libcuda.so.1 not found (tried: …)") or why
-    ///   the communicator could not be made.
-    init(setup: RankSetup, options: CollectiveOptions) throws(CCLError) {
-        cuda = try CUDADriver.load(environment: setup.environment)
+    /// - Throws: `CCLError` naming what is missing ("libcuda.so.1 not found (tried: …)"), or the
+    ///   local rank without a GPU.
+    static func device(localRank: Int, rank: Int, environment: [String: String]) throws(CCLError) -> (CUDADriver, Int) {
+        let cuda = try CUDADriver.load(environment: environment)
         let count = try cuda.deviceCount()
-        let local = setup.nodes.local(setup.world.rank).rank
-        ordinal = count == 1 ? 0 : local
+        let ordinal = count == 1 ? 0 : localRank
         guard ordinal < count else {
             throw CCLError(
-                .unavailable, operation: "ccl bench --device cuda", rank: setup.world.rank,
-                "local rank \(local) has no GPU: \(count) visible (CUDA_VISIBLE_DEVICES, or fewer ranks per node)")
+                .unavailable, operation: "use the GPU (--device cuda)", rank: rank,
+                "local rank \(localRank) has no GPU: \(count) visible (CUDA_VISIBLE_DEVICES, or fewer ranks per node)")
         }
-        (communicator, decision) = try BackendRegistry(options: options).makeCommunicator(
-            group: setup.world, nodes: setup.nodes, device: .cuda(ordinal), request: .automatic, launcher: options.launcher)
+        return (cuda, ordinal)
+    }
+
+    /// Staging for `communicator`, a device communicator on GPU `ordinal`.
+    init(communicator: any Communicator, decision: BackendChoice.Decision?, cuda: CUDADriver, ordinal: Int) throws(CCLError) {
+        self.communicator = communicator
+        self.decision = decision
+        self.cuda = cuda
+        self.ordinal = ordinal
         try cuda.check(cuda.streamCreate(&stream, 1), "cuStreamCreate")
+    }
+
+    /// Staging for the world group of `setup`, on its local rank's GPU.
+    convenience init(setup: RankSetup, options: CollectiveOptions) throws(CCLError) {
+        let (cuda, ordinal) = try Self.device(
+            localRank: setup.nodes.local(setup.world.rank).rank, rank: setup.world.rank, environment: setup.environment)
+        let (communicator, decision) = try BackendRegistry(options: options).makeCommunicator(
+            group: setup.world, nodes: setup.nodes, device: .cuda(ordinal), request: .automatic, launcher: options.launcher)
+        try self.init(communicator: communicator, decision: decision, cuda: cuda, ordinal: ordinal)
     }
 
     deinit {
