@@ -98,14 +98,14 @@ package final class FlightRecorder: @unchecked Sendable {
     @inline(__always)
     package func begin(_ call: CollectiveCall) -> UnsafeMutableRawPointer {
         calls &+= 1
-        let isCollective = call.op.kind != .sendRecv
+        let (kind, reduce, first, second) = TraceOp.encode(call.op)
+        let isCollective = !TraceOp.isPointToPoint(kind)
         if isCollective { collectives &+= 1 }
         let entry = entries + slot &* TraceLayout.entryBytes
         slot = slot + 1 == Int(capacity) ? 0 : slot + 1
         let number = word(entry, TraceLayout.numberOffset)
         number.store(0, ordering: .relaxed)  // readers skip the entry while it changes
         atomicMemoryFence(ordering: .releasing)
-        let (kind, reduce, first, second) = TraceOp.encode(call.op)
         entry.storeBytes(of: kind, toByteOffset: TraceLayout.kindOffset, as: UInt8.self)
         entry.storeBytes(of: reduce, toByteOffset: TraceLayout.reduceOffset, as: UInt8.self)
         entry.storeBytes(of: call.dtype.rawValue, toByteOffset: TraceLayout.dtypeOffset, as: UInt8.self)
@@ -114,7 +114,7 @@ package final class FlightRecorder: @unchecked Sendable {
         entry.storeBytes(of: Int64(call.count), toByteOffset: TraceLayout.countOffset, as: Int64.self)
         entry.storeBytes(of: isCollective ? collectives : 0, toByteOffset: TraceLayout.collectiveOffset, as: UInt64.self)
         entry.storeBytes(of: coarseMonotonicNanoseconds(), toByteOffset: TraceLayout.startOffset, as: UInt64.self)
-        word(entry, TraceLayout.endOffset).store(0, ordering: .relaxed)
+        // The end time is left as it was: readers ignore it while the state says started.
         word(entry, TraceLayout.stateOffset).store(UInt64(TraceState.started.rawValue), ordering: .relaxed)
         number.store(calls, ordering: .releasing)
         recorded.store(calls, ordering: .releasing)

@@ -63,8 +63,13 @@ package final class RecordingCommunicator: Communicator, @unchecked Sendable {
         let entry = recorder.begin(call)
         do {
             let completion = try inner.execute(call, input: input, output: output, on: stream)
-            recorder.end(entry, completion.state == .done ? .completed : .enqueued)
-            if case .enqueued(let stream) = completion.state, let marking { follow(stream, marking) }
+            switch completion.state {
+            case .done:
+                recorder.end(entry, .completed)
+            case .enqueued(let stream):
+                recorder.end(entry, .enqueued)
+                if let marking { follow(stream, marking) }
+            }
             return completion
         } catch {
             // The verdict is read while this rank's entry still says it waits in the call.

@@ -98,6 +98,10 @@ package enum TraceOp {
         }
     }
 
+    /// Whether `kind` is a send, a receive or a sendRecv (numbered apart from the collectives).
+    @inline(__always)
+    package static func isPointToPoint(_ kind: UInt8) -> Bool { kind >= 5 && kind <= 7 }
+
     /// The operation the bytes stand for; nil for bytes no writer makes.
     package static func decode(kind: UInt8, reduce: UInt8, first: Int32, second: Int32) -> CollectiveOp? {
         let op = ReduceOp(rawValue: reduce)
