@@ -50,3 +50,41 @@ fi
 if [ ! -e "$MPICH5_PREFIX/lib/libmpi_abi.so.1" ]; then
   echo "setup: could not install MPICH 5.0.2 from PyPI into $MPICH5_PREFIX; the standard-ABI MPI tests will fail" >&2
 fi
+# Slurm on this one machine (slurmctld and slurmd with munge, one node, its CPUs
+# oversubscribed), so that `srun` jobs are tested for real: Slurm's PMI-2 variables
+# (PMI_RANK/PMI_SIZE/PMI_FD), the MPI libraries initialised under srun, the store over MPI_Bcast.
+if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ] && ! command -v slurmd >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null 2>&1 || true
+fi
+if command -v slurmd >/dev/null && [ "$(id -u)" = 0 ] && ! timeout 20 srun -n 1 true >/dev/null 2>&1; then
+  mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/munge
+  [ -e /etc/munge/munge.key ] || dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 2>/dev/null
+  chown munge:munge /etc/munge/munge.key /run/munge 2>/dev/null || true
+  chmod 400 /etc/munge/munge.key
+  pgrep -x munged >/dev/null || /usr/sbin/munged --force 2>/dev/null || true
+  host=$(hostname)
+  cat >/etc/slurm/slurm.conf <<CONF
+ClusterName=ccl
+SlurmctldHost=$host
+AuthType=auth/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+SlurmctldPidFile=/run/slurmctld.pid
+SlurmdPidFile=/run/slurmd.pid
+SlurmdSpoolDir=/var/spool/slurmd
+StateSaveLocation=/var/spool/slurmctld
+SlurmUser=root
+ReturnToService=2
+MpiDefault=pmi2
+NodeName=$host CPUs=$(nproc) State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:8
+CONF
+  pgrep -x slurmctld >/dev/null || /usr/sbin/slurmctld || true
+  pgrep -x slurmd >/dev/null || /usr/sbin/slurmd || true
+  for _ in 1 2 3 4 5 6 7 8 9 10; do timeout 10 srun -n 1 true >/dev/null 2>&1 && break; sleep 1; done
+fi
+if ! timeout 20 srun -n 1 true >/dev/null 2>&1; then
+  echo "setup: no working Slurm (slurm-wlm, munge, slurmctld, slurmd); the srun tests will say so and skip" >&2
+fi

@@ -172,6 +172,29 @@ import Testing
         #expect(job.output.components(separatedBy: "swift-ccl version").count == 2, "one table: \(job.output)")
     }
 
+    /// Whether Slurm answers here (scripts/setup.sh starts one when it runs as root).
+    static let slurmAvailable: Bool = {
+        guard let status = try? blockingShell(["timeout", "20", "srun", "-n", "1", "true"], environment: [:]).status else { return false }
+        return status == 0
+    }()
+
+    @Test(
+        "srun -n 2 (Slurm's PMI-2, no mpirun): ccl bench --backend mpi on MPICH with every element checked, and ccl doctor's one table",
+        .enabled(if: slurmAvailable, "needs a working Slurm: scripts/setup.sh starts slurmctld and slurmd as root"))
+    func underSrun() async throws {
+        let ccl = Worker.executable.deletingLastPathComponent().appendingPathComponent("ccl").path
+        let srun = ["timeout", "120", "srun", "-n", "2", "--oversubscribe", ccl]
+        let bench = try await Self.shell(srun + ["bench", "allreduce", "--backend", "mpi", "--sizes", "8,1K", "--target-ms", "20"])
+        #expect(bench.status == 0, "\(bench.output)")
+        #expect(bench.output.contains("2 ranks, transport mpi (MPICH, 2 of 2 MPI ranks)"), "\(bench.output)")
+        let rows = bench.output.split(separator: "\n").filter { !$0.hasPrefix("#") && $0.contains("float32") && $0.contains("sum") }
+        #expect(rows.count == 2 && rows.allSatisfy { $0.split(separator: " ").dropLast().last == "0" }, "\(bench.output)")
+        let doctor = try await Self.shell(srun + ["doctor"])
+        #expect(doctor.status == 0, "\(doctor.output)")
+        #expect(doctor.output.contains("job                       2 ranks on 1 node (PMI)"), "\(doctor.output)")
+        #expect(doctor.output.components(separatedBy: "swift-ccl version").count == 2, "one table: \(doctor.output)")
+    }
+
     @Test("mpirun -np 4 ccl demo: TP 2 × PP 2 across the job mpirun started, checked against one process")
     func demoUnderMPI() async throws {
         let job = try await Self.ccl(ranks: 4, ["demo", "--tp", "2", "--pp", "2", "--steps", "3"])
