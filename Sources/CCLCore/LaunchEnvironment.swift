@@ -17,7 +17,9 @@
 ///    unknown): DeepSpeed's launcher sets `LOCAL_RANK` and `LOCAL_SIZE` but no `LOCAL_WORLD_SIZE`.
 /// 3. Open MPI: `OMPI_COMM_WORLD_RANK`, `OMPI_COMM_WORLD_SIZE`, `OMPI_COMM_WORLD_LOCAL_RANK`,
 ///    `OMPI_COMM_WORLD_LOCAL_SIZE`. `OMPI_COMM_WORLD_NODE_RANK` is not the node index and is ignored.
-/// 4. PMI (MPICH/Hydra): `PMI_RANK`, `PMI_SIZE`, local from `MPI_LOCALRANKID`, `MPI_LOCALNRANKS`.
+/// 4. PMI (MPICH/Hydra): `PMI_RANK`, `PMI_SIZE`, local from `MPI_LOCALRANKID`, `MPI_LOCALNRANKS`;
+///    under srun (Slurm's PMI-2), local and node from Slurm's variables below when they describe
+///    the same rank.
 /// 5. Slurm: `SLURM_PROCID`, `SLURM_NTASKS`, `SLURM_LOCALID`; node from `SLURM_NODEID`,
 ///    `SLURM_NNODES`; local size from `SLURM_NTASKS_PER_NODE` only when it is a plain integer
 ///    (a form like `4(x2),3` leaves it unknown), and either local value may stand alone.
@@ -210,6 +212,25 @@ extension LaunchEnvironment {
 
         if let family = Family.all.first(where: { $0.isPresent(in: env) }) {
             try family.read(into: &result, with: &reader)
+        }
+        // srun with PMI-2 sets PMI_RANK and PMI_SIZE but no local rank: Slurm's own variables
+        // give it (and the node), when they describe the same process.
+        if result.source == .pmi, result.localRank == nil, let slurm = Family.all.first(where: { $0.source == .slurm }),
+            slurm.isPresent(in: env)
+        {
+            var fromSlurm = LaunchEnvironment()
+            var slurmReader = Reader(env: env)
+            if (try? slurm.read(into: &fromSlurm, with: &slurmReader)) != nil, fromSlurm.rank == result.rank,
+                fromSlurm.worldSize == result.worldSize
+            {
+                result.localRank = fromSlurm.localRank
+                result.localWorldSize = fromSlurm.localWorldSize
+                result.nodeRank = fromSlurm.nodeRank
+                result.nodeCount = fromSlurm.nodeCount
+                reader.nodeRank = slurmReader.nodeRank
+                reader.nodeCount = slurmReader.nodeCount
+                result.sourceVariables += fromSlurm.sourceVariables.filter { $0 != "SLURM_PROCID" && $0 != "SLURM_NTASKS" }
+            }
         }
 
         // Node overrides, each on its own.

@@ -81,6 +81,19 @@ private let familyCases: [FamilyCase] = [
             sourceVariables: [
                 "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE", "SLURM_NODEID", "SLURM_NNODES",
             ])),
+    // srun with PMI-2: PMI's rank and size, Slurm's local rank and node.
+    FamilyCase(
+        env: [
+            "PMI_RANK": "1", "PMI_SIZE": "2", "PMI_FD": "10", "SLURM_PROCID": "1", "SLURM_NTASKS": "2", "SLURM_LOCALID": "1",
+            "SLURM_NODEID": "0", "SLURM_NNODES": "1",
+        ],
+        expected: LaunchEnvironment(
+            rank: 1, worldSize: 2, localRank: 1, nodeRank: 0, nodeCount: 1, source: .pmi,
+            sourceVariables: ["PMI_RANK", "PMI_SIZE", "SLURM_LOCALID", "SLURM_NODEID", "SLURM_NNODES"])),
+    // Slurm's variables of another rank (a stale environment) are not taken.
+    FamilyCase(
+        env: ["PMI_RANK": "1", "PMI_SIZE": "2", "SLURM_PROCID": "0", "SLURM_NTASKS": "2", "SLURM_LOCALID": "0"],
+        expected: LaunchEnvironment(rank: 1, worldSize: 2, source: .pmi, sourceVariables: ["PMI_RANK", "PMI_SIZE"])),
     FamilyCase(
         env: ["SLURM_PROCID": "7", "SLURM_NTASKS": "8", "SLURM_LOCALID": "3", "SLURM_NODEID": "1", "SLURM_NNODES": "2"],
         expected: LaunchEnvironment(
