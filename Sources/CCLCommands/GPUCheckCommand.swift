@@ -99,12 +99,7 @@ struct GPUCheck {
     func deviceCompletion(_ recorded: any Communicator, recorder: FlightRecorder, stream: OpaquePointer?, on deviceStream: DeviceStream)
         -> [String: String]
     {
-        var pointer: CUDADriver.DevicePointer = 0
-        defer { if pointer != 0 { _ = cuda.memFree(pointer) } }
-        do {
-            try cuda.check(cuda.memAlloc(&pointer, 8), "cuMemAlloc")
-            let buffer = DeviceBuffer(base: UnsafeMutableRawPointer(bitPattern: UInt(pointer)), bytes: 8, device: .cuda(0))
-            let call = CollectiveCall(.allReduce(.sum), dtype: .float32, count: 2)
+        withSmallAllReduce(check: "trace_device") { buffer, call in
             try cuda.check(cuda.streamSynchronize(stream), "cuStreamSynchronize")
             for _ in 0..<(2 * RecordingCommunicator.markerInterval + 1) {
                 _ = try recorded.execute(call, input: buffer, output: buffer, on: deviceStream)
@@ -116,8 +111,20 @@ struct GPUCheck {
                 "check": "trace_device", "ok": completed > 0 && enqueued <= 3 * RecordingCommunicator.markerInterval ? "true" : "false",
                 "completed": "\(completed)", "enqueued": "\(enqueued)",
             ]
+        }
+    }
+
+    /// `body`'s row, given 8 device bytes and an 8-byte all-reduce on them (freed after); a
+    /// failure is the row `check` with its error.
+    func withSmallAllReduce(check: String, _ body: (DeviceBuffer, CollectiveCall) throws -> [String: String]) -> [String: String] {
+        var pointer: CUDADriver.DevicePointer = 0
+        defer { if pointer != 0 { _ = cuda.memFree(pointer) } }
+        do {
+            try cuda.check(cuda.memAlloc(&pointer, 8), "cuMemAlloc")
+            let buffer = DeviceBuffer(base: UnsafeMutableRawPointer(bitPattern: UInt(pointer)), bytes: 8, device: .cuda(0))
+            return try body(buffer, CollectiveCall(.allReduce(.sum), dtype: .float32, count: 2))
         } catch {
-            return ["check": "trace_device", "ok": "false", "error": "\(error)"]
+            return ["check": check, "ok": "false", "error": "\(error)"]
         }
     }
 
@@ -218,12 +225,7 @@ struct GPUCheck {
     /// Microseconds per 8-byte all-reduce: enqueued back to back (2000), and each followed by a
     /// stream synchronisation (500); like `nccl_floor.c`.
     func perCallCost(_ communicator: any Communicator, stream: OpaquePointer?, on deviceStream: DeviceStream) -> [String: String] {
-        var pointer: CUDADriver.DevicePointer = 0
-        defer { if pointer != 0 { _ = cuda.memFree(pointer) } }
-        do {
-            try cuda.check(cuda.memAlloc(&pointer, 8), "cuMemAlloc")
-            let buffer = DeviceBuffer(base: UnsafeMutableRawPointer(bitPattern: UInt(pointer)), bytes: 8, device: .cuda(0))
-            let call = CollectiveCall(.allReduce(.sum), dtype: .float32, count: 2)
+        withSmallAllReduce(check: "per_call") { buffer, call in
             for _ in 0..<20 { _ = try communicator.execute(call, input: buffer, output: buffer, on: deviceStream) }
             try cuda.check(cuda.streamSynchronize(stream), "cuStreamSynchronize")
             let start = DispatchTime.now().uptimeNanoseconds
@@ -241,8 +243,6 @@ struct GPUCheck {
                 "check": "per_call", "size": "8", "enqueue_us": String(format: "%.3f", Double(enqueued - start) / 2000 / 1000),
                 "enqueue_sync_us": String(format: "%.3f", Double(synced) / 500 / 1000),
             ]
-        } catch {
-            return ["check": "per_call", "ok": "false", "error": "\(error)"]
         }
     }
 }

@@ -72,6 +72,17 @@ import Testing
         }
     }
 
+    @Test(
+        "doctor --timeout (1…3600 s) and trace --wait (0…3600 s) out of range are refused naming the option",
+        arguments: ["0", "-1", "3601", "9223372036854775807", "NaN", "inf", "", String(repeating: "9", count: 10_000)])
+    func secondsBounds(value: String) throws {
+        let (status, _, error) = try runCCL(["doctor", "--timeout", value])
+        #expect(status != 0 && error.contains("--timeout"), "\(error)")
+        guard value != "0" else { return }  // --wait 0: ask once, wait for nothing
+        let (traced, _, traceError) = try runCCL(["trace", "--addr", "127.0.0.1:1", "--wait", value])
+        #expect(traced != 0 && traceError.contains("--wait"), "\(traceError)")
+    }
+
     /// Whether this process may make a private mount namespace (root, `unshare -m`).
     static let canUnshare: Bool = {
         let process = Process()

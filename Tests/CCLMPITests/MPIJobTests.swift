@@ -202,22 +202,21 @@ import Testing
         #expect(job.output.contains("all 3 steps match the single-process model"), "\(job.output)")
     }
 
-    @Test(
-        "Open MPI across two network-namespace hosts: mpirun reaches host B through an rsh agent; shm inside, MPI between",
-        .enabled(if: TestHosts.available, "needs root and iproute2 to create network namespaces (ip netns add)"))
-    func twoHosts() async throws {
-        let hosts = try TestHosts(tag: 7)
-        defer { hosts.tearDown() }
-        // Open MPI starts its daemon on a remote host with "AGENT HOST COMMAND": this agent runs the
-        // command in host B's namespace (and anything else where it is, host A). Both hosts share
-        // one host name, so Open MPI would take them for one node and use its shared-memory
-        // transport between them (which crashes across the namespaces): TCP only, as between
-        // two machines.
-        let agent = FileManager.default.temporaryDirectory.appendingPathComponent("ccl-netns-agent-\(getpid()).sh").path
+    /// A job of `mpi` workers (`arguments`) under Open MPI's mpirun in host A, `slots` ranks on
+    /// each host. Open MPI starts its daemon on a remote host with "AGENT HOST COMMAND": the agent
+    /// runs the command in host B's namespace (with `ownSharedMemoryOnB`, in a mount namespace
+    /// with a /dev/shm of its own), and anything else where it is (host A). Both hosts share one
+    /// host name, so Open MPI would take them for one node and use its shared-memory transport
+    /// between them (which crashes across the namespaces): TCP only, as between two machines.
+    static func acrossHosts(_ hosts: TestHosts, slots: Int, _ arguments: [String], ownSharedMemoryOnB: Bool = false) async throws -> (
+        status: Int32, output: String
+    ) {
+        let agent = FileManager.default.temporaryDirectory.appendingPathComponent("ccl-netns-agent-\(getpid())-\(hosts.b).sh").path
+        let onB = ownSharedMemoryOnB ? "unshare -m /bin/sh -c \"mount -t tmpfs tmpfs /dev/shm && $*\"" : "/bin/sh -c \"$*\""
         let script = """
             #!/bin/sh
             host=$1; shift
-            if [ "$host" = "\(hosts.addressB)" ]; then exec ip netns exec \(hosts.b) /bin/sh -c "$*"; fi
+            if [ "$host" = "\(hosts.addressB)" ]; then exec ip netns exec \(hosts.b) \(onB); fi
             exec /bin/sh -c "$*"
             """
         try script.write(toFile: agent, atomically: true, encoding: .utf8)
@@ -227,9 +226,18 @@ import Testing
         let words = [
             "timeout", "120", "ip", "netns", "exec", hosts.a, "mpirun.openmpi", "--oversubscribe", "--mca", "plm_rsh_agent", agent,
             "--mca", "oob_tcp_if_include", subnet, "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", subnet, "--host",
-            "\(hosts.addressA):2,\(hosts.addressB):2", "-np", "4", Worker.executable.path, "mpi", "backend=auto", "counts=7",
+            "\(hosts.addressA):\(slots),\(hosts.addressB):\(slots)", "-np", "\(2 * slots)", Worker.executable.path, "mpi",
         ]
-        Self.expectHierarchical(try await Self.shell(words))
+        return try await shell(words + arguments)
+    }
+
+    @Test(
+        "Open MPI across two network-namespace hosts: mpirun reaches host B through an rsh agent; shm inside, MPI between",
+        .enabled(if: TestHosts.available, "needs root and iproute2 to create network namespaces (ip netns add)"))
+    func twoHosts() async throws {
+        let hosts = try TestHosts(tag: 7)
+        defer { hosts.tearDown() }
+        Self.expectHierarchical(try await Self.acrossHosts(hosts, slots: 2, ["backend=auto", "counts=7"]))
     }
 
     @Test(
@@ -238,28 +246,9 @@ import Testing
     func watchdogAcrossHosts() async throws {
         let hosts = try TestHosts(tag: 8)
         defer { hosts.tearDown() }
-        // As in twoHosts, and host B's daemon (and so its rank) also gets a /dev/shm of its own:
-        // no flight recorder of B is visible on A.
-        let agent = FileManager.default.temporaryDirectory.appendingPathComponent("ccl-netns-shm-agent-\(getpid()).sh").path
-        let script = """
-            #!/bin/sh
-            host=$1; shift
-            if [ "$host" = "\(hosts.addressB)" ]; then
-              exec ip netns exec \(hosts.b) unshare -m /bin/sh -c "mount -t tmpfs tmpfs /dev/shm && $*"
-            fi
-            exec /bin/sh -c "$*"
-            """
-        try script.write(toFile: agent, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: agent) }
-        #expect(chmod(agent, 0o755) == 0)
-        let subnet = hosts.addressA.split(separator: ".").prefix(3).joined(separator: ".") + ".0/24"
-        let words = [
-            "timeout", "120", "ip", "netns", "exec", hosts.a, "mpirun.openmpi", "--oversubscribe", "--mca", "plm_rsh_agent", agent,
-            "--mca", "oob_tcp_if_include", subnet, "--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", subnet, "--host",
-            "\(hosts.addressA):1,\(hosts.addressB):1", "-np", "2", Worker.executable.path, "mpi", "counts=7", "dtypes=float32", "stall=1",
-            "timeout=2",
-        ]
-        let job = try await Self.shell(words)
+        // Host B's rank has a /dev/shm of its own: no flight recorder of B is visible on A.
+        let job = try await Self.acrossHosts(
+            hosts, slots: 1, ["counts=7", "dtypes=float32", "stall=1", "timeout=2"], ownSharedMemoryOnB: true)
         #expect(job.status == 0, "\(job.output)")
         #expect(
             job.output.contains(

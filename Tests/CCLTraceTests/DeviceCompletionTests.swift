@@ -38,6 +38,14 @@ import Testing
 
     static let stream = DeviceStream(device: .cuda(0), handle: UnsafeMutableRawPointer(bitPattern: 0x1000))
 
+    /// A stand-in device behind a real recorder (a /dev/shm segment) of 64 calls.
+    static func recording() throws -> (StandInDevice, FlightRecorder, RecordingCommunicator) {
+        let device = StandInDevice()
+        let recorder = try FlightRecorder(
+            group: "tp0", round: "r", rank: 0, groupRank: 0, globalRanks: [0, 1], backend: "stand-in", capacity: 64)
+        return (device, recorder, RecordingCommunicator(device, recorder: recorder))
+    }
+
     func call(_ communicator: any Communicator, times: Int) throws {
         for _ in 0..<times {
             _ = try communicator.execute(
@@ -47,10 +55,7 @@ import Testing
 
     @Test("device calls stay enqueued until a marker after them is reached, then are completed in a batch")
     func markers() throws {
-        let device = StandInDevice()
-        let recorder = try FlightRecorder(
-            group: "tp0", round: "r", rank: 0, groupRank: 0, globalRanks: [0, 1], backend: "stand-in", capacity: 64)
-        let recording = RecordingCommunicator(device, recorder: recorder)
+        let (device, recorder, recording) = try Self.recording()
         try call(recording, times: 20)
         var states = try TraceReader.read(recorder.name).entries.map(\.state)
         #expect(states == Array(repeating: .enqueued, count: 20), "no marker reached yet")
@@ -70,10 +75,7 @@ import Testing
 
     @Test("calls on a second stream end the following: from then on device calls count as completed when enqueued")
     func severalStreams() throws {
-        let device = StandInDevice()
-        let recorder = try FlightRecorder(
-            group: "tp0", round: "r", rank: 0, groupRank: 0, globalRanks: [0, 1], backend: "stand-in", capacity: 64)
-        let recording = RecordingCommunicator(device, recorder: recorder)
+        let (_, recorder, recording) = try Self.recording()
         try call(recording, times: 3)
         let other = DeviceStream(device: .cuda(0), handle: UnsafeMutableRawPointer(bitPattern: 0x2000))
         _ = try recording.execute(CollectiveCall(.allGather, dtype: .int8, count: 4), input: .none, output: .none, on: other)
