@@ -14,9 +14,10 @@ public enum SlotAllReduce: String, Sendable, CaseIterable {
     /// piece, 1/n of the arithmetic.
     case twoShot = "twoshot"
 
-    /// Pure choice: one-shot for two ranks and up to 64 KiB (latency), two-shot above (bandwidth).
+    /// The choice of a group that measured nothing (`ShmCostModel.typical`, slots of 256 KiB);
+    /// a shared-memory communicator chooses by the costs it measured (`ShmCommunicator.costModel`).
     static func choose(bytes: Int, worldSize: Int) -> SlotAllReduce {
-        worldSize <= 2 || bytes <= 64 << 10 ? .oneShot : .twoShot
+        ShmCostModel.typical.choose(bytes: bytes, worldSize: worldSize, slotBytes: ShmOptions().slotBytes)
     }
 }
 

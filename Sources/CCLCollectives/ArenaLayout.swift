@@ -12,6 +12,7 @@ import CCLSystem
 ///  256+256r  rank r, line 0  u64 epoch (a): sync points rank r has reached · fingerprint[2] (3 u64
 ///                            each, by collective sequence parity) · u32 aborted (a)
 ///            rank r, line 1  i32 pid · u64 startTime · u64 pidNamespace · u32 attached (a)
+///                            · at +96: 3 f64, the costs rank r measured (sync ns, copy and reduce GB/s)
 ///            rank r, +128    u32 reason length · 124 bytes of UTF-8: why rank r gave up
 ///  slots     rank r, p       slotBytes each, at slotsOffset + (2r + p) · slotBytes, p = round parity
 ///  mailbox   (s → d)         line 0: u64 sent (a, by s) · line 1: u64 received (a, by d), u32 aborted (a)
@@ -29,7 +30,7 @@ import CCLSystem
 /// ranks still read round k.
 struct ArenaLayout: Sendable, Equatable {
     static let magic: UInt64 = 0x314C_4C4F_434C_4343  // "CCLCOLL1" little-endian
-    static let version: UInt32 = 1
+    static let version: UInt32 = 2
     static let rankLineBytes = 256
     static let ranksOffset = 256
     static let reasonBytes = 124
@@ -119,6 +120,11 @@ struct ArenaView: @unchecked Sendable {
     }
     func aborted(_ rank: Int) -> UnsafeAtomic<UInt32> { atomic32(layout.rankOffset(rank) + 56) }
     func attached(_ rank: Int) -> UnsafeAtomic<UInt32> { atomic32(layout.rankOffset(rank) + 88) }
+
+    /// The cost model's inputs rank `rank` measured: sync ns, copy and reduce bytes per ns.
+    func costs(_ rank: Int) -> UnsafeMutablePointer<Double> {
+        (base + layout.rankOffset(rank) + 96).assumingMemoryBound(to: Double.self)
+    }
 
     func setIdentity(_ rank: Int, _ identity: ProcessIdentity) {
         let line = base + layout.rankOffset(rank) + 64

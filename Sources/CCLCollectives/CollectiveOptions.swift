@@ -43,7 +43,7 @@ public struct CollectiveOptions: Sendable {
         CCLError(.invalidArgument, operation: "read collective options", "\(name)=\(value) is invalid: expected \(expected)")
     }
 
-    /// Options from `CCL_ALGO`, `CCL_CHECK_CALLS`, `CCL_SHM_SLOT_BYTES`, `CCL_TRANSPORT`,
+    /// Options from `CCL_ALGO`, `CCL_CHECK_CALLS`, `CCL_SHM_SLOT_BYTES`, `CCL_SHM_COST`, `CCL_TRANSPORT`,
     /// `CCL_BACKEND`, `CCL_BACKEND_STRICT`, `CCL_TIMEOUT` (seconds), `CCL_HOST` and `CCL_TOKEN`,
     /// over `base`. Errors name the variable and value.
     public static func fromEnvironment(_ environment: [String: String], base: CollectiveOptions = CollectiveOptions())

@@ -29,6 +29,8 @@ public final class HierarchicalCommunicator: Communicator, @unchecked Sendable {
     public var device: Device { .host }
     /// The ranks of this node.
     let local: any Communicator
+    /// The cost model of the node's shared memory, when that is what `local` runs on.
+    package var nodeCostModel: ShmCostModel? { (local as? ShmCommunicator)?.costModel }
     /// Among node leaders; nil on other ranks.
     let leaders: (any Communicator)?
     /// The whole group, for send/recv between nodes.

@@ -3,9 +3,10 @@ import CCLCore
 import CCLStore
 import CCLSystem
 
-/// Collectives among ranks of one node through a shared-memory arena (`ArenaLayout`): small
-/// all-reduces one-shot, large ones two-shot, pipelined through slots of `slotBytes`; point to
-/// point through per-pair mailboxes. No socket is touched after creation.
+/// Collectives among ranks of one node through a shared-memory arena (`ArenaLayout`): all-reduces
+/// one-shot or two-shot as the node's measured costs say (`ShmCostModel`), pipelined through
+/// slots of `slotBytes`; point to point through per-pair mailboxes. No socket is touched after
+/// creation.
 ///
 /// Threading: one thread at a time (see `Communicator`).
 public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Sendable {
@@ -19,6 +20,9 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     public var backend: String { "\(Self.backendName)" }
     static let backendName: StaticString = "shm"
     public var device: Device { .host }
+    /// What this node's all-reduces cost, measured by every rank when the communicator was made
+    /// (or configured, `ShmOptions.cost`): the same on every rank, so all choose alike.
+    public let costModel: ShmCostModel
 
     /// Collectives called so far (fingerprint sequence numbers).
     private var sequence: UInt64 = 0
@@ -42,10 +46,12 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
 
     /// Collective over `group`, whose ranks must share this node's /dev/shm.
     public init(group: StatelessProcessGroup, options: CollectiveOptions = CollectiveOptions()) throws(CCLError) {
-        arena = try ShmArena.create(
+        let arena = try ShmArena.create(
             group: group, slotBytes: options.shm.slotBytes,
             mailboxBytes: options.shm.mailboxBytes ?? ShmOptions.defaultMailboxBytes(worldSize: group.worldSize),
             policy: options.shm.wait)
+        self.arena = arena
+        costModel = try arena.measureCosts(configured: options.shm.cost, timeout: options.timeout)
         self.options = options
         site = CallSite(group: arena.groupName, rank: arena.globalRanks[arena.rank], groupRank: arena.rank, worldSize: arena.worldSize)
         sources = .allocate(capacity: group.worldSize)
@@ -194,7 +200,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
             if source != UnsafeRawPointer(target) { target.copyMemory(from: source, byteCount: bytes) }
             return
         }
-        let algorithm = options.shm.allReduce ?? SlotAllReduce.choose(bytes: bytes, worldSize: worldSize)
+        let algorithm = options.shm.allReduce ?? costModel.choose(bytes: bytes, worldSize: worldSize, slotBytes: slotBytes)
         try slotAllReduce(source, target, count: count, dtype: dtype, op: op, algorithm: algorithm)
     }
 

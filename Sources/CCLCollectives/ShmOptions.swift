@@ -9,8 +9,12 @@ public struct ShmOptions: Sendable {
     public var slotBytes = 256 << 10
     /// Bytes per send/recv mailbox buffer; nil sizes it by the world size.
     public var mailboxBytes: Int?
-    /// Forces the all-reduce (`CCL_ALGO=oneshot|twoshot`); nil chooses by size.
+    /// Forces the all-reduce (`CCL_ALGO=oneshot|twoshot`); nil chooses by the cost model.
     public var allReduce: SlotAllReduce?
+    /// The cost model's inputs, instead of measuring them when a communicator is made
+    /// (`CCL_SHM_COST=SYNC_NS,COPY_GBPS,REDUCE_GBPS`); ranks per CPU still come from the node.
+    /// Ranks that differ agree on the median of theirs.
+    public var cost: ShmCostModel?
     /// How waits spin, yield and sleep.
     public var wait = WaitPolicy()
 
@@ -23,7 +27,7 @@ public struct ShmOptions: Sendable {
         return min(256 << 10, max(16 << 10, (32 << 20) / pairs)) / 64 * 64
     }
 
-    /// `CCL_SHM_SLOT_BYTES` over `self`; the error names the variable and value.
+    /// `CCL_SHM_SLOT_BYTES` and `CCL_SHM_COST` over `self`; the error names the variable and value.
     func reading(_ environment: [String: String]) throws(CCLError) -> ShmOptions {
         var options = self
         if let value = environment["CCL_SHM_SLOT_BYTES"], !value.isEmpty {
@@ -31,6 +35,9 @@ public struct ShmOptions: Sendable {
                 throw CollectiveOptions.invalid("CCL_SHM_SLOT_BYTES", value, "a multiple of 64 in 4096...1073741824")
             }
             options.slotBytes = bytes
+        }
+        if let value = environment["CCL_SHM_COST"], !value.isEmpty {
+            options.cost = try ShmCostModel.parse(value)
         }
         return options
     }

@@ -77,6 +77,12 @@ struct CollectiveBench {
             "# ccl bench \(collective.rawValue): \(ranks) ranks, transport \(transport), \(dtype), redop \(op), check \(options.check ? "every iteration" : "off")"
         )
         print("# backend: \(decision)")
+        if collective == .allreduce, gpu == nil, let costs = communicator.sharedMemoryCosts {
+            let shm = (try? CollectiveOptions.fromEnvironment(ProcessInfo.processInfo.environment).shm) ?? ShmOptions()
+            let from =
+                costs.twoShotFrom(worldSize: ranks, slotBytes: shm.slotBytes).map { "two-shot from \($0) B" } ?? "one-shot at every size"
+            print("# shm costs: \(costs); \(shm.allReduce.map { "forced \($0.rawValue)" } ?? from)")
+        }
         print("# time = p50 over iterations of the slowest rank's time; avg also shown; bandwidths from p50")
         print(
             pad("size", 12) + pad("count", 12) + pad("type", 10) + pad("redop", 7) + pad("avg(us)", 11) + pad("time(us)", 11)

@@ -7,8 +7,10 @@ import Foundation
 //   collectives port=P token=T rank=R world=W [node=ID] [transport=auto|shm|tcp] [backend=a,b strict=1] [counts=0,1,7]
 //               [dtypes=float32,…] [mismatch=R what=count|op|dtype|root|kind]
 //               [killself=R] [stall=R] [storebarrier=R barriertimeout=SECONDS] [repeat=ROUNDS] [timeout=SECONDS] [chost=ADDRESS] [host=STORE-ADDRESS] [slot=BYTES]
+//               [cost=SYNC_NS,COPY_GBPS,REDUCE_GBPS]
 //
-// Prints `TRANSPORT <description>`, then `DONE <checks>`, or `ERROR <code> <description>`.
+// Prints `TRANSPORT <description>`, with shared memory `COSTS <model> BITS <inputs' bit patterns>`,
+// then `DONE <checks>`, or `ERROR <code> <description>`.
 
 /// Element types the checks run on, with exact conversions from small integers.
 protocol CheckedScalar: CollectiveScalar, Equatable {
@@ -230,6 +232,7 @@ func collectives() throws {
     options.tcp.token = arguments["token"] ?? ""
     options.tcp.host = arguments["chost"] ?? options.tcp.host
     if let slot = arguments["slot"].flatMap(Int.init) { options.shm.slotBytes = slot }
+    if let cost = arguments["cost"] { options.shm.cost = try CollectiveOptions.fromEnvironment(["CCL_SHM_COST": cost]).shm.cost }
     options.request = try BackendRequest.parse(arguments["backend"] ?? "", strict: arguments["strict"] == "1", origin: "CCL_BACKEND")
     say("CHOOSING")
     let started = ContinuousClock.now
@@ -240,6 +243,10 @@ func collectives() throws {
         throw error
     }
     say("TRANSPORT \(communicator.transportDescription) BACKEND \(communicator.backend)")
+    if let model = communicator.sharedMemoryCosts {
+        let inputs = [model.syncNanoseconds, model.copyBytesPerNanosecond, model.reduceBytesPerNanosecond, model.ranksPerCPU]
+        say("COSTS \(model) BITS \(inputs.map { String($0.bitPattern, radix: 16) }.joined(separator: " "))")
+    }
     if let counter = arguments["counter"] {
         try countAllocations(communicator, counter: counter)
         return

@@ -6,13 +6,14 @@ import Testing
 
 /// The pure parts: algorithm and transport choice, option parsing, fingerprint packing.
 @Suite struct CollectiveSelectionTests {
-    @Test("shared memory: one-shot for 2 ranks and small calls, two-shot for large calls on more ranks")
+    @Test("shared memory without measured costs: the typical model's choice (one-shot small, two-shot large)")
     func slotChoice() {
         #expect(SlotAllReduce.choose(bytes: 8, worldSize: 4) == .oneShot)
-        #expect(SlotAllReduce.choose(bytes: 64 << 10, worldSize: 4) == .oneShot)
-        #expect(SlotAllReduce.choose(bytes: (64 << 10) + 1, worldSize: 4) == .twoShot)
-        #expect(SlotAllReduce.choose(bytes: 64 << 20, worldSize: 2) == .oneShot)
-        #expect(SlotAllReduce.choose(bytes: 64 << 20, worldSize: 3) == .twoShot)
+        #expect(SlotAllReduce.choose(bytes: 2 << 10, worldSize: 4) == .oneShot)
+        #expect(SlotAllReduce.choose(bytes: 64 << 10, worldSize: 4) == .twoShot)
+        #expect(SlotAllReduce.choose(bytes: 8 << 10, worldSize: 2) == .oneShot)
+        #expect(SlotAllReduce.choose(bytes: 64 << 20, worldSize: 2) == .twoShot)
+        #expect(SlotAllReduce.choose(bytes: 64 << 20, worldSize: 1) == .oneShot)
     }
 
     @Test("TCP: recursive doubling only for small calls on power-of-two groups")
