@@ -96,7 +96,7 @@ let package = Package(
         .target(
             name: "CCLCommands",
             dependencies: [
-                "CCL", "CCLCollectives", "CCLMPI", "CCLNCCL", "CCLQueue", "CCLSystem", "CCLTrace",
+                "CCL", "CCLBackend", "CCLCollectives", "CCLMPI", "CCLNCCL", "CCLQueue", "CCLSystem", "CCLTrace",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

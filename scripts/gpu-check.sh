@@ -12,7 +12,10 @@
 #   cuda` at world size 1 (every element verified), `ccl demo --device cuda --tp 1 --pp 2`,
 #   `ccl gpu-check --ranks 2`
 #   (two ranks on one GPU: our error on both), nccl_floor.c (the C floor, same run) and torch's
-#   ProcessGroupNCCL (torch_anchor.py nccl, same run).
+#   ProcessGroupNCCL (torch_anchor.py nccl, same run); the world communicator split (`split` row).
+#   With MULTI_NCCL=/path/libnccl.so.2 (NCCL ≥ 2.30.7, carried in parts as
+#   ../shared/anchors/device/README.md tells): `ccl gpu-check --ranks 2|4 --shared-gpu` under
+#   NCCL_MULTI_RANK_GPU_ENABLE=1 (2 and 4 ranks on the one GPU all-reduce, then split into pairs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -45,6 +48,12 @@ run)
   if gcc -O2 -o "$work/nccl_floor" device/nccl_floor.c -ldl 2>>"$OUT/gpu-check.stderr"; then
     cudart=$(ldconfig -p | awk '/libcudart.so/ {print $1; exit}')
     timeout 60 "$work/nccl_floor" "${cudart:-libcudart.so.13}" libnccl.so.2 | sed 's/^{/{"check":"nccl_floor",/' >>"$log" || true
+  fi
+  if [[ -n "${MULTI_NCCL:-}" && -f "$MULTI_NCCL" ]]; then
+    for n in 2 4; do
+      CCL_NCCL_SO_PATH="$MULTI_NCCL" NCCL_MULTI_RANK_GPU_ENABLE=1 timeout 120 "$work/ccl" gpu-check --ranks "$n" --shared-gpu \
+        >>"$log" 2>>"$OUT/gpu-check.stderr" || echo "{\"check\":\"multirank\",\"ranks\":\"$n\",\"exit\":\"$?\"}" >>"$log"
+    done
   fi
   timeout 90 python3 device/torch_anchor.py nccl | sed 's/^{/{"check":"torch_nccl",/' >>"$log" 2>>"$OUT/gpu-check.stderr" || true
   cat "$log"

@@ -142,6 +142,20 @@ public struct BackendRegistry: Sendable {
         )
     }
 
+    /// The communicator of `group` made out of `parent` (NCCL: `ncclCommSplit`), behind its own
+    /// flight recorder, or nil when `parent`'s backend cannot split (the caller then makes one
+    /// through the choice). Collective over every rank of `parent`: each calls it once with its
+    /// own sub-group, `color` (the sub-group's index, ≥ 0) and `key` (its rank in `group`).
+    public func split(
+        _ parent: any Communicator, into group: StatelessProcessGroup, nodes: NodeLayout, color: Int, key: Int, parentGroup: String
+    ) throws(CCLError) -> (communicator: any Communicator, decision: BackendChoice.Decision)? {
+        guard let splittable = ((parent as? RecordingCommunicator)?.inner ?? parent) as? any SplittableCommunicator else { return nil }
+        let capacity = try FlightRecorder.capacity(in: traceSetting)
+        let child = try splittable.split(into: group, color: color, key: key)
+        let decision = BackendChoice.Decision(backend: child.backend, reason: "split from group \(parentGroup)'s communicator")
+        return (recorded(child, group: group, nodes: nodes, capacity: capacity), decision)
+    }
+
     /// `communicator` behind a flight recorder of `capacity` calls (`CCL_TRACE_BUFFER`, 2048 by
     /// default; 0: as it is). A recorder that cannot be made (a full /dev/shm) is logged and left
     /// out: it must not stop the job.

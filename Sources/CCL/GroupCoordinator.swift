@@ -77,12 +77,17 @@ public final class GroupCoordinator: @unchecked Sendable {
     ///     communicator's backend request).
     ///   - device: this rank's device (`.cuda(localRank)` on a GPU node); every rank of the group
     ///     passes one of the same kind.
+    ///   - splitting: the world's device communicator (made by the registry for `device` on the
+    ///     world group): when its backend can split (NCCL), the device communicator is split from
+    ///     it (`ncclCommSplit`, color: the group's index in the layout, key: this rank's place in
+    ///     it) instead of a rendezvous of its own. Every rank of that communicator must then
+    ///     create its group of `kind`, as vLLM's ranks make every group.
     ///   - timeout: how long forming the group and its queue may wait for the other members.
     /// - Throws: `CCLError` naming the group when a member never joins, or a backend cannot serve.
     public static func create(
         _ kind: ParallelLayout.Kind, layout: ParallelLayout, rank: Int, store: any Store, nodes: NodeLayout,
         withQueue: Bool = false, options: QueueOptions = QueueOptions(), collectives: CollectiveOptions? = nil, device: Device? = nil,
-        timeout: Timeout = .seconds(300)
+        splitting parent: (any Communicator)? = nil, timeout: Timeout = .seconds(300)
     ) throws(CCLError) -> GroupCoordinator {
         guard nodes.nodeOfRank.count == layout.world else {
             throw CCLError(
@@ -120,8 +125,21 @@ public final class GroupCoordinator: @unchecked Sendable {
             onDevice = cpu
         case let device?:
             let options = collectives ?? CollectiveOptions()  // checked above
-            onDevice = try BackendRegistry(options: options).makeCommunicator(
-                group: group, nodes: local, device: device, request: options.request, launcher: options.launcher)
+            let registry = BackendRegistry(options: options)
+            if let parent {
+                guard parent.device == device, parent.worldSize == layout.world else {
+                    throw CCLError(
+                        .invalidArgument, operation: "create \(kind) group", rank: rank,
+                        "splitting: needs the world's communicator on \(device) (\(layout.world) ranks), got one of \(parent.worldSize) ranks on \(parent.device)"
+                    )
+                }
+                onDevice = try registry.split(
+                    parent, into: group, nodes: local, color: index, key: ranks.firstIndex(of: rank) ?? 0, parentGroup: "world")
+            }
+            if onDevice == nil {
+                onDevice = try registry.makeCommunicator(
+                    group: group, nodes: local, device: device, request: options.request, launcher: options.launcher)
+            }
         }
         return GroupCoordinator(
             name: name, kind: kind, ranks: ranks, rank: rank, group: group, queue: queue, cpu: cpu, device: onDevice)

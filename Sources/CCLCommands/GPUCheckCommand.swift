@@ -1,5 +1,6 @@
 import ArgumentParser
 import CCL
+import CCLBackend
 import CCLNCCL
 import CCLSystem
 import CCLTrace
@@ -7,14 +8,18 @@ import Foundation
 
 /// `ccl gpu-check`: the GPU backend on this machine, end to end, as JSON lines (for
 /// `scripts/gpu-check.sh` on the device machine): versions; every op × dtype at world size 1,
-/// verified; a CUDA graph of 10 all-reduces replayed 100 times, verified; the per-call cost of an
-/// all-reduce enqueued back to back and with a sync; communicator creation time; and two ranks on
-/// one GPU (our error on both, via `--ranks 2`).
+/// verified; a split of the world's communicator (`ncclCommSplit`), verified; a CUDA graph of 10
+/// all-reduces replayed 100 times, verified; the per-call cost of an all-reduce enqueued back to
+/// back and with a sync; communicator creation time; two ranks on one GPU (our error on both, via
+/// `--ranks 2`); and with `--shared-gpu` (NCCL ≥ 2.30.7, `NCCL_MULTI_RANK_GPU_ENABLE=1`) N ranks
+/// on the one GPU all-reducing, then split into pairs (`GPUMultiRankCheck`).
 struct GPUCheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gpu-check", abstract: "Check the NCCL backend on this machine's GPU; prints JSON lines.")
 
     @Option(help: "Ranks to start on GPU 0 (2: the two-ranks-on-one-GPU check).") var ranks: Int = 1
+    @Flag(help: "With --ranks N: N ranks share GPU 0 (NCCL ≥ 2.30.7 with NCCL_MULTI_RANK_GPU_ENABLE=1) and all-reduce, then split.")
+    var sharedGpu = false
     @Option(help: .hidden) var role: String = "main"
 
     func validate() throws {
@@ -23,13 +28,18 @@ struct GPUCheckCommand: ParsableCommand {
 
     func run() throws {
         if ranks > 1, role == "main" {
-            try LocalJob.run(ranks: ranks, arguments: ["gpu-check", "--ranks", "\(ranks)", "--role", "rank"])
+            try LocalJob.run(
+                ranks: ranks, arguments: ["gpu-check", "--ranks", "\(ranks)", "--role", "rank"] + (sharedGpu ? ["--shared-gpu"] : []))
             return
         }
         let environment = ProcessInfo.processInfo.environment
         let cuda = try CUDADriver.load(environment: environment)
         let nccl = try NCCLLibrary.load(environment: environment)
         GPUCheck.emit(["check": "versions", "nccl": "\(nccl.version)", "nccl_path": nccl.path, "cuda_driver": "\(cuda.driverVersion)"])
+        if role == "rank", sharedGpu {
+            try GPUMultiRankCheck(cuda: cuda, environment: environment).run()
+            return
+        }
         if role == "rank" {
             // Every rank on device 0: creation must fail on each with our error.
             let setup = try RankSetup()
@@ -81,6 +91,7 @@ struct GPUCheck {
                 ])
             }
         }
+        Self.emit(splitCheck(communicator, stream: stream, on: deviceStream))
         Self.emit(graphCheck(communicator, stream: stream, on: deviceStream))
         Self.emit(perCallCost(communicator, stream: stream, on: deviceStream))
         // The same behind the flight recorder, as every group communicator is: its cost, and
@@ -186,6 +197,27 @@ struct GPUCheck {
             case .bfloat16: raw.storeBytes(of: BFloat16(Float(value)).bitPattern, toByteOffset: element * 2, as: UInt16.self)
             default: break
             }
+        }
+    }
+
+    /// The world communicator split into a group of its one rank (`ncclCommSplit`, color 0): the
+    /// split's time, and a bfloat16 all-reduce on the child verified.
+    func splitCheck(_ world: any Communicator, stream: OpaquePointer?, on deviceStream: DeviceStream) -> [String: String] {
+        guard let splittable = world as? any SplittableCommunicator else {
+            return ["check": "split", "ok": "false", "error": "not splittable"]
+        }
+        do {
+            let group = try StatelessProcessGroup(rank: 0, worldSize: 1, store: InMemoryStore(), name: "gpu-tp0", timeout: .seconds(60))
+            let started = DispatchTime.now().uptimeNanoseconds
+            let child = try splittable.split(into: group, color: 0, key: 0)
+            let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+            let verdict = verify(.allReduce(.sum), dtype: .bfloat16, count: 1031, communicator: child, stream: stream, on: deviceStream)
+            return [
+                "check": "split", "seconds": String(format: "%.3f", seconds), "ok": verdict == nil ? "true" : "false",
+                "error": verdict ?? "",
+            ]
+        } catch {
+            return ["check": "split", "ok": "false", "error": "\(error)"]
         }
     }
 

@@ -7,7 +7,8 @@ import CCLStore
 /// time, so a machine without them builds and runs everything else; its probe says why not.
 public struct NCCLBackend: Backend {
     /// The environment the libraries' variables are read from (`CCL_NCCL_SO_PATH`,
-    /// `VLLM_NCCL_SO_PATH`, `CCL_CUDA_SO_PATH`, `PATH` for the pip layout).
+    /// `VLLM_NCCL_SO_PATH`, `CCL_CUDA_SO_PATH`, `PATH` for the pip layout), and
+    /// `NCCL_MULTI_RANK_GPU_ENABLE=1` (with NCCL ≥ 2.30.7: several ranks may share a GPU).
     public let environment: [String: String]
     /// How long creating a communicator may take (the group's timeout).
     public let timeout: Timeout
@@ -42,8 +43,9 @@ public struct NCCLBackend: Backend {
             throw CCLError(
                 .invalidArgument, operation: "create NCCL communicator for group \(group.name)", "NCCL needs a CUDA device, got \(device)")
         }
+        let nccl = try NCCLLibrary.load(environment: environment)
         return try NCCLCommunicator(
-            group: group, nodes: nodes, ordinal: ordinal, cuda: CUDADriver.load(environment: environment),
-            nccl: NCCLLibrary.load(environment: environment), timeout: timeout)
+            group: group, nodes: nodes, ordinal: ordinal, cuda: CUDADriver.load(environment: environment), nccl: nccl, timeout: timeout,
+            sharedGPUs: nccl.sharesGPUs(environment: environment))
     }
 }

@@ -1,3 +1,4 @@
+import CCLBackend
 import CCLCollectiveAPI
 import CCLCore
 import CCLNCCLShims
@@ -11,7 +12,7 @@ import Dispatch
 ///
 /// Creation (collective over the group): the device's primary context is retained and made
 /// current; every rank's (node, PCI bus id) is all-gathered and two ranks on one GPU fail on
-/// every rank with our error; rank 0's unique id is broadcast through the group; the
+/// every rank with our error (unless NCCL's multi-rank mode is asked for and available); rank 0's unique id is broadcast through the group; the
 /// communicator is created non-blocking and polled with `ncclCommGetAsyncError` under the
 /// timeout (aborted on timeout or error, naming the group and ranks); a warm-up all-reduce runs.
 ///
@@ -46,7 +47,8 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
     private var messagesReceived: [UInt64]
 
     init(
-        group: StatelessProcessGroup, nodes: NodeLayout, ordinal: Int, cuda: CUDADriver, nccl: NCCLLibrary, timeout: Timeout
+        group: StatelessProcessGroup, nodes: NodeLayout, ordinal: Int, cuda: CUDADriver, nccl: NCCLLibrary, timeout: Timeout,
+        sharedGPUs: Bool = false
     ) throws(CCLError) {
         let globalRanks = group.globalRanks ?? Array(0..<group.worldSize)
         let operation = "create NCCL communicator for group \(group.name)"
@@ -64,8 +66,8 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
         _ = try cuda.activate(ordinal: ordinal)
         retained = true
         let placement = GPUPlacement(node: nodes.nodeOfRank[group.rank], busId: try cuda.pciBusId(ordinal: ordinal), ordinal: ordinal)
-        try GPUPlacement.checkDistinct(
-            try group.allGatherObject(placement), ranks: globalRanks, group: group.name, rank: globalRanks[group.rank])
+        let placements = try group.allGatherObject(placement)
+        if !sharedGPUs { try GPUPlacement.checkDistinct(placements, ranks: globalRanks, group: group.name, rank: globalRanks[group.rank]) }
         let id = try group.broadcastObject(group.rank == 0 ? try nccl.uniqueId() : nil, from: 0)
         guard id.count == MemoryLayout<ccl_nccl_unique_id>.size else {
             throw CCLError(.malformed, operation: operation, rank: globalRanks[group.rank], "rank 0 sent a unique id of \(id.count) bytes")
@@ -78,6 +80,45 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
         let started = ccl_nccl_comm_init_rank_config(
             nccl.commInitRankConfig, &created, Int32(group.worldSize), &unique, Int32(group.rank), &config)
         comm = created.map { OpaquePointer($0) }
+        try finishCreation(started: started, operation)
+    }
+
+    /// The communicator of `group` split from `parent` (`ncclCommSplit`, non-blocking, polled
+    /// under the parent's timeout, then a warm-up all-reduce): no unique id, no rendezvous of its
+    /// own. Collective over every rank of `parent`, each with its sub-group's `color` and its
+    /// `key` (its rank in `group`). The parent's placement check covers the child.
+    init(splitting parent: NCCLCommunicator, group: StatelessProcessGroup, color: Int, key: Int) throws(CCLError) {
+        let globalRanks = group.globalRanks ?? Array(0..<group.worldSize)
+        let operation = "split NCCL communicator of group \(parent.groupName) into group \(group.name)"
+        rank = group.rank
+        worldSize = group.worldSize
+        device = parent.device
+        nccl = parent.nccl
+        cuda = parent.cuda
+        ordinal = parent.ordinal
+        timeout = parent.timeout
+        groupName = group.name
+        site = CallSite(group: group.name, rank: globalRanks[group.rank], groupRank: group.rank, worldSize: group.worldSize)
+        messagesSent = Array(repeating: 0, count: group.worldSize)
+        messagesReceived = messagesSent
+        guard let color = Int32(exactly: color), color >= 0, let key = Int32(exactly: key) else {
+            throw CCLError(
+                .invalidArgument, operation: operation, rank: site.rank, "color \(color) and key \(key) must fit NCCL's int (color ≥ 0)")
+        }
+        if let broken = parent.broken { throw broken }
+        _ = try cuda.activate(ordinal: ordinal)
+        retained = true
+        var config = ccl_nccl_config_default()
+        config.blocking = 0
+        var created: OpaquePointer?
+        let started = nccl.commSplit(parent.comm, color, key, &created, &config)
+        comm = created
+        try finishCreation(started: started, operation)
+    }
+
+    /// After `ncclCommInitRankConfig` or `ncclCommSplit` returned `started`: waits until the
+    /// communicator is ready, then runs the warm-up all-reduce; on failure aborts it.
+    private func finishCreation(started: Int32, _ operation: String) throws(CCLError) {
         do throws(CCLError) {
             guard started == 0 || started == Self.inProgress else { throw ncclError(started, operation) }
             try waitUntilReady(operation)
@@ -248,6 +289,12 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
         let ended = nccl.groupEnd()
         if let failure { throw failure }
         try check(ended, operation)
+    }
+}
+
+extension NCCLCommunicator: SplittableCommunicator {
+    func split(into group: StatelessProcessGroup, color: Int, key: Int) throws(CCLError) -> any Communicator {
+        try NCCLCommunicator(splitting: self, group: group, color: color, key: key)
     }
 }
 

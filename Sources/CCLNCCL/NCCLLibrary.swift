@@ -70,6 +70,16 @@ package final class NCCLLibrary: @unchecked Sendable {
         return try NCCLLibrary(library)
     }
 
+    /// NCCL 2.30.7 and later run several ranks on one GPU when `NCCL_MULTI_RANK_GPU_ENABLE=1`
+    /// (time-sliced: for testing multi-rank code on one GPU, not for speed).
+    package static let multiRankGPUVersion = NCCLVersion(major: 2, minor: 30, patch: 7)
+
+    /// Whether `environment` asks for several ranks per GPU and this library can do it: then
+    /// two ranks on one GPU are not refused.
+    package func sharesGPUs(environment: [String: String]) -> Bool {
+        environment["NCCL_MULTI_RANK_GPU_ENABLE"] == "1" && version >= Self.multiRankGPUVersion
+    }
+
     /// Where NCCL is looked for after the variables: the pip layout under each site-packages of
     /// the `python3` on PATH, then the system loader.
     package static func candidates(environment: [String: String]) -> [String] {

@@ -145,6 +145,16 @@ import Testing
             message.hasPrefix("ranks 5 and 7 are both on the GPU at PCI bus 0000:5e:00.0 of node a (CUDA devices 1 and 0)"), "\(message)")
         #expect(message.contains("CUDA_VISIBLE_DEVICES"), "\(message)")
     }
+
+    @Test("NCCL_MULTI_RANK_GPU_ENABLE=1 lets ranks share a GPU only with an NCCL that can (2.30.7+; the PyPI one here)")
+    func multiRankGPU() throws {
+        let nccl = try NCCLLibrary.load(environment: Self.environment.filter { !NCCLLibrary.variables.contains($0.key) })
+        let canShare = nccl.version >= NCCLLibrary.multiRankGPUVersion
+        #expect(nccl.sharesGPUs(environment: ["NCCL_MULTI_RANK_GPU_ENABLE": "1"]) == canShare, "NCCL \(nccl.version)")
+        #expect(!nccl.sharesGPUs(environment: [:]))
+        #expect(!nccl.sharesGPUs(environment: ["NCCL_MULTI_RANK_GPU_ENABLE": "0"]))
+        #expect(NCCLVersion(code: 23007) >= NCCLLibrary.multiRankGPUVersion && NCCLVersion(code: 22809) < NCCLLibrary.multiRankGPUVersion)
+    }
 }
 
 /// Each rank thread's unique id.

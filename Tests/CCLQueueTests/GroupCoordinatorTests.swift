@@ -1,4 +1,5 @@
 import CCL
+import CCLBackend
 import Foundation
 import Testing
 
@@ -102,6 +103,99 @@ import Testing
         #expect(error?.code == .unavailable)
         let message = error?.message ?? ""
         #expect(message.hasPrefix("no backend can serve cuda buffers on one node: nccl: libcuda.so.1 not found (tried: "), "\(message)")
+    }
+}
+
+/// Splitting sub-groups out of the world's device communicator (NCCL's `ncclCommSplit`). No GPU
+/// here, so the world communicator is a stand-in that records the colors and keys it is asked
+/// for; the NCCL split itself runs in scripts/gpu-check.sh (`split` row).
+@Suite struct GroupSplitTests {
+    /// A stand-in for the world's NCCL communicator of one rank; its children are stand-ins too.
+    final class StandInWorld: SplittableCommunicator, @unchecked Sendable {
+        let rank: Int
+        let worldSize: Int
+        let label: String
+        private let lock = NSLock()
+        private var asked: [String] = []
+        init(rank: Int, worldSize: Int, label: String = "world") {
+            self.rank = rank
+            self.worldSize = worldSize
+            self.label = label
+        }
+        var splits: [String] { lock.withLock { asked } }
+        var backend: String { "stand-in" }
+        var transportDescription: String { "stand-in \(label)" }
+        var device: Device { .cuda(0) }
+        func execute(_ call: CollectiveCall, input: DeviceBuffer, output: DeviceBuffer, on stream: DeviceStream) throws(CCLError)
+            -> Completion
+        {
+            Completion(sequence: 0, state: .enqueued(stream))
+        }
+        func abort(_ error: CCLError) {}
+        func split(into group: StatelessProcessGroup, color: Int, key: Int) throws(CCLError) -> any Communicator {
+            lock.withLock { asked.append("\(group.name) color \(color) key \(key)") }
+            return StandInWorld(rank: group.rank, worldSize: group.worldSize, label: "\(group.name) split")
+        }
+    }
+
+    @Test("every rank's TP and PP device communicators are split from the world's, colored by the layout's group index")
+    func split() throws {
+        let layout = try ParallelLayout(world: 4, tp: 2, pp: 2, dp: 1)
+        let store = InMemoryStore(timeout: .seconds(20))
+        let nodes = NodeLayout(nodeOfRank: Array(repeating: "one", count: 4))
+        let outcomes = Outcomes()
+        let done = DispatchGroup()
+        let options = {
+            var options = CollectiveOptions()
+            options.transport = .tcp  // the CPU communicators are not what this test is about: keep them light
+            options.tcp.host = "127.0.0.1"
+            return options
+        }()
+        for rank in 0..<4 {
+            done.enter()
+            Thread {
+                defer { done.leave() }
+                let world = StandInWorld(rank: rank, worldSize: 4)
+                do {
+                    var lines: [String] = []
+                    for kind in [ParallelLayout.Kind.tp, .pp] {
+                        let group = try GroupCoordinator.create(
+                            kind, layout: layout, rank: rank, store: store, nodes: nodes, collectives: options, device: .cuda(0),
+                            splitting: world)
+                        let device = group.deviceCommunicator
+                        lines.append(
+                            "\(device?.transportDescription ?? "none") \(device?.worldSize ?? 0) \(group.deviceChoice?.reason ?? "")")
+                    }
+                    outcomes.set(rank, (world.splits + lines).joined(separator: "; "))
+                } catch {
+                    outcomes.set(rank, "error: \(error)")
+                }
+            }.start()
+        }
+        done.wait()
+        // tp groups [0 1] [2 3], pp groups [0 2] [1 3] (vLLM's layout).
+        let reason = "split from group world's communicator"
+        #expect(
+            outcomes[0]
+                == "tp0 color 0 key 0; pp0 color 0 key 0; stand-in tp0 split 2 \(reason); stand-in pp0 split 2 \(reason)")
+        #expect(
+            outcomes[3]
+                == "tp1 color 1 key 1; pp1 color 1 key 1; stand-in tp1 split 2 \(reason); stand-in pp1 split 2 \(reason)")
+        #expect(outcomes[2]?.hasPrefix("tp1 color 1 key 0; pp0 color 0 key 1;") == true, "\(outcomes[2] ?? "")")
+    }
+
+    @Test("splitting from a communicator that is not the world's on that device is refused, naming both")
+    func wrongParent() throws {
+        let layout = try ParallelLayout(world: 1, tp: 1, pp: 1, dp: 1)
+        let error = #expect(throws: CCLError.self) {
+            _ = try GroupCoordinator.create(
+                .tp, layout: layout, rank: 0, store: InMemoryStore(), nodes: NodeLayout(nodeOfRank: ["one"]),
+                collectives: CollectiveOptions(), device: .cuda(0), splitting: StandInWorld(rank: 0, worldSize: 2))
+        }
+        #expect(error?.code == .invalidArgument)
+        #expect(
+            error?.message.contains("needs the world's communicator on cuda:0 (1 ranks), got one of 2 ranks") == true,
+            "\(error?.message ?? "")")
     }
 }
 
