@@ -55,7 +55,7 @@ func run() throws {
         try tensor.withUnsafeMutableBytes { target in
             try reader.dequeueFragments { piece, offset, _ in  // a large message, in place,
                 UnsafeMutableRawBufferPointer(rebasing: target[offset..<offset + piece.count]).copyMemory(from: piece)
-            }  // chunk by chunk
+            }  // slice by slice, as the writer fills the ring
         }
         report(world.rank, handle, bytes, input, tensor)
     }

@@ -23,6 +23,9 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
     /// What this node's all-reduces cost, measured by every rank when the communicator was made
     /// (or configured, `ShmOptions.cost`): the same on every rank, so all choose alike.
     public let costModel: ShmCostModel
+    /// The call size (bytes) from which the model picks two-shot; Int.max when it never does.
+    /// Worked out once, so a call's choice is one comparison.
+    private let twoShotFrom: Int
 
     /// Collectives called so far (fingerprint sequence numbers).
     private var sequence: UInt64 = 0
@@ -52,6 +55,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
             policy: options.shm.wait)
         self.arena = arena
         costModel = try arena.measureCosts(configured: options.shm.cost, timeout: options.timeout)
+        twoShotFrom = costModel.twoShotFrom(worldSize: arena.worldSize, slotBytes: arena.view.layout.slotBytes) ?? .max
         self.options = options
         site = CallSite(group: arena.groupName, rank: arena.globalRanks[arena.rank], groupRank: arena.rank, worldSize: arena.worldSize)
         sources = .allocate(capacity: group.worldSize)
@@ -200,7 +204,7 @@ public final class ShmCommunicator: Communicator, SlotTransport, @unchecked Send
             if source != UnsafeRawPointer(target) { target.copyMemory(from: source, byteCount: bytes) }
             return
         }
-        let algorithm = options.shm.allReduce ?? costModel.choose(bytes: bytes, worldSize: worldSize, slotBytes: slotBytes)
+        let algorithm = options.shm.allReduce ?? (bytes >= twoShotFrom ? .twoShot : .oneShot)
         try slotAllReduce(source, target, count: count, dtype: dtype, op: op, algorithm: algorithm)
     }
 

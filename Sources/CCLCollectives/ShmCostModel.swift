@@ -62,7 +62,8 @@ public struct ShmCostModel: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The smallest call (in bytes, to 64) for which two-shot wins on `worldSize` ranks, or nil when
-    /// one-shot wins up to a full slot (for reports: `ccl bench` prints it).
+    /// one-shot wins up to a full slot: communicators compare a call's size with it (`ccl bench`
+    /// prints it).
     public func twoShotFrom(worldSize: Int, slotBytes: Int) -> Int? {
         var low = 0, high = slotBytes
         guard choose(bytes: high, worldSize: worldSize, slotBytes: slotBytes) == .twoShot else { return nil }

@@ -21,8 +21,10 @@
 ///    under srun (Slurm's PMI-2), local and node from Slurm's variables below when they describe
 ///    the same rank.
 /// 5. Slurm: `SLURM_PROCID`, `SLURM_NTASKS`, `SLURM_LOCALID`; node from `SLURM_NODEID`,
-///    `SLURM_NNODES`; local size from `SLURM_NTASKS_PER_NODE` only when it is a plain integer
-///    (a form like `4(x2),3` leaves it unknown), and either local value may stand alone.
+///    `SLURM_NNODES`; local size from `SLURM_NTASKS_PER_NODE` when it is a plain integer, else
+///    this node's entry (by `SLURM_NODEID`) of `SLURM_TASKS_PER_NODE` (or of
+///    `SLURM_NTASKS_PER_NODE`) in the form `4(x2),3`, when the list adds up to `SLURM_NTASKS`
+///    (otherwise it stays unknown); either local value may stand alone.
 /// 6. None of them: a single process, rank 0 of 1.
 ///
 /// Only the chosen family is read: lower families may be set too, with other values (torchrun
@@ -417,6 +419,17 @@ private struct Family {
             result.nodeCount = setting.value
             reader.nodeCount = setting
             used.append(name)
+        }
+        // Slurm: a list like `4(x2),3` gives this node's local size through its node index.
+        if localWorldSizeMayBeList, result.localWorldSize == nil, let node = result.nodeRank {
+            for name in ["SLURM_TASKS_PER_NODE", "SLURM_NTASKS_PER_NODE"] {
+                guard let text = reader.env[name], let size = SlurmTaskList.tasks(onNode: node, in: text.trimmed, total: worldSize.value),
+                    result.localRank.map({ $0 < size }) ?? true
+                else { continue }
+                result.localWorldSize = size
+                used.append(name)
+                break
+            }
         }
         result.sourceVariables = used
     }

@@ -88,7 +88,8 @@ public final class MessageQueueReader: @unchecked Sendable {
     }
 
     /// Receives the next message in pieces, in place, copying nothing: `body(piece, offset, length)`
-    /// is called for consecutive pieces (one per ring chunk) that together make the message of
+    /// is called for consecutive pieces (at most one ring chunk each: a chunk whole, or the slices
+    /// the writer has written so far while it fills it) that together make the message of
     /// `length` bytes; each piece is valid only during its call. For consumers that move a large
     /// message straight to its destination (a tensor, a file). Not called for an empty message.
     public func dequeueFragments(

@@ -16,7 +16,7 @@ public final class MessageQueueWriter: @unchecked Sendable {
     public let handle: MessageQueueHandle
     /// The writer's rank, as errors and stall reports name it.
     public let rank: Int
-    private let ring: RingWriter?
+    let ring: RingWriter?
     private let remote: RemoteFanout?
     private let options: QueueOptions
     private let encoder = CCLBinaryEncoder()

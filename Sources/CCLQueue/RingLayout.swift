@@ -12,6 +12,8 @@ import CCLSystem
 ///                              u32 ready (a) · u64 writerPidNamespace
 ///  128      publish line       u64 published (a): chunks written so far
 ///                              u32 dataWord (futex readers sleep on) · u32 readerSleepers (a)
+///                              u64 fillTag (a): c + 1 while chunk c is filled in slices
+///                              u64 filled (a): its payload bytes written so far
 ///  256      space line         u32 spaceWord (futex the writer sleeps on) · u32 writerSleeping (a)
 ///  384      reader slot r      one 128-byte line each: u64 cursor (a): chunks this reader consumed
 ///                              u32 state (a: 0 never attached, 3 attaching, 1 attached, 2 detached)
@@ -28,18 +30,28 @@ import CCLSystem
 /// |--------|---------------------------------------------------|---------------------------------------|
 /// | writer | `c - min(cursor of attached readers) < chunkCount` | `published = c + 1` (release)         |
 /// | reader | `published > c` (acquire)                          | its `cursor = c + 1` (release)        |
+/// | reader | c's header and bytes [0, min(length, filled)) when `fillTag == c + 1` (acquire) | nothing until `published > c` |
 ///
 /// Each reader's cursor sits on its own cache line, so readers never share a written line; the
 /// writer only reads the cursors when its cached minimum says the ring may be full.
 /// A message longer than one chunk streams through consecutive chunks, each published on its
-/// own, so readers copy chunk k while the writer fills chunk k + 1.
+/// own, so readers copy chunk k while the writer fills chunk k + 1. Inside a chunk larger than
+/// `sliceBytes` the writer also says how far it got (`filled` = 0, then `fillTag`, then `filled`
+/// after every slice, on the publish line readers poll anyway), so a reader that streams (copies,
+/// or takes pieces) starts on the first slice while the writer fills the next; a reader that
+/// takes the chunk whole in place waits for its publication. A reader may see a later chunk's
+/// `filled` with an earlier `fillTag`, but only once that earlier chunk is complete: it caps
+/// what it reads at the chunk's length.
 struct RingLayout: Sendable, Equatable {
     static let magic: UInt64 = 0x3147_4E49_524C_4343  // "CCLRING1" little-endian
-    static let version: UInt32 = 2
+    static let version: UInt32 = 3
     static let lineBytes = 128
     static let chunkHeaderBytes = 64
     static let readerSlotsOffset = 384
     static let maxReaders = 1024
+    /// Bytes the writer copies between two `filled` updates of a chunk (only chunks above it are
+    /// filled in slices).
+    static let sliceBytes = 64 << 10
 
     let readerCount: Int
     let chunkCount: Int
@@ -137,6 +149,11 @@ struct RingView: @unchecked Sendable {
     var dataWord: UnsafeAtomic<UInt32> { atomic32(136) }
     var dataWordAddress: UnsafeMutablePointer<UInt32> { word(136) }
     var readerSleepers: UnsafeAtomic<UInt32> { atomic32(140) }
+    /// `c + 1` once the writer started filling chunk `c` in slices; c's header is valid once this
+    /// is seen (acquire).
+    var fillTag: UnsafeAtomic<UInt64> { atomic64(144) }
+    /// Payload bytes of the chunk being filled in slices that the writer has written so far.
+    var filled: UnsafeAtomic<UInt64> { atomic64(152) }
 
     // Space line.
     var spaceWord: UnsafeAtomic<UInt32> { atomic32(256) }

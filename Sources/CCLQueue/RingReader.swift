@@ -7,9 +7,9 @@ import Logging
 ///
 /// Threading: one thread reads at a time; `detach` may come from any thread and ends a blocked
 /// read with `.closed`. A message that fits one chunk is handed to the caller in place (zero
-/// copies) and the chunk is released when the closure returns; a longer message is copied once,
-/// chunk by chunk as the writer publishes them, or handed over chunk by chunk in place
-/// (`withNextMessageFragments`).
+/// copies) once its chunk is published, and the chunk is released when the closure returns; a
+/// longer message is copied once, or handed over in place (`forEachFragment`), chunk by chunk
+/// and, inside a chunk, slice by slice as the writer announces them.
 ///
 /// A read that fails part-way through a message (timeout, cancellation) drops the rest of that
 /// message on the next call, so the stream stays aligned; the failed call's error says so.
@@ -140,13 +140,25 @@ final class RingReader: @unchecked Sendable {
         }
     }
 
-    /// Waits until chunk `cursor` is published; throws `.closed` once the writer closed and
-    /// everything published was read.
-    private func waitForChunk(budget: inout CallBudget, operation: String) throws(CCLError) {
+    /// Bytes of chunk `cursor` the writer has filled so far while it fills it in slices, or -1
+    /// when it is not doing so (its header is then not yet valid, unless the chunk is published).
+    @inline(__always)
+    private func filledSoFar() -> Int {
+        guard view.fillTag.load(ordering: .acquiring) == cursor &+ 1 else { return -1 }
+        return Int(truncatingIfNeeded: view.filled.load(ordering: .acquiring))
+    }
+
+    /// Waits until chunk `cursor` is published or, with `beyond`, until the writer filling it in
+    /// slices has filled more than `beyond` bytes (-1: its header is valid); throws `.closed` once
+    /// the writer closed and everything published was read.
+    private func waitForChunk(budget: inout CallBudget, operation: String, beyond: Int? = nil) throws(CCLError) {
+        // The fast path makes no closure (each would be an allocation per message).
         if chunkAvailable() { return }
+        if let beyond, filledSoFar() > beyond { return }
+        let partial = { [self] in beyond.map { filledSoFar() > $0 } ?? false }
         let timeout = budget.next()
         let ready = { [view] in
-            self.chunkAvailable() || view.writerState.load(ordering: .acquiring) == SlotState.writerClosed
+            self.chunkAvailable() || partial() || view.writerState.load(ordering: .acquiring) == SlotState.writerClosed
                 || self.detached.load(ordering: .relaxed)
         }
         let wait = AdaptiveWait(policy: options.wait, timeout: timeout, stallIntervalNanoseconds: options.stallWarningNanoseconds)
@@ -165,7 +177,7 @@ final class RingReader: @unchecked Sendable {
             },
             cancelled: { CCLError(.cancelled, operation: operation, rank: rank, peer: writerPeer, "cancelled") })
         try checkAttached(operation)
-        if !chunkAvailable() {
+        if !chunkAvailable() && !partial() {
             throw CCLError(.closed, operation: operation, rank: rank, peer: writerPeer, "the writer closed the queue")
         }
     }
@@ -236,7 +248,7 @@ final class RingReader: @unchecked Sendable {
     /// the cursor. A message above the reader's limit is skipped and reported.
     func nextMessageLength(budget: inout CallBudget, operation: String) throws(CCLError) -> Int {
         if discarding != nil { try finishDiscarding(budget: &budget, operation: operation) }
-        try waitForChunk(budget: &budget, operation: operation)
+        try waitForChunk(budget: &budget, operation: operation, beyond: -1)
         let first = try header(operation: operation)
         guard first.offset == 0 else {
             throw CCLError(
@@ -252,33 +264,45 @@ final class RingReader: @unchecked Sendable {
         return first.messageLength
     }
 
-    /// Hands the message whose first chunk is at the cursor to `body` chunk by chunk, in place,
-    /// releasing each chunk when `body` returns. `timeout` bounds the whole message.
+    /// Hands the message whose first chunk is at the cursor to `body` in consecutive pieces, in
+    /// place: each chunk whole once published, or slice by slice while the writer fills it (a
+    /// piece is never more than one chunk). A chunk is released once it is published and `body`
+    /// has had all of it. `timeout` bounds the whole message.
     func forEachFragment(
         length: Int, budget: inout CallBudget, operation: String, _ body: (UnsafeRawBufferPointer, Int) throws(CCLError) -> Void
     ) throws(CCLError) {
         var done = 0
         repeat {
-            if done > 0 {
-                do {
-                    try waitForChunk(budget: &budget, operation: operation)
-                } catch {
-                    discarding = (length, done)
-                    var cut = error
-                    cut.message += "; the \(length)-byte message was cut off after \(done) bytes and is dropped"
-                    throw cut
+            var consumed = 0
+            do throws(CCLError) {
+                if done > 0 { try waitForChunk(budget: &budget, operation: operation, beyond: -1) }
+                let part = try header(operation: operation)
+                guard part.offset == done, part.messageLength == length else {
+                    throw CCLError(
+                        .malformed, operation: operation, rank: rank, peer: writerPeer,
+                        "chunk \(cursor) holds bytes from \(part.offset) of a \(part.messageLength) B message; "
+                            + "expected offset \(done) of \(length) B")
                 }
+                let payload = UnsafeRawPointer(view.chunkPayload(sequence: cursor))
+                while true {
+                    let published = chunkAvailable()
+                    let available = published ? part.length : min(part.length, filledSoFar())
+                    if available > consumed {
+                        try body(UnsafeRawBufferPointer(start: payload + consumed, count: available - consumed), done + consumed)
+                        consumed = available
+                    }
+                    if published && consumed == part.length { break }
+                    try waitForChunk(budget: &budget, operation: operation, beyond: consumed < part.length ? consumed : nil)
+                }
+                try checkAttached(operation)
+                done += part.length
+            } catch {
+                guard done > 0 || consumed > 0, error.code != .malformed else { throw error }
+                discarding = (length, done)
+                var cut = error
+                cut.message += "; the \(length)-byte message was cut off after \(done + consumed) bytes and is dropped"
+                throw cut
             }
-            let part = try header(operation: operation)
-            guard part.offset == done, part.messageLength == length else {
-                throw CCLError(
-                    .malformed, operation: operation, rank: rank, peer: writerPeer,
-                    "chunk \(cursor) holds bytes from \(part.offset) of a \(part.messageLength) B message; "
-                        + "expected offset \(done) of \(length) B")
-            }
-            try body(UnsafeRawBufferPointer(start: view.chunkPayload(sequence: cursor), count: part.length), done)
-            try checkAttached(operation)
-            done += part.length
             advance()
         } while done < length
     }
@@ -304,6 +328,8 @@ final class RingReader: @unchecked Sendable {
         let length = try nextMessageLength(budget: &budget, operation: operation)
         let first = try header(operation: operation)
         if first.length == length {
+            // Handed over whole and in place: it must be all there.
+            try waitForChunk(budget: &budget, operation: operation)
             defer { advance() }
             let result = try body(UnsafeRawBufferPointer(start: view.chunkPayload(sequence: cursor), count: length))
             try checkAttached(operation)

@@ -150,11 +150,21 @@ final class RingWriter {
             header.storeBytes(of: UInt64(totalBytes), toByteOffset: 0, as: UInt64.self)
             header.storeBytes(of: UInt64(offset), toByteOffset: 8, as: UInt64.self)
             header.storeBytes(of: UInt32(length), toByteOffset: 16, as: UInt32.self)
-            var filled = 0
-            gather.take(length) { piece in
-                if let source = piece.baseAddress { (payload + filled).copyMemory(from: source, byteCount: piece.count) }
-                filled += piece.count
+            // A large chunk goes in slices, each announced, so streaming readers start early.
+            let sliced = length > RingLayout.sliceBytes
+            if sliced {
+                view.filled.store(0, ordering: .relaxed)
+                view.fillTag.store(sequence &+ 1, ordering: .releasing)
             }
+            var filled = 0
+            repeat {
+                let end = sliced ? min(length, filled + RingLayout.sliceBytes) : length
+                gather.take(end - filled) { piece in
+                    if let source = piece.baseAddress { (payload + filled).copyMemory(from: source, byteCount: piece.count) }
+                    filled += piece.count
+                }
+                if sliced { view.filled.store(UInt64(filled), ordering: .releasing) }
+            } while filled < length
             offset += length
             publish()
         } while offset < totalBytes

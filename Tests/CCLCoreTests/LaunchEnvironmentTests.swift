@@ -297,6 +297,40 @@ private let familyCases: [FamilyCase] = [
         #expect(parsed.sourceVariables.contains("SLURM_NTASKS_PER_NODE") == (expected != nil))
     }
 
+    @Test(
+        "SLURM_TASKS_PER_NODE: this node's count by SLURM_NODEID; a list that does not add up to SLURM_NTASKS, names too few nodes or is malformed leaves it unknown",
+        arguments: [
+            ("4(x2),3", 0, 4 as Int?), ("4(x2),3", 1, 4), ("4(x2),3", 2, 3), ("4(x2),3", 3, nil), ("4(x2),2", 2, nil), ("3,4(x2)", 0, 3),
+            ("3,4(x2)", 2, 4), ("11", 0, 11), ("4(x99999999),3", 0, nil), ("4(x2", 0, nil), ("(x2),3", 0, nil), ("4(y2),3", 0, nil),
+            ("4(x0),11", 0, nil), ("0(x2),11", 0, nil), ("", 0, nil), ("-4,15", 0, nil), ("4,,7", 0, nil),
+        ])
+    func slurmTaskListByNode(_ raw: String, _ node: Int, _ expected: Int?) throws {
+        let parsed = try LaunchEnvironment.parse([
+            "SLURM_PROCID": "0", "SLURM_NTASKS": "11", "SLURM_LOCALID": "0", "SLURM_NODEID": "\(node)", "SLURM_NNODES": "4",
+            "SLURM_TASKS_PER_NODE": raw,
+        ])
+        #expect(parsed.localWorldSize == expected, "\(raw) on node \(node)")
+        #expect(parsed.sourceVariables.contains("SLURM_TASKS_PER_NODE") == (expected != nil))
+    }
+
+    @Test("SLURM_NTASKS_PER_NODE in list form counts too; a local rank beyond this node's count leaves the size unknown")
+    func slurmTaskListOtherForms() throws {
+        let listed = try LaunchEnvironment.parse([
+            "SLURM_PROCID": "9", "SLURM_NTASKS": "11", "SLURM_LOCALID": "1", "SLURM_NODEID": "2", "SLURM_NTASKS_PER_NODE": "4(x2),3",
+        ])
+        #expect(listed.localWorldSize == 3 && listed.sourceVariables.contains("SLURM_NTASKS_PER_NODE"))
+        let beyond = try LaunchEnvironment.parse([
+            "SLURM_PROCID": "9", "SLURM_NTASKS": "11", "SLURM_LOCALID": "3", "SLURM_NODEID": "2", "SLURM_TASKS_PER_NODE": "4(x2),3",
+        ])
+        #expect(beyond.localWorldSize == nil && beyond.localRank == 3)
+        // Under srun's PMI-2 the same comes through Slurm's variables.
+        let pmi = try LaunchEnvironment.parse([
+            "PMI_RANK": "9", "PMI_SIZE": "11", "SLURM_PROCID": "9", "SLURM_NTASKS": "11", "SLURM_LOCALID": "1", "SLURM_NODEID": "2",
+            "SLURM_TASKS_PER_NODE": "4(x2),3",
+        ])
+        #expect(pmi.source == .pmi && pmi.localRank == 1 && pmi.localWorldSize == 3 && pmi.nodeRank == 2)
+    }
+
     @Test func slurmTasksPerNodeAloneIsKept() throws {
         let parsed = try LaunchEnvironment.parse(["SLURM_PROCID": "0", "SLURM_NTASKS": "8", "SLURM_NTASKS_PER_NODE": "4"])
         #expect(parsed.localRank == nil && parsed.localWorldSize == 4)
