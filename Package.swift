@@ -121,7 +121,7 @@ let package = Package(
         ),
         .testTarget(name: "CCLSystemTests", dependencies: ["CCLSystem", "CCLCore", "CCLTestSupport"]),
         .testTarget(name: "CCLTraceTests", dependencies: ["CCLTrace", "CCLCollectiveAPI", "CCLCore", "CCLSystem"]),
-        .testTarget(name: "CCLMPITests", dependencies: ["CCLMPI", "CCLCore", "CCLTestSupport", "CCLTestWorker"]),
+        .testTarget(name: "CCLMPITests", dependencies: ["CCLMPI", "CCLCollectiveAPI", "CCLCore", "CCLTestSupport", "CCLTestWorker"]),
         .testTarget(name: "CCLStoreTests", dependencies: ["CCLStore", "CCLCore", "CCLSystem", "CCLTestSupport"]),
         .testTarget(
             name: "CCLTopologyTests", dependencies: ["CCLTopology", "CCLCore"], exclude: ["vllm_layout_oracle.py"]),

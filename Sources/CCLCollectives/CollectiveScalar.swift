@@ -24,6 +24,14 @@ extension BFloat16: CollectiveScalar {
     public static var dtype: DType { .bfloat16 }
 }
 
+extension Float8E4M3: CollectiveScalar {
+    public static var dtype: DType { .float8e4m3 }
+}
+
+extension Float8E5M2: CollectiveScalar {
+    public static var dtype: DType { .float8e5m2 }
+}
+
 extension Int8: CollectiveScalar {
     public static var dtype: DType { .int8 }
 }

@@ -8,8 +8,8 @@
 /// - Integers wrap on overflow (`&+`, `&*`); `.avg` divides the wrapped sum, truncating toward zero.
 /// - float32 and float64 compute in their own type, IEEE round-to-nearest-even; `.avg` divides by the divisor
 ///   converted to that type (a true division, not a multiplication by the reciprocal).
-/// - float16 and bfloat16 widen to Float32, combine all sources (and divide) there, and round once to the storage
-///   type, to nearest, ties to even.
+/// - float16, bfloat16 and the float8 types widen to Float32, combine all sources (and divide) there, and round
+///   once to the storage type, to nearest, ties to even (float8 e4m3fn: what rounds above 448 is NaN, as in torch).
 /// - Floating-point `.min` and `.max` propagate NaN: any NaN operand makes the result NaN (like
 ///   `torch.minimum`, unlike `Float.minimum`, which ignores a quiet NaN). When several NaN meet, or NaN meets a
 ///   sum or product, which payload survives is unspecified. Of two equal operands the later source's value is
@@ -55,6 +55,8 @@ package enum Reduction {
         case .int64: reduce(NativeLane<Int64>.self, sources, dst, count, op, divisor)
         case .float16: reduce(HalfLane<IEEEHalfFormat>.self, sources, dst, count, op, divisor)
         case .bfloat16: reduce(HalfLane<BFloat16Format>.self, sources, dst, count, op, divisor)
+        case .float8e4m3: reduce(Float8Lane<E4M3Format>.self, sources, dst, count, op, divisor)
+        case .float8e5m2: reduce(Float8Lane<E5M2Format>.self, sources, dst, count, op, divisor)
         }
     }
 
@@ -248,6 +250,12 @@ extension Reduction {
     enum HalfLane<Format: HalfPrecisionFormat>: Lane {
         @inline(__always) static func widen(_ x: UInt16) -> Float { Format.widen(x) }
         @inline(__always) static func narrow(_ x: Float) -> UInt16 { Format.narrow(x) }
+    }
+
+    /// Stored as 8-bit floats, combined as Float32.
+    enum Float8Lane<Format: Float8Format>: Lane {
+        @inline(__always) static func widen(_ x: UInt8) -> Float { Format.widen(x) }
+        @inline(__always) static func narrow(_ x: Float) -> UInt8 { Format.narrow(x) }
     }
 
     /// What happens to a fully combined element before it is stored: nothing, or the division of `.avg`.

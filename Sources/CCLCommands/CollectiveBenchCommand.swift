@@ -7,7 +7,10 @@ struct CollectiveBenchOptions: ParsableArguments {
     @Option(help: "Local ranks to launch.") var nproc: Int = 2
     @Option(help: "shm, tcp or auto.") var transport: String = "auto"
     @Option(help: "Backends in order of preference (shm, tcp, hierarchical), or auto; wins over CCL_BACKEND.") var backend: String = "auto"
-    @Option(help: "float32, float64, float16, bfloat16, int8, uint8, int32, int64.") var dtype: String = "float32"
+    @Option(
+        help:
+            "float32, float64, float16, bfloat16, int8, uint8, int32, int64, float8e4m3, float8e5m2 (float8: inputs of 0 and 1, so every sum is exact)."
+    ) var dtype: String = "float32"
     @Option(help: "Reduce op for allreduce and reducescatter: sum, min or max (verified exactly).") var redop: String = "sum"
     @Option(
         help:

@@ -41,6 +41,8 @@ struct CollectiveRankCommand: ParsableCommand {
             case .uint8: try bench.run(UInt8.self, size: size)
             case .int32: try bench.run(Int32.self, size: size)
             case .int64: try bench.run(Int64.self, size: size)
+            case .float8e4m3: try bench.run(Float8E4M3.self, size: size)
+            case .float8e5m2: try bench.run(Float8E5M2.self, size: size)
             }
         }
     }
@@ -160,23 +162,23 @@ struct CollectiveBench {
             switch collective {
             case .allreduce:
                 wrong = BenchPattern.wrong(result, as: T.self, count: count, first: 0) {
-                    BenchPattern.reduced(op, ranks: n, index: $0, iteration: number)
+                    BenchPattern.reduced(T.self, op, ranks: n, index: $0, iteration: number)
                 }
             case .allgather:
                 wrong = BenchPattern.wrong(result, as: T.self, count: n * count, first: 0) {
-                    BenchPattern.value(rank: $0 / max(1, count), index: $0 % max(1, count), iteration: number)
+                    BenchPattern.value(T.self, rank: $0 / max(1, count), index: $0 % max(1, count), iteration: number)
                 }
             case .reducescatter:
                 wrong = BenchPattern.wrong(result, as: T.self, count: count, first: rank * count) {
-                    BenchPattern.reduced(op, ranks: n, index: $0, iteration: number)
+                    BenchPattern.reduced(T.self, op, ranks: n, index: $0, iteration: number)
                 }
             case .broadcast:
                 wrong = BenchPattern.wrong(result, as: T.self, count: count, first: 0) {
-                    BenchPattern.value(rank: 0, index: $0, iteration: number)
+                    BenchPattern.value(T.self, rank: 0, index: $0, iteration: number)
                 }
             case .sendrecv:
                 wrong = BenchPattern.wrong(result, as: T.self, count: count, first: 0) {
-                    BenchPattern.value(rank: (rank + n - 1) % n, index: $0, iteration: number)
+                    BenchPattern.value(T.self, rank: (rank + n - 1) % n, index: $0, iteration: number)
                 }
             }
             return wrong

@@ -154,8 +154,8 @@ struct GPUCheck {
         let bytes = count * dtype.size
         var input = [UInt8](repeating: 0, count: bytes)
         for index in input.indices { input[index] = UInt8(truncatingIfNeeded: index &* 7 &+ 3) }
-        if dtype == .float16 || dtype == .bfloat16 || dtype == .float32 || dtype == .float64 {
-            // Small integers, exact in every float type (and their avg over one rank).
+        if [.float16, .bfloat16, .float32, .float64, .float8e4m3, .float8e5m2].contains(dtype) {
+            // Small integers (float8 rounds some of them, the same on input and output; every op over one rank is exact).
             for element in 0..<count { write(Double(element % 13), into: &input, element: element, dtype: dtype) }
         }
         var inputPointer: CUDADriver.DevicePointer = 0, outputPointer: CUDADriver.DevicePointer = 0
@@ -195,6 +195,8 @@ struct GPUCheck {
             case .float64: raw.storeBytes(of: value, toByteOffset: element * 8, as: Double.self)
             case .float16: raw.storeBytes(of: Float16(Float(value)).bitPattern, toByteOffset: element * 2, as: UInt16.self)
             case .bfloat16: raw.storeBytes(of: BFloat16(Float(value)).bitPattern, toByteOffset: element * 2, as: UInt16.self)
+            case .float8e4m3: raw.storeBytes(of: Float8E4M3(Float(value)).bitPattern, toByteOffset: element, as: UInt8.self)
+            case .float8e5m2: raw.storeBytes(of: Float8E5M2(Float(value)).bitPattern, toByteOffset: element, as: UInt8.self)
             default: break
             }
         }

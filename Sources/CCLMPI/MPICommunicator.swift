@@ -9,7 +9,7 @@ import Logging
 
 /// Collectives on host buffers through MPI (MLX's way, MPI opened at run time): every call is the
 /// matching MPI call on a communicator of the group's ranks, with the dtypes MPI has natively and
-/// float16/bfloat16 as two-byte types with swift-ccl's reductions (`MPIHalfTypes`).
+/// float16/bfloat16 and float8 as two- and one-byte types with swift-ccl's reductions (`MPIFloatTypes`).
 ///
 /// Creation (collective over the group's members only): every member's `MPI_COMM_WORLD` rank is
 /// all-gathered through the group's store; the whole world is `MPI_Comm_dup`'d, a sub-group is made
@@ -45,7 +45,7 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
     private let runtime: MPIRuntime
     private let calls: MPIFunctions
     private let constants: MPIConstants
-    private let half: MPIHalfTypes
+    private let floats: MPIFloatTypes
     private var comm: Int
     private let site: CallSite
     /// Each group rank's global rank (errors name global ranks).
@@ -82,7 +82,7 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
         self.runtime = runtime
         calls = mpi.calls
         constants = mpi.constants
-        half = runtime.halfTypes
+        floats = runtime.floatTypes
         concurrent = runtime.allowsConcurrentCalls
         busy = runtime.busy
         site = CallSite(group: group.name, rank: globalRanks[group.rank], groupRank: group.rank, worldSize: group.worldSize)
@@ -190,7 +190,7 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
                 .invalidArgument, operation: check.operation, group: site.group, rank: site.rank, groupRank: rank,
                 "count \(call.count) is more than MPI's int counts hold (2147483647); split the call")
         }
-        let type = constants.datatype(call.dtype) ?? half.datatype
+        let type = constants.datatype(call.dtype) ?? floats.datatype(call.dtype)
         let n = worldSize
         if !concurrent, busy.exchange(1, ordering: .acquiring) != 0 { throw concurrentCall(check) }
         watched &+= 1
@@ -280,7 +280,7 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
 
     @inline(__always)
     private func reduction(_ op: ReduceOp, _ dtype: DType) -> Int {
-        dtype == .float16 || dtype == .bfloat16 ? half.reduction(op, dtype) : constants.reduction(op)
+        constants.datatype(dtype) == nil ? floats.reduction(op, dtype) : constants.reduction(op)
     }
 
     /// `source` itself when its `sourceBytes` do not overlap the `targetBytes` at `target`, else a

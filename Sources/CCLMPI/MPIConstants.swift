@@ -96,8 +96,9 @@ package struct MPIConstants: Sendable, Equatable {
         MPIThreadLevel.allCases.last { self.value(of: $0) <= value } ?? .single
     }
 
-    /// The predefined datatype of `dtype`; nil for the 16-bit floats, which MPI-3 lacks (they
-    /// travel as committed two-byte types with user-defined reductions, see `MPIHalfTypes`).
+    /// The predefined datatype of `dtype`; nil for the 16- and 8-bit floats, which MPI-3 lacks
+    /// (they travel as committed types of their size with user-defined reductions, see
+    /// `MPIFloatTypes`).
     package func datatype(_ dtype: DType) -> Int? {
         switch dtype {
         case .float32: float
@@ -106,7 +107,7 @@ package struct MPIConstants: Sendable, Equatable {
         case .uint8: uint8
         case .int32: int32
         case .int64: int64
-        case .float16, .bfloat16: nil
+        case .float16, .bfloat16, .float8e4m3, .float8e5m2: nil
         }
     }
 

@@ -33,7 +33,7 @@ package final class MPIRuntime: Sendable {
     /// `MPICommunicator`); lives as long as the process.
     package let busy: UnsafeAtomic<Int> = .create(0)
     /// The datatype and reductions of float16 and bfloat16.
-    package let halfTypes: MPIHalfTypes
+    package let floatTypes: MPIFloatTypes
 
     private static let current = Mutex<MPIRuntime?>(nil)
     private static let failing = Atomic<Bool>(false)
@@ -106,7 +106,7 @@ package final class MPIRuntime: Sendable {
                 "MPI_COMM_WORLD has \(worldSize) rank\(worldSize == 1 ? "" : "s") but the launcher started \(text) (\(variable)): the MPI library loaded (\(library.family.rawValue), \(library.path)) is not the one this mpirun belongs to; set CCL_MPI_SO_PATH to the launcher's library (libmpi.so.40 for Open MPI's mpirun, libmpich.so.12 for MPICH's)"
             )
         }
-        halfTypes = try MPIHalfTypes(library)
+        floatTypes = try MPIFloatTypes(library)
     }
 
     /// The launcher's world size variable and value, when MPI's launcher set one.
@@ -125,7 +125,7 @@ package final class MPIRuntime: Sendable {
     private static func finish() {
         guard let runtime = existing, runtime.initializedHere, !failing.load(ordering: .relaxed), !runtime.library.isFinalized
         else { return }
-        runtime.halfTypes.free(runtime.library)
+        runtime.floatTypes.free(runtime.library)
         _ = runtime.library.calls.finalize()
     }
 }

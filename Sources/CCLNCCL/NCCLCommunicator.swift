@@ -199,6 +199,8 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
         case .float32: 7
         case .float64: 8
         case .bfloat16: 9
+        case .float8e4m3: 10
+        case .float8e5m2: 11
         }
     }
 
@@ -218,6 +220,11 @@ final class NCCLCommunicator: Communicator, @unchecked Sendable {
         try site.checkBuffers(call, input: input, output: output, stream: stream, device: device, backend: Self.backendName)
         let check = site.check(call.op.kind.description)  // a literal: no allocation per call
         let bytes = try check.count(call.count, call.dtype)
+        if call.dtype.size == 1, !NCCLLibrary.has(call.dtype, version: nccl.version) {
+            throw CCLError(
+                .invalidArgument, operation: check.operation, group: groupName, rank: site.rank,
+                "\(call.dtype) needs NCCL \(NCCLLibrary.float8Version) or newer (its float8 types); this is NCCL \(nccl.version)")
+        }
         let count = call.count, type = Self.dataType(call.dtype), handle = stream.handle, n = worldSize
         let source = UnsafeRawPointer(input.base), target = output.base
         switch call.op {

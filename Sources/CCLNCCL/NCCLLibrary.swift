@@ -1,3 +1,4 @@
+import CCLCollectiveAPI
 import CCLCore
 import CCLNCCLShims
 import CCLSystem
@@ -68,6 +69,15 @@ package final class NCCLLibrary: @unchecked Sendable {
         let library = try DynamicLibrary.open(
             "NCCL", variables: variables, environment: environment, candidates: candidates(environment: environment))
         return try NCCLLibrary(library)
+    }
+
+    /// NCCL has float8 e4m3 and e5m2 (`ncclFloat8e4m3` = 10, `ncclFloat8e5m2` = 11) from 2.24.3.
+    package static let float8Version = NCCLVersion(major: 2, minor: 24, patch: 3)
+
+    /// Whether NCCL `version` has `dtype` (every dtype but the float8 ones is in every NCCL
+    /// swift-ccl loads).
+    package static func has(_ dtype: DType, version: NCCLVersion) -> Bool {
+        dtype != .float8e4m3 && dtype != .float8e5m2 || version >= float8Version
     }
 
     /// NCCL 2.30.7 and later run several ranks on one GPU when `NCCL_MULTI_RANK_GPU_ENABLE=1`

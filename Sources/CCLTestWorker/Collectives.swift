@@ -20,6 +20,13 @@ protocol CheckedScalar: CollectiveScalar, Equatable {
     static func average(sum: Int, ranks: Int) -> Self
     /// Wrapping conversion for integer types, exact for the small values floats get.
     static var isInteger: Bool { get }
+    /// 8-bit floats get inputs in −2…2, so every partial sum over up to 4 ranks is exact (e5m2
+    /// holds the integers up to 8).
+    static var isFloat8: Bool { get }
+}
+
+extension CheckedScalar {
+    static var isFloat8: Bool { false }
 }
 
 extension Float: CheckedScalar {
@@ -42,6 +49,18 @@ extension BFloat16: CheckedScalar {
     static func average(sum: Int, ranks: Int) -> BFloat16 { BFloat16(Float(sum) / Float(ranks)) }
     static var isInteger: Bool { false }
 }
+extension Float8E4M3: CheckedScalar {
+    static func from(_ value: Int) -> Float8E4M3 { Float8E4M3(Float(value)) }
+    static func average(sum: Int, ranks: Int) -> Float8E4M3 { Float8E4M3(Float(sum) / Float(ranks)) }
+    static var isInteger: Bool { false }
+    static var isFloat8: Bool { true }
+}
+extension Float8E5M2: CheckedScalar {
+    static func from(_ value: Int) -> Float8E5M2 { Float8E5M2(Float(value)) }
+    static func average(sum: Int, ranks: Int) -> Float8E5M2 { Float8E5M2(Float(sum) / Float(ranks)) }
+    static var isInteger: Bool { false }
+    static var isFloat8: Bool { true }
+}
 extension Int8: CheckedScalar {
     static func from(_ value: Int) -> Int8 { Int8(truncatingIfNeeded: value) }
     static func average(sum: Int, ranks: Int) -> Int8 { Int8(truncatingIfNeeded: sum) / Int8(truncatingIfNeeded: ranks) }
@@ -63,8 +82,9 @@ extension Int64: CheckedScalar {
     static var isInteger: Bool { true }
 }
 
-/// The checks of one communicator: inputs are small integers (−4…4, 0…8 for uint8; 1…2 for
-/// products) so every reduction is exact and the reference is plain integer arithmetic.
+/// The checks of one communicator: inputs are small integers (−4…4, 0…8 for uint8, −2…2 for
+/// float8; 1…2 for products) so every reduction is exact and the reference is plain integer
+/// arithmetic.
 struct CollectiveChecks {
     let communicator: any Communicator
     var checks = 0
@@ -75,6 +95,7 @@ struct CollectiveChecks {
     static func value<T: CheckedScalar>(_: T.Type, rank: Int, index: Int, op: ReduceOp?) -> Int {
         let mixed = (rank &* 7 &+ index &* 3) % 9
         if op == .prod { return mixed % 2 + 1 }
+        if T.isFloat8 { return mixed % 5 - 2 }
         return T.self == UInt8.self ? mixed : mixed - 4
     }
 
@@ -216,6 +237,8 @@ struct CollectiveChecks {
         case .uint8: try run(UInt8.self, count: count)
         case .int32: try run(Int32.self, count: count)
         case .int64: try run(Int64.self, count: count)
+        case .float8e4m3: try run(Float8E4M3.self, count: count)
+        case .float8e5m2: try run(Float8E5M2.self, count: count)
         }
     }
 }

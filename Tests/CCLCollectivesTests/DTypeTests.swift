@@ -18,6 +18,7 @@ struct DTypeTests {
             "f32": .float32, "FP32": .float32, "float": .float32, "f64": .float64, "fp64": .float64,
             "Double": .float64, "f16": .float16, "fp16": .float16, "half": .float16, "bf16": .bfloat16,
             "BF16": .bfloat16, "i8": .int8, "u8": .uint8, "i32": .int32, "int": .int32, "i64": .int64, "long": .int64,
+            "float8_e4m3fn": .float8e4m3, "FP8E4M3": .float8e4m3, "e4m3": .float8e4m3, "float8_e5m2": .float8e5m2, "e5m2": .float8e5m2,
         ]
         for (name, dtype) in expected { #expect(DType(name: name) == dtype, "\(name)") }
         for name in ["", "float8", "uint32", "f 32", "bfloat"] { #expect(DType(name: name) == nil, "\(name)") }
@@ -48,5 +49,7 @@ struct DTypeTests {
         check(UInt8.self, .uint8)
         check(Int32.self, .int32)
         check(Int64.self, .int64)
+        check(Float8E4M3.self, .float8e4m3)
+        check(Float8E5M2.self, .float8e5m2)
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 @testable import CCLCollectives
 
 /// A deterministic generator (SplitMix64) so that failures reproduce.
@@ -100,6 +102,13 @@ enum Reference {
         case .bfloat16:
             return half(
                 sources, op, divisor, widen: { Float(bitPattern: UInt32($0) << 16) }, narrow: referenceBFloat16Bits)
+        case .float8e4m3, .float8e5m2:
+            let format = ReferenceFloat8(dtype)
+            var acc = sources[0].map(format.value)
+            for source in sources.dropFirst() {
+                for i in acc.indices { acc[i] = combine(acc[i], format.value(source[i]), op) }
+            }
+            return acc.map { format.nearest(divisor == 1 ? $0 : $0 / Float(divisor)) }
         }
     }
 
@@ -185,6 +194,64 @@ func randomElements(_ dtype: DType, count: Int, using rng: inout SplitMix64) -> 
     case .bfloat16:
         return bytes(of: words.map { BFloat16(Float(Int32(truncatingIfNeeded: $0 >> 32)) * 0x1p-29).bitPattern })
     case .int8, .uint8, .int32, .int64: return Array(bytes(of: words).prefix(count * dtype.size))
+    case .float8e4m3: return words.map { Float8E4M3(Float(Int32(truncatingIfNeeded: $0 >> 32)) * 0x1p-29).bitPattern }
+    case .float8e5m2: return words.map { Float8E5M2(Float(Int32(truncatingIfNeeded: $0 >> 32)) * 0x1p-29).bitPattern }
+    }
+}
+
+/// An 8-bit float format worked out the long way, independent of the kernel's bit tricks: every
+/// pattern's value from the definition, and rounding by exact Double distance to the two
+/// neighbours, ties to the even pattern; what torch does past the largest finite value (e4m3fn:
+/// NaN from the pattern 0x7F, which stands for 480; e5m2: infinity, 0x7C, standing for 65536).
+struct ReferenceFloat8 {
+    let exponentBits: Int
+    let bias: Int
+    /// The non-negative patterns in order with their values; the last is the overflow pattern.
+    let ladder: [(bits: UInt8, value: Double)]
+    let nanBits: UInt8
+
+    init(_ dtype: DType) {
+        let exponentBits = dtype == .float8e4m3 ? 4 : 5
+        let bias = dtype == .float8e4m3 ? 7 : 15
+        let mantissaBits = 7 - exponentBits
+        let scale = Double(1 << mantissaBits)
+        let last: UInt8 = dtype == .float8e4m3 ? 0x7F : 0x7C
+        ladder = (UInt8(0)...last).map { bits in
+            let exponent = Int(bits) >> mantissaBits
+            let fraction = Double(Int(bits) & ((1 << mantissaBits) - 1)) / scale
+            let value = exponent == 0 ? fraction * pow(2, Double(1 - bias)) : (1 + fraction) * pow(2, Double(exponent - bias))
+            return (bits, value)
+        }
+        self.exponentBits = exponentBits
+        self.bias = bias
+        nanBits = 0x7F
+    }
+
+    /// The value of `bits` (NaN patterns as NaN, e5m2's infinity as infinity).
+    func value(_ bits: UInt8) -> Float {
+        let magnitude = bits & 0x7F
+        let negative = bits & 0x80 != 0
+        let result: Float
+        if exponentBits == 4 {
+            result = magnitude == 0x7F ? .nan : Float(ladder[Int(magnitude)].value)
+        } else {
+            result = magnitude > 0x7C ? .nan : magnitude == 0x7C ? .infinity : Float(ladder[Int(magnitude)].value)
+        }
+        return negative ? -result : result
+    }
+
+    /// The pattern nearest to `x`.
+    func nearest(_ x: Float) -> UInt8 {
+        let sign: UInt8 = x.sign == .minus ? 0x80 : 0
+        if x.isNaN { return sign | nanBits }
+        let magnitude = Double(x.magnitude)
+        guard let top = ladder.last, magnitude < top.value else { return sign | (ladder.last?.bits ?? nanBits) }
+        var index = 0
+        while ladder[index + 1].value <= magnitude { index += 1 }
+        let below = ladder[index], above = ladder[index + 1]
+        let down = magnitude - below.value, up = above.value - magnitude
+        if down < up || (down == up && below.bits & 1 == 0) { return sign | below.bits }
+        return sign | above.bits
     }
 }
 
@@ -208,5 +275,8 @@ func firstMismatch(_ a: [UInt8], _ b: [UInt8], _ dtype: DType) -> Int? {
         return x.indices.first { x[$0] != y[$0] && !(nan(x[$0]) && nan(y[$0])) }
     case .int8, .uint8, .int32, .int64:
         return a.indices.first { a[$0] != b[$0] }.map { $0 / dtype.size }
+    case .float8e4m3, .float8e5m2:
+        let nan: (UInt8) -> Bool = { dtype == .float8e4m3 ? $0 & 0x7F == 0x7F : $0 & 0x7F > 0x7C }
+        return a.indices.first { a[$0] != b[$0] && !(nan(a[$0]) && nan(b[$0])) }
     }
 }

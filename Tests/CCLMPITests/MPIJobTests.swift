@@ -1,3 +1,4 @@
+import CCLCollectiveAPI
 import CCLCore
 import CCLSystem
 import CCLTestSupport
@@ -70,7 +71,9 @@ import Testing
     }
 
     /// Every rank finished every check, on the MPI backend of `family`.
-    static func expectPassed(_ job: (status: Int32, output: String), ranks: Int, family: MPIFamily, tp: Int = 1, checks: Int = 512) {
+    static func expectPassed(
+        _ job: (status: Int32, output: String), ranks: Int, family: MPIFamily, tp: Int = 1, checks: Int = 64 * DType.allCases.count
+    ) {
         #expect(job.status == 0, "\(job.output)")
         #expect(job.output.contains("MPI \(family.rawValue) "), "\(job.output)")
         for rank in 0..<ranks {
@@ -96,15 +99,15 @@ import Testing
     @Test("CCL_MPI_THREAD_LEVEL asks MPI for a thread level (default single) and reads it back; a bad value is an error naming it")
     func threadLevel() async throws {
         let plain = try await Self.run(.openMPI, ranks: 2, ["counts=7"])
-        Self.expectPassed(plain, ranks: 2, family: .openMPI, checks: 128)
+        Self.expectPassed(plain, ranks: 2, family: .openMPI, checks: 16 * DType.allCases.count)
         #expect(plain.output.contains("thread=single"), "\(plain.output)")
         let serialized = try await Self.run(.openMPI, ranks: 2, ["counts=7"], environment: ["CCL_MPI_THREAD_LEVEL": "serialized"])
-        Self.expectPassed(serialized, ranks: 2, family: .openMPI, checks: 128)
+        Self.expectPassed(serialized, ranks: 2, family: .openMPI, checks: 16 * DType.allCases.count)
         #expect(serialized.output.contains("thread=serialized"), "\(serialized.output)")
         // The standard ABI spells the levels 0, 1024, 2048, 4096.
         let standard = try await Self.run(
             .mpich5(library: "libmpi_abi.so.1"), ranks: 2, ["counts=7"], environment: ["CCL_MPI_THREAD_LEVEL": "multiple"])
-        Self.expectPassed(standard, ranks: 2, family: .standardABI, checks: 128)
+        Self.expectPassed(standard, ranks: 2, family: .standardABI, checks: 16 * DType.allCases.count)
         #expect(standard.output.contains("thread=multiple"), "\(standard.output)")
         let bad = try await Self.run(.openMPI, ranks: 2, ["counts=7"], environment: ["CCL_MPI_THREAD_LEVEL": "sometimes"])
         #expect(bad.status != 0, "\(bad.output)")
@@ -122,12 +125,12 @@ import Testing
         Self.expectPassed(try await Self.run(.mpich5(library: "libmpi.so.12"), ranks: 2, []), ranks: 2, family: .mpich)
     }
 
-    /// Four ranks on two nodes finished every check (128: counts=7) on shm inside and MPI between.
+    /// Four ranks on two nodes finished every check (16 per dtype: counts=7) on shm inside and MPI between.
     static func expectHierarchical(_ job: (status: Int32, output: String)) {
         #expect(job.status == 0, "\(job.output)")
         for rank in 0..<4 {
             #expect(job.output.contains("RANK \(rank) TRANSPORT hierarchical (2 nodes: shm inside, mpi between)"), "\(job.output)")
-            #expect(job.output.contains("RANK \(rank) WORLD 128"), "\(job.output)")
+            #expect(job.output.contains("RANK \(rank) WORLD \(16 * DType.allCases.count)"), "\(job.output)")
             #expect(job.output.contains("RANK \(rank) DONE"), "\(job.output)")
         }
     }

@@ -146,6 +146,16 @@ import Testing
         #expect(message.contains("CUDA_VISIBLE_DEVICES"), "\(message)")
     }
 
+    @Test("float8 dtypes go to NCCL only from 2.24.3, which has them; every other dtype to any NCCL loaded")
+    func float8Versions() throws {
+        let old = NCCLVersion(major: 2, minor: 24, patch: 2), new = NCCLVersion(major: 2, minor: 24, patch: 3)
+        #expect(!NCCLLibrary.has(.float8e4m3, version: old) && !NCCLLibrary.has(.float8e5m2, version: old))
+        #expect(NCCLLibrary.has(.float8e4m3, version: new) && NCCLLibrary.has(.float8e5m2, version: new))
+        #expect(DType.allCases.filter { $0.size > 1 || $0 == .int8 || $0 == .uint8 }.allSatisfy { NCCLLibrary.has($0, version: old) })
+        let nccl = try NCCLLibrary.load(environment: Self.environment.filter { !NCCLLibrary.variables.contains($0.key) })
+        #expect(NCCLLibrary.has(.float8e5m2, version: nccl.version) == (nccl.version >= new), "NCCL \(nccl.version)")
+    }
+
     @Test("NCCL_MULTI_RANK_GPU_ENABLE=1 lets ranks share a GPU only with an NCCL that can (2.30.7+; the PyPI one here)")
     func multiRankGPU() throws {
         let nccl = try NCCLLibrary.load(environment: Self.environment.filter { !NCCLLibrary.variables.contains($0.key) })
