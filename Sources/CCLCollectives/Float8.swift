@@ -13,37 +13,34 @@ package protocol Float8Format {
 /// that rounds above 448 (above 464; 464 itself rounds to even, 448), an infinity or NaN becomes
 /// NaN, as in torch.
 package enum E4M3Format: Float8Format {
+    // Branch-free (every candidate computed, one selected) so that loops over them vectorize.
     @inline(__always)
     package static func widen(_ bits: UInt8) -> Float {
         let sign = UInt32(bits & 0x80) << 24
         let magnitude = UInt32(bits & 0x7F)
-        if magnitude == 0x7F { return Float(bitPattern: sign | 0x7FC0_0000) }
-        let exponent = magnitude >> 3
-        if exponent == 0 {
-            // Subnormal: m · 2^-9, exact in Float32.
-            return Float(bitPattern: (Float(magnitude) * 0x1p-9).bitPattern | sign)
-        }
-        // Rebias 7 → 127 and place the 3 significand bits at the top of Float32's 23.
-        return Float(bitPattern: sign | ((exponent + 120) << 23) | ((magnitude & 7) << 20))
+        // Normal: rebias 7 → 127 and place the 3 significand bits at the top of Float32's 23.
+        let normal = (magnitude << 20) &+ 0x3C00_0000
+        // Subnormal: m · 2^-9, exact in Float32.
+        let subnormal = (Float(magnitude) * 0x1p-9).bitPattern
+        let result = magnitude == 0x7F ? 0x7FC0_0000 : (magnitude < 8 ? subnormal : normal)
+        return Float(bitPattern: result | sign)
     }
 
     @inline(__always)
     package static func narrow(_ value: Float) -> UInt8 {
         let bits = value.bitPattern
-        let sign = UInt8(truncatingIfNeeded: (bits & 0x8000_0000) >> 24)
-        let magnitude = bits & 0x7FFF_FFFF
-        // 480 and above (with infinity and NaN): NaN.
-        if magnitude >= 0x43F0_0000 { return sign | 0x7F }
-        // Below 2^-6 the result is subnormal: adding 2^14 leaves the units of 2^-9 in the low
-        // bits, rounded by the FPU.
-        if magnitude < 0x3C80_0000 {
-            let shifted = (Float(bitPattern: magnitude) + 0x1p14).bitPattern &- 0x4680_0000
-            return sign | UInt8(truncatingIfNeeded: shifted)
-        }
+        let sign = bits & 0x8000_0000
+        // Below 2^31, so signed comparisons are exact.
+        let magnitude = Int32(bitPattern: bits ^ sign)
         // Normal: rebias 127 → 7 and round to nearest even at bit 20.
         let odd = (magnitude >> 20) & 1
-        let rounded = (magnitude &- 0x3C00_0000 &+ 0x7FFFF &+ odd) >> 20
-        return sign | UInt8(truncatingIfNeeded: rounded)
+        let normal = (magnitude &- 0x3C00_0000 &+ 0x7FFFF &+ odd) >> 20
+        // Below 2^-6 the result is subnormal: adding 2^14 leaves the units of 2^-9 in the low
+        // bits, rounded by the FPU.
+        let subnormal = Int32(bitPattern: (Float(bitPattern: UInt32(bitPattern: magnitude)) + 0x1p14).bitPattern) &- 0x4680_0000
+        // 480 and above (with infinity and NaN): NaN.
+        let result: Int32 = magnitude >= 0x43F0_0000 ? 0x7F : (magnitude < 0x3C80_0000 ? subnormal : normal)
+        return UInt8(truncatingIfNeeded: result) | UInt8(truncatingIfNeeded: sign >> 24)
     }
 }
 
@@ -59,19 +56,17 @@ package enum E5M2Format: Float8Format {
     @inline(__always)
     package static func narrow(_ value: Float) -> UInt8 {
         let bits = value.bitPattern
-        let sign = UInt8(truncatingIfNeeded: (bits & 0x8000_0000) >> 24)
-        let magnitude = bits & 0x7FFF_FFFF
-        // 2^16 and above: infinity, or NaN for NaN.
-        if magnitude >= 0x4780_0000 { return sign | (magnitude > 0x7F80_0000 ? 0x7F : 0x7C) }
-        // Below 2^-14 the result is subnormal: adding 2^7 leaves the units of 2^-16 in the low bits.
-        if magnitude < 0x3880_0000 {
-            let shifted = (Float(bitPattern: magnitude) + 0x1p7).bitPattern &- 0x4300_0000
-            return sign | UInt8(truncatingIfNeeded: shifted)
-        }
+        let sign = bits & 0x8000_0000
+        let magnitude = Int32(bitPattern: bits ^ sign)
         // Normal: rebias 127 → 15 and round to nearest even at bit 21 (a carry reaches infinity).
         let odd = (magnitude >> 21) & 1
-        let rounded = (magnitude &- 0x3800_0000 &+ 0xFFFFF &+ odd) >> 21
-        return sign | UInt8(truncatingIfNeeded: rounded)
+        let normal = (magnitude &- 0x3800_0000 &+ 0xFFFFF &+ odd) >> 21
+        // Below 2^-14 the result is subnormal: adding 2^7 leaves the units of 2^-16 in the low bits.
+        let subnormal = Int32(bitPattern: (Float(bitPattern: UInt32(bitPattern: magnitude)) + 0x1p7).bitPattern) &- 0x4300_0000
+        // 2^16 and above: infinity, or NaN for NaN.
+        let special: Int32 = magnitude > 0x7F80_0000 ? 0x7F : 0x7C
+        let result = magnitude >= 0x4780_0000 ? special : (magnitude < 0x3880_0000 ? subnormal : normal)
+        return UInt8(truncatingIfNeeded: result) | UInt8(truncatingIfNeeded: sign >> 24)
     }
 }
 
