@@ -64,15 +64,28 @@ public struct MPIBackend: Backend {
         }
     }
 
+    /// `CCL_MPI_MAX_COUNT`: the most elements one MPI call carries (MPI counts are C ints), from
+    /// 1 to 2147483647 (the default); a call above it goes in pieces. Below the default it is for
+    /// testing the pieces with small calls.
+    ///
+    /// - Throws: `.invalidArgument` naming the variable and its value when it is not such a number.
+    package static func maxCount(in environment: [String: String]) throws(CCLError) -> Int {
+        guard let text = environment["CCL_MPI_MAX_COUNT"], !text.isEmpty else { return Int(Int32.max) }
+        guard let value = Int(text), (1...Int(Int32.max)).contains(value) else {
+            throw CCLError(.invalidArgument, operation: "read environment", "CCL_MPI_MAX_COUNT=\(text) is not a count in 1...2147483647")
+        }
+        return value
+    }
+
     public func make(group: StatelessProcessGroup, nodes: NodeLayout, device: Device) throws(CCLError) -> any Communicator {
         guard device == .host else {
             throw CCLError(
                 .invalidArgument, operation: "create MPI communicator for group \(group.name)", "MPI takes host buffers, got \(device)")
         }
         let abortOnTimeout = try Self.abortOnTimeout(in: environment)
+        let maxCount = try Self.maxCount(in: environment)
         return try MPICommunicator(
             group: group, nodes: nodes, runtime: MPIRuntime.shared(environment: environment), timeout: timeout,
-            abortOnTimeout: abortOnTimeout,
-            logger: logger)
+            abortOnTimeout: abortOnTimeout, maxCount: maxCount, logger: logger)
     }
 }

@@ -69,16 +69,22 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
     private var scratch = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     /// An `MPI_Status` (at most 32 bytes in every family).
     private let status: UnsafeMutableRawPointer
+    /// The most elements one MPI call carries (MPI counts are C ints); larger calls go in pieces.
+    let maxCount: Int
+    /// Where the pieces of an all-gather, reduce-scatter or gather above `maxCount` are packed.
+    private var pieceScratch = UnsafeMutableRawBufferPointer(start: nil, count: 0)
 
     /// The communicator of `group`'s ranks; `timeout` is the watchdog's (`.indefinite`: none).
     init(
-        group: StatelessProcessGroup, nodes: NodeLayout, runtime: MPIRuntime, timeout: Timeout, abortOnTimeout: Bool, logger: Logger
+        group: StatelessProcessGroup, nodes: NodeLayout, runtime: MPIRuntime, timeout: Timeout, abortOnTimeout: Bool,
+        maxCount: Int = Int(Int32.max), logger: Logger
     ) throws(CCLError) {
         let globalRanks = group.globalRanks ?? Array(0..<group.worldSize)
         let operation = "create MPI communicator for group \(group.name)"
         let mpi = runtime.library
         rank = group.rank
         worldSize = group.worldSize
+        self.maxCount = max(1, min(maxCount, Int(Int32.max)))
         self.runtime = runtime
         calls = mpi.calls
         constants = mpi.constants
@@ -165,6 +171,7 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
         if !runtime.library.isFinalized, comm != constants.commNull { _ = calls.commFree(&comm) }
         if !concurrent { busy.store(0, ordering: .releasing) }
         scratch.deallocate()
+        pieceScratch.deallocate()
         status.deallocate()
     }
 
@@ -185,13 +192,10 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
         try site.checkBuffers(call, input: input, output: output, stream: stream, device: device, backend: Self.backendName)
         let check = site.check(call.op.kind.description)  // a literal: no allocation per call
         let bytes = try check.count(call.count, call.dtype)
-        guard let count = Int32(exactly: call.count) else {
-            throw CCLError(
-                .invalidArgument, operation: check.operation, group: site.group, rank: site.rank, groupRank: rank,
-                "count \(call.count) is more than MPI's int counts hold (2147483647); split the call")
-        }
         let type = constants.datatype(call.dtype) ?? floats.datatype(call.dtype)
-        let n = worldSize
+        let n = worldSize, count = call.count, size = call.dtype.size
+        // One piece unless the call has more elements than an MPI count holds (`maxCount`).
+        let whole = count <= maxCount
         if !concurrent, busy.exchange(1, ordering: .acquiring) != 0 { throw concurrentCall(check) }
         watched &+= 1
         let watchedNumber = watched
@@ -210,50 +214,94 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
             // MPI wants MPI_IN_PLACE on every rank or on none, and ranks choose in place on their
             // own: an input that is (or overlaps) the output is copied aside instead.
             source = separate(source, bytes, from: target, bytes)
-            code = calls.allreduce(source, target, count, type, reduction(op, call.dtype), comm)
-            if code == 0, op == .avg, let target { divide(target, count: call.count, dtype: call.dtype) }
+            let reduction = reduction(op, call.dtype)
+            code = forEachPiece(count) { offset, length in
+                calls.allreduce(source.map { $0 + offset * size }, target.map { $0 + offset * size }, length, type, reduction, comm)
+            }
+            if code == 0, op == .avg, let target { divide(target, count: count, dtype: call.dtype) }
         case .allGather:
             let all = try check.times(bytes, n)
             try check.buffer("input", has: input.bytes, needs: bytes)
             try check.buffer("output", has: output.bytes, needs: all)
             source = separate(source, bytes, from: target, all)  // as for all-reduce
-            code = calls.allgather(source, count, type, target, count, type, comm)
+            if whole {
+                code = calls.allgather(source, Int32(count), type, target, Int32(count), type, comm)
+            } else {
+                // Each piece of every rank's block is gathered packed, then put in its place.
+                code = forEachPiece(count, packed: n * size) { offset, length in
+                    let packed = pieces(n * Int(length) * size)
+                    let result = calls.allgather(source.map { $0 + offset * size }, length, type, packed, length, type, comm)
+                    if result == 0, let target {
+                        unpack(packed, into: target, offset: offset, length: Int(length), count: count, size: size)
+                    }
+                    return result
+                }
+            }
         case .reduceScatter(let op):
             try check.buffer("input", has: input.bytes, needs: try check.times(bytes, n))
             try check.buffer("output", has: output.bytes, needs: bytes)
             source = separate(source, bytes * n, from: target, bytes)
-            code = calls.reduceScatterBlock(source, target, count, type, reduction(op, call.dtype), comm)
-            if code == 0, op == .avg, let target { divide(target, count: call.count, dtype: call.dtype) }
+            let reduction = reduction(op, call.dtype)
+            if whole {
+                code = calls.reduceScatterBlock(source, target, Int32(count), type, reduction, comm)
+            } else {
+                // The same piece of every block, packed, reduced into this rank's piece.
+                code = forEachPiece(count, packed: n * size) { offset, length in
+                    let packed = pieces(n * Int(length) * size)
+                    if let source { pack(source, into: packed, offset: offset, length: Int(length), count: count, size: size) }
+                    return calls.reduceScatterBlock(
+                        UnsafeRawPointer(packed), target.map { $0 + offset * size }, length, type, reduction, comm)
+                }
+            }
+            if code == 0, op == .avg, let target { divide(target, count: count, dtype: call.dtype) }
         case .broadcast(let root):
             try check.peer(root, role: "root")
             try check.buffer("", has: output.bytes, needs: bytes)
-            code = calls.bcast(target, count, type, Int32(root), comm)
+            code = forEachPiece(count) { offset, length in calls.bcast(target.map { $0 + offset * size }, length, type, Int32(root), comm) }
         case .gather(let root):
             try check.peer(root, role: "root")
             try check.buffer("input", has: input.bytes, needs: bytes)
             if rank == root {
                 let all = try check.times(bytes, n)
                 try check.buffer("output", has: output.bytes, needs: all)
-                if let target, bytes > 0, source == UnsafeRawPointer(target + root * bytes) {
+                if whole, let target, bytes > 0, source == UnsafeRawPointer(target + root * bytes) {
                     source = UnsafeRawPointer(bitPattern: constants.inPlace)
                 } else {
                     source = separate(source, bytes, from: target, all)
                 }
             }
-            code = calls.gather(source, count, type, target, count, type, Int32(root), comm)
+            if whole {
+                code = calls.gather(source, Int32(count), type, target, Int32(count), type, Int32(root), comm)
+            } else {
+                code = forEachPiece(count, packed: n * size) { offset, length in
+                    let packed = rank == root ? pieces(n * Int(length) * size) : nil
+                    let result = calls.gather(source.map { $0 + offset * size }, length, type, packed, length, type, Int32(root), comm)
+                    if result == 0, let packed, let target {
+                        unpack(packed, into: target, offset: offset, length: Int(length), count: count, size: size)
+                    }
+                    return result
+                }
+            }
         case .send(let peer):
             try check.peer(peer, role: "destination")
             try check.buffer("send", has: input.bytes, needs: bytes)
-            code = calls.send(source, count, type, Int32(peer), Self.messageTag, comm)
+            code = forEachPiece(count) { offset, length in
+                calls.send(source.map { $0 + offset * size }, length, type, Int32(peer), Self.messageTag, comm)
+            }
             guard code == 0 else { throw failure(code, check, call, peer: peer) }
             messagesSent[peer] &+= 1
             return .done(messagesSent[peer])
         case .recv(let peer):
             try check.peer(peer, role: "source")
             try check.buffer("receive", has: output.bytes, needs: bytes)
-            code = calls.recv(target, count, type, Int32(peer), Self.messageTag, comm, status)
+            var short: (expected: Int32, got: Int32)?
+            code = forEachPiece(count) { offset, length in
+                let result = calls.recv(target.map { $0 + offset * size }, length, type, Int32(peer), Self.messageTag, comm, status)
+                if result == 0, short == nil, let got = received(type), got != length { short = (length, got) }
+                return result
+            }
             guard code == 0 else { throw failure(code, check, call, peer: peer) }
-            try checkReceived(count, type, from: peer, check)
+            if let short { throw receivedShort(short, from: peer, check) }
             messagesReceived[peer] &+= 1
             return .done(messagesReceived[peer])
         case .sendRecv(let destination, let from):
@@ -262,11 +310,16 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
             try check.buffer("send", has: input.bytes, needs: bytes)
             try check.buffer("receive", has: output.bytes, needs: bytes)
             source = separate(source, bytes, from: target, bytes)
-            code = calls.sendrecv(
-                source, count, type, Int32(destination), Self.messageTag, target, count, type, Int32(from), Self.messageTag, comm,
-                status)
+            var short: (expected: Int32, got: Int32)?
+            code = forEachPiece(count) { offset, length in
+                let result = calls.sendrecv(
+                    source.map { $0 + offset * size }, length, type, Int32(destination), Self.messageTag,
+                    target.map { $0 + offset * size }, length, type, Int32(from), Self.messageTag, comm, status)
+                if result == 0, short == nil, let got = received(type), got != length { short = (length, got) }
+                return result
+            }
             guard code == 0 else { throw failure(code, check, call, peer: from) }
-            try checkReceived(count, type, from: from, check)
+            if let short { throw receivedShort(short, from: from, check) }
             messagesSent[destination] &+= 1
             messagesReceived[from] &+= 1
             return .done(messagesSent[destination])
@@ -308,15 +361,60 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
         }
     }
 
-    /// A receive that got fewer elements than asked is a mismatched pair of calls.
-    private func checkReceived(_ count: Int32, _ type: Int, from peer: Int, _ check: CallCheck) throws(CCLError) {
+    /// Elements the last receive got (`MPI_Get_count` on `status`), or nil when MPI cannot say.
+    private func received(_ type: Int) -> Int32? {
         var got: Int32 = 0
-        guard calls.getCount(status, type, &got) == 0, got != count else { return }
+        return calls.getCount(status, type, &got) == 0 ? got : nil
+    }
+
+    /// A receive (or a piece of one) that got other than `expected` elements (`got`) is a
+    /// mismatched pair of calls: the communicator is broken.
+    private func receivedShort(_ short: (expected: Int32, got: Int32), from peer: Int, _ check: CallCheck) -> CCLError {
         let error = CCLError(
             .malformed, operation: check.operation, group: site.group, rank: site.rank, groupRank: rank, peer: "rank \(globalRanks[peer])",
-            "rank \(globalRanks[peer]) sent \(got) elements, this receive expected \(count) (mismatched send and receive)")
+            "rank \(globalRanks[peer]) sent \(short.got) elements, this receive expected \(short.expected) (mismatched send and receive)")
         broken = error
-        throw error
+        return error
+    }
+
+    /// Runs `body(offset, length)` over consecutive pieces of `count` elements, each at most
+    /// `maxCount` (and, with `packed` bytes per element of a packed piece, at most 64 MiB packed),
+    /// at least one (a call of 0 elements is still made); stops at the first MPI error and returns
+    /// it (0: all succeeded). Every rank cuts the same count the same way.
+    private func forEachPiece(_ count: Int, packed: Int = 0, _ body: (Int, Int32) -> Int32) -> Int32 {
+        let limit = packed > 0 && count > maxCount ? max(1, min(maxCount, (64 << 20) / packed)) : maxCount
+        var offset = 0
+        repeat {
+            let length = min(limit, count - offset)
+            let code = body(offset, Int32(length))
+            if code != 0 { return code }
+            offset += length
+        } while offset < count
+        return 0
+    }
+
+    /// At least `bytes` of packing space for the pieces of an all-gather, reduce-scatter or gather.
+    private func pieces(_ bytes: Int) -> UnsafeMutableRawPointer {
+        if pieceScratch.count < max(bytes, 64) {
+            pieceScratch.deallocate()
+            pieceScratch = .allocate(byteCount: max(bytes, 64), alignment: 64)
+        }
+        return pieceScratch.baseAddress ?? status
+    }
+
+    /// Copies elements [offset, offset + length) of each of the group's blocks of `count` in
+    /// `blocks` next to each other into `packed` (block order).
+    private func pack(_ blocks: UnsafeRawPointer, into packed: UnsafeMutableRawPointer, offset: Int, length: Int, count: Int, size: Int) {
+        for block in 0..<worldSize {
+            (packed + block * length * size).copyMemory(from: blocks + (block * count + offset) * size, byteCount: length * size)
+        }
+    }
+
+    /// The reverse of `pack`: each rank's piece from `packed` to its place in the blocks.
+    private func unpack(_ packed: UnsafeRawPointer, into blocks: UnsafeMutableRawPointer, offset: Int, length: Int, count: Int, size: Int) {
+        for block in 0..<worldSize {
+            (blocks + (block * count + offset) * size).copyMemory(from: packed + block * length * size, byteCount: length * size)
+        }
     }
 
     /// Another thread is inside MPI, which the thread level MPI provides does not allow.

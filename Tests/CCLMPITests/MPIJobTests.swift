@@ -96,6 +96,30 @@ import Testing
         Self.expectPassed(try await Self.run(.mpich, ranks: ranks, ["tp=\(tp)"]), ranks: ranks, family: .mpich, tp: tp)
     }
 
+    @Test(
+        "calls above the largest MPI count go in pieces: every op × dtype right with pieces of 3 elements (CCL_MPI_MAX_COUNT=3), Open MPI 3 ranks and MPICH 2"
+    )
+    func pieces() async throws {
+        let openMPI = try await Self.run(.openMPI, ranks: 3, ["counts=0,7,1023"], environment: ["CCL_MPI_MAX_COUNT": "3"])
+        Self.expectPassed(openMPI, ranks: 3, family: .openMPI, checks: 48 * DType.allCases.count)
+        let mpich = try await Self.run(.mpich, ranks: 2, ["counts=7,1023"], environment: ["CCL_MPI_MAX_COUNT": "3"])
+        Self.expectPassed(mpich, ranks: 2, family: .mpich, checks: 32 * DType.allCases.count)
+        // The setting reaches the backend: a bad one stops the job naming it.
+        let bad = try await Self.run(.openMPI, ranks: 2, ["counts=7"], environment: ["CCL_MPI_MAX_COUNT": "0"])
+        #expect(bad.status != 0 && bad.output.contains("CCL_MPI_MAX_COUNT=0"), "\(bad.output)")
+    }
+
+    @Test("CCL_MPI_MAX_COUNT: a count in 1...2147483647 (the default); anything else is refused naming it")
+    func maxCountSetting() throws {
+        #expect(try MPIBackend.maxCount(in: [:]) == 2_147_483_647)
+        #expect(try MPIBackend.maxCount(in: ["CCL_MPI_MAX_COUNT": "1"]) == 1)
+        #expect(try MPIBackend.maxCount(in: ["CCL_MPI_MAX_COUNT": "2147483647"]) == 2_147_483_647)
+        for bad in ["0", "-1", "2147483648", "x", "1e3", " 5"] {
+            let error = #expect(throws: CCLError.self) { _ = try MPIBackend.maxCount(in: ["CCL_MPI_MAX_COUNT": bad]) }
+            #expect(error?.message.contains("CCL_MPI_MAX_COUNT=\(bad)") == true, "\(error?.message ?? "")")
+        }
+    }
+
     @Test("CCL_MPI_THREAD_LEVEL asks MPI for a thread level (default single) and reads it back; a bad value is an error naming it")
     func threadLevel() async throws {
         let plain = try await Self.run(.openMPI, ranks: 2, ["counts=7"])
