@@ -8,7 +8,8 @@ import Foundation
 
 /// `ccl gpu-check`: the GPU backend on this machine, end to end, as JSON lines (for
 /// `scripts/gpu-check.sh` on the device machine): versions; every op × dtype at world size 1,
-/// verified; a split of the world's communicator (`ncclCommSplit`), verified; a CUDA graph of 10
+/// verified; a split of the world's communicator (`ncclCommSplit`), verified; an all-reduce in a
+/// symmetric-memory window (NCCL 2.27+), verified; a CUDA graph of 10
 /// all-reduces replayed 100 times, verified; the per-call cost of an all-reduce enqueued back to
 /// back and with a sync; communicator creation time; two ranks on one GPU (our error on both, via
 /// `--ranks 2`); and with `--shared-gpu` (NCCL ≥ 2.30.7, `NCCL_MULTI_RANK_GPU_ENABLE=1`) N ranks
@@ -92,6 +93,7 @@ struct GPUCheck {
             }
         }
         Self.emit(splitCheck(communicator, stream: stream, on: deviceStream))
+        Self.emit(windowCheck(communicator, stream: stream, on: deviceStream))
         Self.emit(graphCheck(communicator, stream: stream, on: deviceStream))
         Self.emit(perCallCost(communicator, stream: stream, on: deviceStream))
         // The same behind the flight recorder, as every group communicator is: its cost, and
@@ -220,6 +222,37 @@ struct GPUCheck {
             ]
         } catch {
             return ["check": "split", "ok": "false", "error": "\(error)"]
+        }
+    }
+
+    /// Symmetric-memory windows (NCCL 2.27+): memory from `ncclMemAlloc`, registered symmetric, a
+    /// float32 all-reduce in it verified, deregistered and freed; "skipped" when this NCCL has none.
+    func windowCheck(_ communicator: any Communicator, stream: OpaquePointer?, on deviceStream: DeviceStream) -> [String: String] {
+        guard let windows = communicator.windows, windows.windowsAvailable else {
+            return ["check": "window", "ok": "skipped", "error": "this NCCL has no symmetric-memory windows"]
+        }
+        let count = 4096, bytes = count * 4
+        var memory: DeviceBuffer?
+        var window: CommunicationWindow?
+        defer {
+            if let window { try? windows.deregisterWindow(window) }
+            if let memory { try? windows.freeWindowMemory(memory) }
+        }
+        do {
+            let buffer = try windows.allocateWindowMemory(bytes: bytes)
+            memory = buffer
+            window = try windows.registerWindow(buffer, symmetric: true)
+            let values = (0..<count).map { Float($0 % 89) }
+            let pointer = CUDADriver.DevicePointer(UInt(bitPattern: buffer.base))
+            try cuda.check(values.withUnsafeBytes { cuda.memcpyHtoD(pointer, $0.baseAddress, bytes) }, "cuMemcpyHtoD")
+            _ = try communicator.execute(
+                CollectiveCall(.allReduce(.sum), dtype: .float32, count: count), input: buffer, output: buffer, on: deviceStream)
+            try cuda.check(cuda.streamSynchronize(stream), "cuStreamSynchronize")
+            var back = [Float](repeating: -1, count: count)
+            try cuda.check(back.withUnsafeMutableBytes { cuda.memcpyDtoH($0.baseAddress, pointer, bytes) }, "cuMemcpyDtoH")
+            return ["check": "window", "symmetric": "true", "ok": back == values ? "true" : "false"]
+        } catch {
+            return ["check": "window", "ok": "false", "error": "\(error)"]
         }
     }
 

@@ -342,3 +342,61 @@ final class CUDAEventMarker: StreamMarker {
     /// the calls as enqueued), is not reached.
     var isReached: Bool { cuda.eventQuery(event) == 0 }
 }
+
+extension NCCLCommunicator: CommunicationWindows {
+    var windowsAvailable: Bool { nccl.windows != nil }
+
+    /// The window calls, or why there are none; a broken communicator rethrows its error.
+    private func windowCalls(_ operation: String) throws(CCLError) -> NCCLWindowCalls {
+        if let broken { throw broken }
+        guard let calls = nccl.windows else {
+            throw CCLError(
+                .unavailable, operation: operation, group: groupName, rank: site.rank,
+                "NCCL \(nccl.version) (\(nccl.path)) has no symmetric-memory windows: NCCL 2.27 or newer has them")
+        }
+        return calls
+    }
+
+    /// Fails unless `buffer` is on this communicator's device.
+    private func checkDevice(_ buffer: DeviceBuffer, _ operation: String) throws(CCLError) {
+        guard buffer.device == device, buffer.base != nil, buffer.bytes > 0 else {
+            throw CCLError(
+                .invalidArgument, operation: operation, group: groupName, rank: site.rank,
+                "the window's buffer must be non-empty memory on \(device), got \(buffer.bytes) B on \(buffer.device)")
+        }
+    }
+
+    func allocateWindowMemory(bytes: Int) throws(CCLError) -> DeviceBuffer {
+        let operation = "allocate window memory on group \(groupName)"
+        let calls = try windowCalls(operation)
+        guard bytes > 0 else {
+            throw CCLError(.invalidArgument, operation: operation, group: groupName, rank: site.rank, "size \(bytes) must be positive")
+        }
+        var pointer: UnsafeMutableRawPointer?
+        try check(calls.memAlloc(&pointer, bytes), "\(operation) (ncclMemAlloc of \(bytes) B)")
+        return DeviceBuffer(base: pointer, bytes: bytes, device: device)
+    }
+
+    func freeWindowMemory(_ buffer: DeviceBuffer) throws(CCLError) {
+        let operation = "free window memory on group \(groupName)"
+        let calls = try windowCalls(operation)
+        try checkDevice(buffer, operation)
+        try check(calls.memFree(buffer.base), "\(operation) (ncclMemFree)")
+    }
+
+    func registerWindow(_ buffer: DeviceBuffer, symmetric: Bool) throws(CCLError) -> CommunicationWindow {
+        let operation = "register window on group \(groupName)"
+        let calls = try windowCalls(operation)
+        try checkDevice(buffer, operation)
+        var window: OpaquePointer?
+        let flags = symmetric ? NCCLWindowCalls.symmetric : 0
+        try check(calls.register(comm, buffer.base, buffer.bytes, &window, flags), "\(operation) (ncclCommWindowRegister)")
+        return CommunicationWindow(buffer: buffer, handle: UInt(bitPattern: window.map { Int(bitPattern: UnsafeRawPointer($0)) } ?? 0))
+    }
+
+    func deregisterWindow(_ window: CommunicationWindow) throws(CCLError) {
+        let operation = "deregister window on group \(groupName)"
+        let calls = try windowCalls(operation)
+        try check(calls.deregister(comm, OpaquePointer(bitPattern: window.handle)), "\(operation) (ncclCommWindowDeregister)")
+    }
+}

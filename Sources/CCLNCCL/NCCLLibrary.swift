@@ -52,6 +52,8 @@ package final class NCCLLibrary: @unchecked Sendable {
     let recv: @convention(c) (UnsafeMutableRawPointer?, Int, Int32, Int32, OpaquePointer?, UnsafeMutableRawPointer?) -> Result
     let groupStart: @convention(c) () -> Result
     let groupEnd: @convention(c) () -> Result
+    /// Symmetric-memory windows, when this NCCL has them (2.27+); nil otherwise.
+    package let windows: NCCLWindowCalls?
 
     /// The symbols every load resolves, in the order the initialiser reads them.
     package static let symbols = [
@@ -137,6 +139,7 @@ package final class NCCLLibrary: @unchecked Sendable {
             14, (@convention(c) (UnsafeMutableRawPointer?, Int, Int32, Int32, OpaquePointer?, UnsafeMutableRawPointer?) -> Result).self)
         groupStart = function(15, (@convention(c) () -> Result).self)
         groupEnd = function(16, (@convention(c) () -> Result).self)
+        windows = NCCLWindowCalls(NCCLWindowCalls.symbols.map { library.symbol($0) })
         var code: Int32 = 0
         let status = getVersion(&code)
         path = library.loadedPath ?? library.path

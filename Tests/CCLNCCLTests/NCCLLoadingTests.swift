@@ -86,6 +86,21 @@ import Testing
         #expect(message.contains("ncclGroupEnd"), "\(message)")
     }
 
+    @Test("symmetric-memory windows are optional: found in the PyPI NCCL (2.27+), absent from a library without them, which still loads")
+    func optionalWindows() throws {
+        let real = try NCCLLibrary.load(environment: Self.environment.filter { !NCCLLibrary.variables.contains($0.key) })
+        #expect((real.windows != nil) == (real.version >= NCCLVersion(major: 2, minor: 27, patch: 0)), "NCCL \(real.version)")
+        let without = try Self.fakeNCCL(version: 22803, symbols: NCCLLibrary.symbols)
+        defer { without.remove() }
+        #expect(try NCCLLibrary.load(environment: ["CCL_NCCL_SO_PATH": without.path]).windows == nil)
+        let partial = try Self.fakeNCCL(version: 22703, symbols: NCCLLibrary.symbols + ["ncclMemAlloc", "ncclMemFree"])
+        defer { partial.remove() }
+        #expect(try NCCLLibrary.load(environment: ["CCL_NCCL_SO_PATH": partial.path]).windows == nil, "all four or none")
+        let with = try Self.fakeNCCL(version: 22703, symbols: NCCLLibrary.symbols + NCCLWindowCalls.symbols)
+        defer { with.remove() }
+        #expect(try NCCLLibrary.load(environment: ["CCL_NCCL_SO_PATH": with.path]).windows != nil)
+    }
+
     @Test("a library older than the minimum is refused with both versions")
     func oldVersion() throws {
         let fake = try Self.fakeNCCL(version: 21703, symbols: NCCLLibrary.symbols)

@@ -1,0 +1,11 @@
+import CCLCollectiveAPI
+import CCLTrace
+
+extension Communicator {
+    /// This communicator's windows (NCCL's symmetric memory), behind its flight recorder; nil for
+    /// backends without them (`CommunicationWindows.windowsAvailable` says whether the library
+    /// has them).
+    public var windows: (any CommunicationWindows)? {
+        ((self as? RecordingCommunicator)?.inner ?? self) as? any CommunicationWindows
+    }
+}
