@@ -77,7 +77,7 @@ public final class GroupCoordinator: @unchecked Sendable {
     ///     communicator's backend request).
     ///   - device: this rank's device (`.cuda(localRank)` on a GPU node); every rank of the group
     ///     passes one of the same kind.
-    ///   - splitting: the world's device communicator (made by the registry for `device` on the
+    ///   - parent: the world's device communicator (made by the registry for `device` on the
     ///     world group): when its backend can split (NCCL), the device communicator is split from
     ///     it (`ncclCommSplit`, color: the group's index in the layout, key: this rank's place in
     ///     it) instead of a rendezvous of its own. Every rank of that communicator must then
