@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Tables of scripts/device-bench.sh's all-reduce runs: swift-ccl against Open MPI (shared memory)
 and torch's Gloo (TCP) for every rank count measured, medians of the interleaved rounds' p50s, and
-the ratio (peer's time / ours: above 1 is ours faster)."""
+the ratio (peer's time / ours: above 1 is ours faster); shared-memory cells also name the
+all-reduce the cost model chose (oneshot/twoshot, both when rounds differed)."""
 import glob
 import json
 import os
@@ -10,6 +11,7 @@ import sys
 
 out = sys.argv[1]
 rows = {}
+algorithms = {}  # (np, size) -> the shared-memory all-reduce each swift-ccl round ran
 for path in glob.glob(os.path.join(out, "*_rep*.jsonl")):
     lib, np, transport = os.path.basename(path).split("_")[:3]
     for line in open(path):
@@ -18,6 +20,8 @@ for path in glob.glob(os.path.join(out, "*_rep*.jsonl")):
         r = json.loads(line)
         if lib == "ccl":
             size, p50, wrong = r["size"], r["time_us"], r["wrong"]
+            if "shm_algorithm" in r:
+                algorithms.setdefault((int(np[2:]), size), set()).add(r["shm_algorithm"])
         elif lib == "openmpi":
             if r.get("type") != "result" or r.get("op") != "allreduce":
                 continue
@@ -55,6 +59,8 @@ for transport, peer, label in (("shm", "openmpi", "Open MPI"), ("tcp", "gloo", "
                 cells.append(f"{ours:.3g} / -")
             else:
                 cells.append(f"{ours:.3g} / {theirs:.3g} ({theirs / ours:.2f}×)")
+            if ours is not None and transport == "shm" and (n, size) in algorithms:
+                cells[-1] += " " + "/".join(sorted(algorithms[(n, size)]))
         print(f"| {human(size)} | " + " | ".join(cells) + " |")
     print()
 print(f"elements checked wrong (swift-ccl and Open MPI): {wrong}")

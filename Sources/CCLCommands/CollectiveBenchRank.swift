@@ -73,14 +73,31 @@ struct CollectiveBench {
         }
     }
 
+    /// For an all-reduce on shared memory: the communicator's cost model and the options it chooses
+    /// with (`CCL_ALGO`, `CCL_SHM_SLOT_BYTES` from the environment, as every rank read them).
+    func sharedMemoryChoice() -> (ShmCostModel, ShmOptions)? {
+        guard collective == .allreduce, gpu == nil, let costs = communicator.sharedMemoryCosts else { return nil }
+        return (costs, (try? CollectiveOptions.fromEnvironment(ProcessInfo.processInfo.environment).shm) ?? ShmOptions())
+    }
+
+    /// JSON fields for a row of `bytes` on shared memory: the algorithm the size ran and the
+    /// model's inputs (none for other backends).
+    func sharedMemoryFields(bytes: Int) -> String {
+        guard let (costs, shm) = sharedMemoryChoice() else { return "" }
+        let from = costs.twoShotFrom(worldSize: ranks, slotBytes: shm.slotBytes) ?? .max
+        let algorithm = shm.allReduce ?? (bytes >= from ? .twoShot : .oneShot)
+        return ",\"shm_algorithm\":\"\(algorithm.rawValue)\",\"shm_sync_ns\":\(format(costs.syncNanoseconds)),"
+            + "\"shm_copy_gbps\":\(format(costs.copyBytesPerNanosecond)),\"shm_reduce_gbps\":\(format(costs.reduceBytesPerNanosecond)),"
+            + "\"shm_ranks_per_cpu\":\(format(costs.ranksPerCPU))"
+    }
+
     func printHeader(dtype: DType) {
         guard !options.json else { return }
         print(
             "# ccl bench \(collective.rawValue): \(ranks) ranks, transport \(transport), \(dtype), redop \(op), check \(options.check ? "every iteration" : "off")"
         )
         print("# backend: \(decision)")
-        if collective == .allreduce, gpu == nil, let costs = communicator.sharedMemoryCosts {
-            let shm = (try? CollectiveOptions.fromEnvironment(ProcessInfo.processInfo.environment).shm) ?? ShmOptions()
+        if let (costs, shm) = sharedMemoryChoice() {
             let from =
                 costs.twoShotFrom(worldSize: ranks, slotBytes: shm.slotBytes).map { "two-shot from \($0) B" } ?? "one-shot at every size"
             print("# shm costs: \(costs); \(shm.allReduce.map { "forced \($0.rawValue)" } ?? from)")
@@ -218,7 +235,7 @@ struct CollectiveBench {
                 "{\"op\":\"\(collective.rawValue)\",\"nproc\":\(n),\"transport\":\"\(transport)\",\"backend\":\"\(gpu?.communicator.backend ?? communicator.backend)\",\"dtype\":\"\(dtype)\","
                     + "\"size\":\(bytes),\"count\":\(count),\"time_us\":\(format(p50)),\"avg_us\":\(format(average)),"
                     + "\"algbw_gbps\":\(format(algorithmBandwidth)),\"busbw_gbps\":\(format(busBandwidth)),\"wrong\":\(wrongTotal[0]),"
-                    + "\"iterations\":\(iterations)}")
+                    + "\"iterations\":\(iterations)\(sharedMemoryFields(bytes: bytes))}")
         } else {
             print(
                 pad("\(bytes)", 12) + pad("\(count)", 12) + pad("\(dtype)", 10) + pad(redop, 7) + pad(format(average), 11)

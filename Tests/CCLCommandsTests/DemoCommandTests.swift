@@ -43,6 +43,28 @@ import Testing
         #expect(object["op"] as? String == op)
     }
 
+    @Test("ccl bench allreduce --json over shared memory names the algorithm each size ran and the cost model's inputs")
+    func benchSharedMemoryJSON() throws {
+        let result = try runCCL(
+            ["bench", "allreduce", "--nproc", "2", "--transport", "shm", "--sizes", "8,256K", "--target-ms", "10", "--json"],
+            environment: ["CCL_SHM_COST": "100000,10,10"])
+        #expect(result.status == 0, "\(result.output)")
+        let objects = try result.output.split(separator: "\n").filter { $0.hasPrefix("{") }.map { line in
+            try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "\(line)")
+        }
+        #expect(objects.count == 2, "\(result.output)")
+        // Sync points of 100 µs: one-shot at every size for 2 ranks (two-shot never pays).
+        for object in objects {
+            #expect(object["shm_algorithm"] as? String == "oneshot", "\(object)")
+            #expect((object["shm_sync_ns"] as? NSNumber)?.doubleValue == 100_000, "\(object)")
+            #expect(object["wrong"] as? Int == 0)
+        }
+        let forced = try runCCL(
+            ["bench", "allreduce", "--nproc", "2", "--transport", "shm", "--sizes", "8", "--target-ms", "10", "--json"],
+            environment: ["CCL_ALGO": "twoshot"])
+        #expect(forced.output.contains("\"shm_algorithm\":\"twoshot\""), "\(forced.output)")
+    }
+
     @Test("ccl bench queue --json: a row per reader count and size, every message verified, idle CPU and wake-up measured")
     func queueBenchJSON() throws {
         let result = try runCCL([
