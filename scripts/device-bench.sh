@@ -53,7 +53,8 @@ run)
   "$MPICC" -O2 -o "$work/mpi_bench" "$work/mpi_bench.c"
   gcc -O2 -std=c11 -o "$work/physical_limit" "$work/physical_limit.c" -lpthread
   gcc -O2 -o "$work/futex_wake_floor" Benchmarks/futex_wake_floor.c
-  ompi=("$MPIRUN" --allow-run-as-root --oversubscribe --bind-to core --mca btl_tcp_if_include lo)
+  # One rank per core, as swift-ccl's bench pins them; more ranks than cores (here) may share.
+  ompi=("$MPIRUN" --allow-run-as-root --oversubscribe --bind-to core:overload-allowed --mca btl_tcp_if_include lo)
   have_torch=$(python3 -c 'import torch.distributed' 2>/dev/null && echo 1 || echo 0)
   have_vllm=$(python3 -c 'import zmq, sys; sys.path.insert(0, "device"); import vllm_mq_harness' 2>/dev/null && echo 1 || echo 0)
   [[ $have_torch == 1 ]] || echo "skipped: torch's Gloo (no torch here)" | tee "$OUT/skipped.txt"
@@ -65,7 +66,8 @@ run)
       "$work/ccl" bench allreduce --nproc "$np" --transport shm --sizes "$SIZES" --target-ms "$TARGET_MS" --json \
         >"$OUT/collectives/ccl_np${np}_shm_rep$round.jsonl"
       "${ompi[@]}" -np "$np" "$work/mpi_bench" --ops allreduce --sizes "$SIZES" --target-ms "$TARGET_MS" --label "np${np}_shm" \
-        >"$OUT/collectives/openmpi_np${np}_shm_rep$round.jsonl" 2>/dev/null
+        >"$OUT/collectives/openmpi_np${np}_shm_rep$round.jsonl" 2>"$OUT/collectives/openmpi_np${np}.stderr" \
+        || echo "Open MPI's mpi_bench failed with $np ranks (see openmpi_np${np}.stderr)" | tee -a "$OUT/skipped.txt"
     done
     for np in $TCP_NPS; do
       "$work/ccl" bench allreduce --nproc "$np" --transport tcp --sizes "$SIZES" --target-ms "$TARGET_MS" --json \
