@@ -294,14 +294,18 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
         case .recv(let peer):
             try check.peer(peer, role: "source")
             try check.buffer("receive", has: output.bytes, needs: bytes)
-            var short: (expected: Int32, got: Int32)?
+            var short: (expected: Int, got: Int)?
             code = forEachPiece(count) { offset, length in
                 let result = calls.recv(target.map { $0 + offset * size }, length, type, Int32(peer), Self.messageTag, comm, status)
-                if result == 0, short == nil, let got = received(type), got != length { short = (length, got) }
+                // A short piece ends the call: the pieces after it would not line up.
+                if result == 0, let got = received(type), got != length {
+                    short = (count, offset + Int(got))
+                    return -1
+                }
                 return result
             }
-            guard code == 0 else { throw failure(code, check, call, peer: peer) }
             if let short { throw receivedShort(short, from: peer, check) }
+            guard code == 0 else { throw failure(code, check, call, peer: peer) }
             messagesReceived[peer] &+= 1
             return .done(messagesReceived[peer])
         case .sendRecv(let destination, let from):
@@ -310,16 +314,19 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
             try check.buffer("send", has: input.bytes, needs: bytes)
             try check.buffer("receive", has: output.bytes, needs: bytes)
             source = separate(source, bytes, from: target, bytes)
-            var short: (expected: Int32, got: Int32)?
+            var short: (expected: Int, got: Int)?
             code = forEachPiece(count) { offset, length in
                 let result = calls.sendrecv(
                     source.map { $0 + offset * size }, length, type, Int32(destination), Self.messageTag,
                     target.map { $0 + offset * size }, length, type, Int32(from), Self.messageTag, comm, status)
-                if result == 0, short == nil, let got = received(type), got != length { short = (length, got) }
+                if result == 0, let got = received(type), got != length {
+                    short = (count, offset + Int(got))
+                    return -1
+                }
                 return result
             }
-            guard code == 0 else { throw failure(code, check, call, peer: from) }
             if let short { throw receivedShort(short, from: from, check) }
+            guard code == 0 else { throw failure(code, check, call, peer: from) }
             messagesSent[destination] &+= 1
             messagesReceived[from] &+= 1
             return .done(messagesSent[destination])
@@ -367,9 +374,9 @@ final class MPICommunicator: Communicator, @unchecked Sendable {
         return calls.getCount(status, type, &got) == 0 ? got : nil
     }
 
-    /// A receive (or a piece of one) that got other than `expected` elements (`got`) is a
-    /// mismatched pair of calls: the communicator is broken.
-    private func receivedShort(_ short: (expected: Int32, got: Int32), from peer: Int, _ check: CallCheck) -> CCLError {
+    /// A receive that got `got` elements where it expected `expected` (counted over its pieces) is
+    /// a mismatched pair of calls: the communicator is broken.
+    private func receivedShort(_ short: (expected: Int, got: Int), from peer: Int, _ check: CallCheck) -> CCLError {
         let error = CCLError(
             .malformed, operation: check.operation, group: site.group, rank: site.rank, groupRank: rank, peer: "rank \(globalRanks[peer])",
             "rank \(globalRanks[peer]) sent \(short.got) elements, this receive expected \(short.expected) (mismatched send and receive)")

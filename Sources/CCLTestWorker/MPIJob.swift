@@ -8,6 +8,8 @@ import Foundation
 /// groups of a layout with `tp=` (made by their own members, one group at a time), and a barrier.
 /// `killself=R` kills rank R with SIGKILL after its first checks; `stall=R` keeps rank R out of
 /// the all-reduce that follows a ring sendRecv (the others wait in MPI; the watchdog reports them).
+/// `shortrecv=N`: rank 0 sends N float32 to rank 1, which receives N + 6 and prints `SHORT` and
+/// the error, then both end.
 func mpiJob() throws {
     let environment = ProcessInfo.processInfo.environment
     let launch = try LaunchEnvironment.parse(environment)
@@ -24,6 +26,21 @@ func mpiJob() throws {
         say(
             "MPI \(runtime.library.family.rawValue) \(runtime.library.shortVersion) initialisedHere=\(runtime.initializedHere) thread=\(runtime.threadLevel)"
         )
+    }
+    if let sent = arguments["shortrecv"].flatMap(Int.init) {
+        var buffer = [Float](repeating: 1, count: sent + 6)
+        if launch.rank == 0 {
+            try buffer.withUnsafeBytes { try communicator.send($0, count: sent, dtype: .float32, to: 1) }
+            say("RANK 0 SENT \(sent)")
+        } else if launch.rank == 1 {
+            do {
+                try buffer.withUnsafeMutableBytes { try communicator.recv(into: $0, count: sent + 6, dtype: .float32, from: 0) }
+                say("RANK 1 RECEIVED")
+            } catch {
+                say("SHORT \(error)")
+            }
+        }
+        return
     }
     let counts = arguments["counts"].map { _ in ints("counts") } ?? [0, 1, 7, 1023]
     let dtypes = (arguments["dtypes"] ?? "").split(separator: ",").compactMap { DType(name: String($0)) }

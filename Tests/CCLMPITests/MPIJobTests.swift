@@ -109,6 +109,18 @@ import Testing
         #expect(bad.status != 0 && bad.output.contains("CCL_MPI_MAX_COUNT=0"), "\(bad.output)")
     }
 
+    @Test(
+        "a receive that gets fewer elements than it asked for fails naming the sender, whole or in pieces (the pieces after a short one are not waited for)",
+        arguments: ["", "4"])
+    func shortReceive(maxCount: String) async throws {
+        let job = try await Self.run(
+            .openMPI, ranks: 2, ["shortrecv=5"], environment: maxCount.isEmpty ? [:] : ["CCL_MPI_MAX_COUNT": maxCount])
+        #expect(job.output.contains("RANK 0 SENT 5"), "\(job.output)")
+        // Whole: 5 of 11 arrive. In pieces of 4 the receive asks 4, 4, 3 and gets 4, then 1: it
+        // ends there (a wait for the third piece would never end), counting over the pieces.
+        #expect(job.output.contains("SHORT") && job.output.contains("rank 0 sent 5 elements, this receive expected 11"), "\(job.output)")
+    }
+
     @Test("CCL_MPI_MAX_COUNT: a count in 1...2147483647 (the default); anything else is refused naming it")
     func maxCountSetting() throws {
         #expect(try MPIBackend.maxCount(in: [:]) == 2_147_483_647)
