@@ -45,7 +45,8 @@ public struct TCPBackend: Backend {
                 "group \(group.name) spans \(nodes.nodeCount) nodes but rank \(group.rank) listens on \(options.tcp.host); set CCL_HOST to an address of this node the others reach"
             )
         }
-        return try TCPCommunicator(group: group, options: options)
+        let node = nodes.nodeOfRank[group.rank]
+        return try TCPCommunicator(group: group, options: options, ranksOnNode: nodes.nodeOfRank.filter { $0 == node }.count)
     }
 }
 

@@ -78,8 +78,17 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     private var incomingHeader: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: incoming[0..<Self.headerBytes]) }
     let chunkBytes = 512 << 10
 
+    /// Sends the frames of large calls while this thread receives (`TCPOptions.sendThread`).
+    private let frameSender: FrameSender?
+    /// Whether the current call is large enough for `frameSender`.
+    private var threadedCall = false
+
     /// Collective over `group`: connects the mesh (addresses through the group's store).
-    public init(group: StatelessProcessGroup, options: CollectiveOptions = CollectiveOptions()) throws(CCLError) {
+    /// `ranksOnNode`: how many of the group's ranks share this node (the whole group when not
+    /// given), for the choice of a send thread (`TCPOptions.sendThread`).
+    public init(group: StatelessProcessGroup, options: CollectiveOptions = CollectiveOptions(), ranksOnNode: Int? = nil)
+        throws(CCLError)
+    {
         rank = group.rank
         worldSize = group.worldSize
         self.options = options
@@ -91,9 +100,14 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         frameEnds = messagesSent
         connections = try TCPMesh.connect(group: group, options: options)
         lateReturn = LateReturn(timeout: options.timeout)
+        let threaded =
+            group.worldSize > 1
+            && options.tcp.usesSendThread(ranksOnNode: ranksOnNode ?? group.worldSize, cpus: CPUAffinity.onlineCPUs)
+        frameSender = threaded ? FrameSender() : nil
     }
 
     deinit {
+        frameSender?.stop()
         scratchBuffer.deallocate()
         stagingBase.deallocate()
         incoming.deallocate()
@@ -203,12 +217,29 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
             }
             remaining = UnsafeMutableRawBufferPointer(rebasing: receive[arrived...])
         }
-        if sendLater.count > 0 || remaining.count > 0 {
-            try TCPConnection.exchange(
-                send: sendLater.count > 0 ? outgoingConnection.map { ($0, sendLater) } : nil,
-                receive: remaining.count > 0 ? incomingConnection.map { ($0, remaining) } : nil, timeout: budget.next(),
-                operation: Self.pendingLabel)
+        guard sendLater.count > 0 || remaining.count > 0 else { return }
+        let timeout = budget.next()
+        if threadedCall, let frameSender, sendLater.count >= FrameSender.minimumBytes, remaining.count > 0, let outgoingConnection,
+            let incomingConnection
+        {
+            // The payload goes out on the send thread while this one receives; both end by the
+            // deadline, and the receive's error comes first (it names what the call waited for).
+            frameSender.post(outgoingConnection, sendLater, timeout: timeout)
+            var failure: CCLError?
+            do {
+                try TCPConnection.exchange(
+                    send: nil, receive: (incomingConnection, remaining), timeout: timeout, operation: Self.pendingLabel)
+            } catch {
+                failure = error
+            }
+            let sendFailure = frameSender.wait()
+            if let failure = failure ?? sendFailure { throw failure }
+            return
         }
+        try TCPConnection.exchange(
+            send: sendLater.count > 0 ? outgoingConnection.map { ($0, sendLater) } : nil,
+            receive: remaining.count > 0 ? incomingConnection.map { ($0, remaining) } : nil, timeout: timeout,
+            operation: Self.pendingLabel)
     }
 
     /// The header just received must be the expected call's, with the expected length.
@@ -356,6 +387,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         expectedCall = sendCall
         label = .collective(call)
         budget = CallBudget(options.timeout)
+        threadedCall = frameSender != nil && count.multipliedReportingOverflow(by: dtype.size).partialValue >= FrameSender.minimumCallBytes
     }
 
     private func check(_ name: String) -> CallCheck {
@@ -516,6 +548,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
             incoming = UnsafeMutableRawBufferPointer(rebasing: receive[0..<bytes])
         }
         label = .pointToPoint(destination: destination, source: source, dtype: dtype, count: count)
+        threadedCall = frameSender != nil && bytes >= FrameSender.minimumCallBytes
         // One frame per message, in chunks when large, so both directions progress together.
         var offset = 0
         repeat {

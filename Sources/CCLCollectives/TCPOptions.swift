@@ -9,11 +9,22 @@ public struct TCPOptions: Sendable {
     public var token = ""
     /// Forces the all-reduce (`CCL_ALGO=ring|rd`); nil chooses by size.
     public var allReduce: PeerAllReduce?
+    /// Whether a thread of the communicator's own sends the frames of large calls while the
+    /// caller receives (`CCL_TCP_SEND_THREAD=auto|1|0`): nil (auto) uses one unless the node has
+    /// a single CPU or more than two of the group's ranks per CPU; true always; false never.
+    public var sendThread: Bool?
 
     /// The defaults.
     public init() {}
 
-    /// `CCL_HOST` and `CCL_TOKEN` over `self`; the error names the variable and value.
+    /// Whether a communicator with `ranksOnNode` ranks of its group on this node of `cpus` CPUs
+    /// gets a send thread.
+    func usesSendThread(ranksOnNode: Int, cpus: Int) -> Bool {
+        sendThread ?? (cpus >= 2 && max(1, ranksOnNode) <= 2 * cpus)
+    }
+
+    /// `CCL_HOST`, `CCL_TOKEN` and `CCL_TCP_SEND_THREAD` over `self`; the error names the
+    /// variable and value.
     func reading(_ environment: [String: String]) throws(CCLError) -> TCPOptions {
         var options = self
         if let value = environment["CCL_TOKEN"] { options.token = value }
@@ -23,6 +34,14 @@ public struct TCPOptions: Sendable {
                 throw CollectiveOptions.invalid("CCL_HOST", value, "an address or host name")
             }
             options.host = host
+        }
+        if let value = environment["CCL_TCP_SEND_THREAD"], !value.isEmpty {
+            switch value.lowercased() {
+            case "auto": options.sendThread = nil
+            case "1", "on", "true", "yes": options.sendThread = true
+            case "0", "off", "false", "no": options.sendThread = false
+            default: throw CollectiveOptions.invalid("CCL_TCP_SEND_THREAD", value, "auto, 1 or 0")
+            }
         }
         return options
     }

@@ -154,10 +154,24 @@ func runCollectiveWorkers(
         for worker in workers { worker.sigkill() }
     }
 
-    @Test("TCP: with 4 ranks and 64 MiB, every survivor of a killed rank names it, not a rank that only gave up")
-    func killedRankNamedByEverySurvivor() throws {
+    @Test(
+        "TCP with the send thread (large frames go out on a thread of their own while the caller receives): every op × dtype × count",
+        arguments: [2, 3])
+    func tcpSendThread(world: Int) throws {
+        let workers = try runCollectiveWorkers(world: world, ["transport": "tcp", "counts": Self.counts, "sendthread": "1"])
+        for worker in workers {
+            try worker.expect("DONE")
+            #expect(worker.exitStatus() == 0, "\(worker.lines)")
+        }
+    }
+
+    @Test(
+        "TCP: with 4 ranks and 64 MiB, every survivor of a killed rank names it, not a rank that only gave up (with and without the send thread)",
+        arguments: ["0", "1"])
+    func killedRankNamedByEverySurvivor(sendThread: String) throws {
         let workers = try runCollectiveWorkers(
-            world: 4, ["transport": "tcp", "counts": "16777216", "dtypes": "float32", "killself": "2", "timeout": "10"])
+            world: 4,
+            ["transport": "tcp", "counts": "16777216", "dtypes": "float32", "killself": "2", "timeout": "10", "sendthread": sendThread])
         try workers[2].expect("KILLING")
         for rank in [0, 1, 3] {
             let line = try workers[rank].expect("ERROR")

@@ -25,6 +25,21 @@ import Testing
         #expect(PeerAllReduce.choose(bytes: 0, worldSize: 1) == .recursiveDoubling)
     }
 
+    @Test("TCP send thread: CCL_TCP_SEND_THREAD=auto|1|0; auto unless one CPU or more than two ranks per CPU")
+    func sendThread() throws {
+        #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_SEND_THREAD": "1"]).tcp.sendThread == true)
+        #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_SEND_THREAD": "off"]).tcp.sendThread == false)
+        #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_SEND_THREAD": "auto"]).tcp.sendThread == nil)
+        #expect(throws: CCLError.self) { _ = try CollectiveOptions.fromEnvironment(["CCL_TCP_SEND_THREAD": "maybe"]) }
+        let auto = TCPOptions()
+        #expect(auto.usesSendThread(ranksOnNode: 2, cpus: 2) && auto.usesSendThread(ranksOnNode: 4, cpus: 2))
+        #expect(!auto.usesSendThread(ranksOnNode: 5, cpus: 2) && !auto.usesSendThread(ranksOnNode: 1, cpus: 1))
+        #expect(auto.usesSendThread(ranksOnNode: 16, cpus: 16) && auto.usesSendThread(ranksOnNode: 32, cpus: 16))
+        var forced = TCPOptions()
+        forced.sendThread = true
+        #expect(forced.usesSendThread(ranksOnNode: 64, cpus: 2))
+    }
+
     @Test("options from the environment; bad values name the variable and value")
     func environment() throws {
         let options = try CollectiveOptions.fromEnvironment([
