@@ -149,7 +149,7 @@ public struct BackendRegistry: Sendable {
     public func split(
         _ parent: any Communicator, into group: StatelessProcessGroup, nodes: NodeLayout, color: Int, key: Int, parentGroup: String
     ) throws(CCLError) -> (communicator: any Communicator, decision: BackendChoice.Decision)? {
-        guard let splittable = ((parent as? RecordingCommunicator)?.inner ?? parent) as? any SplittableCommunicator else { return nil }
+        guard let splittable = parent.unrecorded as? any SplittableCommunicator else { return nil }
         let capacity = try FlightRecorder.capacity(in: traceSetting)
         let child = try splittable.split(into: group, color: color, key: key)
         let decision = BackendChoice.Decision(backend: child.backend, reason: "split from group \(parentGroup)'s communicator")

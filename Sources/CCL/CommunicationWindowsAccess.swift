@@ -6,6 +6,6 @@ extension Communicator {
     /// backends without them (`CommunicationWindows.windowsAvailable` says whether the library
     /// has them).
     public var windows: (any CommunicationWindows)? {
-        ((self as? RecordingCommunicator)?.inner ?? self) as? any CommunicationWindows
+        unrecorded as? any CommunicationWindows
     }
 }

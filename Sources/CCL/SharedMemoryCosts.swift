@@ -7,7 +7,7 @@ extension Communicator {
     /// (measured when it was made, the same on every rank of the node): its own, or the node
     /// part's of a hierarchical communicator; nil for other backends.
     public var sharedMemoryCosts: ShmCostModel? {
-        let inner = (self as? RecordingCommunicator)?.inner ?? self
+        let inner = unrecorded
         if let shm = inner as? ShmCommunicator { return shm.costModel }
         return (inner as? HierarchicalCommunicator)?.nodeCostModel
     }

@@ -26,21 +26,13 @@ package enum E4M3Format: Float8Format {
         return Float(bitPattern: result | sign)
     }
 
+    /// Rebias 127 → 7, round to nearest even at bit 20; below 2^-6 subnormal (units of 2^-9,
+    /// through 2^14); from 480 (and infinity, NaN) NaN.
     @inline(__always)
     package static func narrow(_ value: Float) -> UInt8 {
-        let bits = value.bitPattern
-        let sign = bits & 0x8000_0000
-        // Below 2^31, so signed comparisons are exact.
-        let magnitude = Int32(bitPattern: bits ^ sign)
-        // Normal: rebias 127 → 7 and round to nearest even at bit 20.
-        let odd = (magnitude >> 20) & 1
-        let normal = (magnitude &- 0x3C00_0000 &+ 0x7FFFF &+ odd) >> 20
-        // Below 2^-6 the result is subnormal: adding 2^14 leaves the units of 2^-9 in the low
-        // bits, rounded by the FPU.
-        let subnormal = Int32(bitPattern: (Float(bitPattern: UInt32(bitPattern: magnitude)) + 0x1p14).bitPattern) &- 0x4680_0000
-        // 480 and above (with infinity and NaN): NaN.
-        let result: Int32 = magnitude >= 0x43F0_0000 ? 0x7F : (magnitude < 0x3C80_0000 ? subnormal : normal)
-        return UInt8(truncatingIfNeeded: result) | UInt8(truncatingIfNeeded: sign >> 24)
+        narrowToFloat8(
+            value, shift: 20, rebias: 0x3C00_0000, smallestNormal: 0x3C80_0000, subnormalOffset: 0x1p14, overflow: 0x43F0_0000,
+            overflowBits: 0x7F, nanBits: 0x7F)
     }
 }
 
@@ -53,21 +45,37 @@ package enum E5M2Format: Float8Format {
         IEEEHalfFormat.widen(UInt16(bits) << 8)
     }
 
+    /// Rebias 127 → 15, round to nearest even at bit 21 (a carry reaches infinity); below
+    /// 2^-14 subnormal (units of 2^-16, through 2^7); from 2^16 infinity, NaN for NaN.
     @inline(__always)
     package static func narrow(_ value: Float) -> UInt8 {
-        let bits = value.bitPattern
-        let sign = bits & 0x8000_0000
-        let magnitude = Int32(bitPattern: bits ^ sign)
-        // Normal: rebias 127 → 15 and round to nearest even at bit 21 (a carry reaches infinity).
-        let odd = (magnitude >> 21) & 1
-        let normal = (magnitude &- 0x3800_0000 &+ 0xFFFFF &+ odd) >> 21
-        // Below 2^-14 the result is subnormal: adding 2^7 leaves the units of 2^-16 in the low bits.
-        let subnormal = Int32(bitPattern: (Float(bitPattern: UInt32(bitPattern: magnitude)) + 0x1p7).bitPattern) &- 0x4300_0000
-        // 2^16 and above: infinity, or NaN for NaN.
-        let special: Int32 = magnitude > 0x7F80_0000 ? 0x7F : 0x7C
-        let result = magnitude >= 0x4780_0000 ? special : (magnitude < 0x3880_0000 ? subnormal : normal)
-        return UInt8(truncatingIfNeeded: result) | UInt8(truncatingIfNeeded: sign >> 24)
+        narrowToFloat8(
+            value, shift: 21, rebias: 0x3800_0000, smallestNormal: 0x3880_0000, subnormalOffset: 0x1p7, overflow: 0x4780_0000,
+            overflowBits: 0x7C, nanBits: 0x7F)
     }
+}
+
+/// Float32 → an 8-bit float, branch-free (every candidate computed, one selected, so loops over
+/// it vectorize): normal results rebias the exponent (`rebias`) and round to nearest even at bit
+/// `shift`; magnitudes below `smallestNormal` are subnormal, rounded by the FPU when
+/// `subnormalOffset` (the power of two whose units are the format's smallest) is added; from
+/// `overflow` up the result is `overflowBits`, or `nanBits` for NaN. The sign is kept.
+@inline(__always)
+private func narrowToFloat8(
+    _ value: Float, shift: Int32, rebias: Int32, smallestNormal: Int32, subnormalOffset: Float, overflow: Int32, overflowBits: Int32,
+    nanBits: Int32
+) -> UInt8 {
+    let bits = value.bitPattern
+    let sign = bits & 0x8000_0000
+    // Below 2^31, so signed comparisons are exact.
+    let magnitude = Int32(bitPattern: bits ^ sign)
+    let odd = (magnitude >> shift) & 1
+    let normal = (magnitude &- rebias &+ ((1 << (shift - 1)) - 1) &+ odd) >> shift
+    let offset = Int32(bitPattern: subnormalOffset.bitPattern)
+    let subnormal = Int32(bitPattern: (Float(bitPattern: UInt32(bitPattern: magnitude)) + subnormalOffset).bitPattern) &- offset
+    let special = magnitude > 0x7F80_0000 ? nanBits : overflowBits
+    let result = magnitude >= overflow ? special : (magnitude < smallestNormal ? subnormal : normal)
+    return UInt8(truncatingIfNeeded: result) | UInt8(truncatingIfNeeded: sign >> 24)
 }
 
 /// A float8 e4m3fn value (`DType.float8e4m3`, torch.float8_e4m3fn). Arithmetic converts to

@@ -8,7 +8,9 @@ import Foundation
 ///
 /// Threading: one caller posts a payload, receives, then waits for the send; the thread touches
 /// only the send side of the connection it is given (`TCPConnection` allows one sending and one
-/// receiving thread). The send has the caller's deadline, so `wait` returns by then at the latest.
+/// receiving thread). The send has the caller's deadline, and `cancel()` (the caller's receive
+/// failed) stops it within a slice of 10 ms, so `wait` never outlasts either; a cancelled frame
+/// is left part-sent, which the communicator's failure handling pads out from `bytesSent`.
 /// Ownership: `stop()` ends the thread (the communicator's deinit calls it).
 final class FrameSender: @unchecked Sendable {
     /// Payloads from this size go to the thread; smaller ones are not worth the hand-off.
@@ -22,6 +24,9 @@ final class FrameSender: @unchecked Sendable {
     private var job: (connection: TCPConnection, payload: UnsafeRawBufferPointer, timeout: Timeout)?
     private var outcome: CCLError??
     private var stopping = false
+    private var cancelled = false
+    /// How long one send attempt waits before looking for a cancellation.
+    static let sliceNanoseconds: UInt64 = 10_000_000
 
     init() {
         let thread = Thread { [self] in serve() }
@@ -42,11 +47,25 @@ final class FrameSender: @unchecked Sendable {
         condition.lock()
         job = (connection, payload, timeout)
         outcome = nil
+        cancelled = false
         condition.broadcast()
         condition.unlock()
     }
 
-    /// Waits until the posted payload is sent; its error, if any.
+    /// Asks the posted send to stop where it is (`wait()` still follows).
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        condition.unlock()
+    }
+
+    private var isCancelled: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return cancelled
+    }
+
+    /// Waits until the posted payload is sent, or its send stopped; its error, if any.
     func wait() -> CCLError? {
         condition.lock()
         defer { condition.unlock() }
@@ -65,17 +84,34 @@ final class FrameSender: @unchecked Sendable {
                 return
             }
             condition.unlock()
-            var failure: CCLError?
-            do {
-                _ = try TCPConnection.exchange(
-                    send: (connection, payload), receive: nil, timeout: timeout, operation: TCPCommunicator.pendingLabel)
-            } catch {
-                failure = error
-            }
+            let failure = send(payload, on: connection, timeout: timeout)
             condition.lock()
             job = nil
             outcome = .some(failure)
             condition.broadcast()
+        }
+    }
+
+    /// Sends `payload` in attempts of at most a slice each, until it is all out, the deadline
+    /// passes (its error) or the caller cancels (nil: the caller reports its own error).
+    private func send(_ payload: UnsafeRawBufferPointer, on connection: TCPConnection, timeout: Timeout) -> CCLError? {
+        let start = monotonicNanoseconds(), first = connection.bytesSent
+        let deadline = timeout.nanoseconds.map { start.addingReportingOverflow($0).partialValue }
+        while true {
+            let done = Int(connection.bytesSent &- first)
+            guard done < payload.count else { return nil }
+            let now = monotonicNanoseconds()
+            var slice = Self.sliceNanoseconds
+            if let deadline { slice = min(slice, deadline > now ? deadline - now : 0) }
+            do {
+                _ = try TCPConnection.exchange(
+                    send: (connection, UnsafeRawBufferPointer(rebasing: payload[done...])), receive: nil,
+                    timeout: .nanoseconds(slice), operation: TCPCommunicator.pendingLabel)
+                return nil
+            } catch {
+                guard error.code == .timeout, !isCancelled else { return isCancelled ? nil : error }
+                if let deadline, monotonicNanoseconds() >= deadline { return error }
+            }
         }
     }
 }

@@ -231,6 +231,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
                     send: nil, receive: (incomingConnection, remaining), timeout: timeout, operation: Self.pendingLabel)
             } catch {
                 failure = error
+                frameSender.cancel()
             }
             let sendFailure = frameSender.wait()
             if let failure = failure ?? sendFailure { throw failure }

@@ -123,3 +123,8 @@ package final class RecordingCommunicator: Communicator, @unchecked Sendable {
 
     package func abort(_ error: CCLError) { inner.abort(error) }
 }
+
+extension Communicator {
+    /// The communicator that runs the calls: this one's inner when it is a recorder, else itself.
+    package var unrecorded: any Communicator { (self as? RecordingCommunicator)?.inner ?? self }
+}

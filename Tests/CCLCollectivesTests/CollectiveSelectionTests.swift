@@ -30,7 +30,14 @@ import Testing
         #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_SEND_THREAD": "1"]).tcp.sendThread == true)
         #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_SEND_THREAD": "off"]).tcp.sendThread == false)
         #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_SEND_THREAD": "auto"]).tcp.sendThread == nil)
-        #expect(throws: CCLError.self) { _ = try CollectiveOptions.fromEnvironment(["CCL_TCP_SEND_THREAD": "maybe"]) }
+        #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_SEND_THREAD": ""]).tcp.sendThread == nil)
+        for bad in ["maybe", "2", "-1", "9223372036854775807", "nan", String(repeating: "1", count: 10_000)] {
+            #expect {
+                _ = try CollectiveOptions.fromEnvironment(["CCL_TCP_SEND_THREAD": bad])
+            } throws: { error in
+                "\(error)".contains("CCL_TCP_SEND_THREAD=\(bad.prefix(40))")
+            }
+        }
         let auto = TCPOptions()
         #expect(auto.usesSendThread(ranksOnNode: 2, cpus: 2) && auto.usesSendThread(ranksOnNode: 4, cpus: 2))
         #expect(!auto.usesSendThread(ranksOnNode: 5, cpus: 2) && !auto.usesSendThread(ranksOnNode: 1, cpus: 1))

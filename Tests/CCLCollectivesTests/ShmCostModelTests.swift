@@ -77,7 +77,13 @@ import Testing
         #expect(
             options.shm.cost == ShmCostModel(syncNanoseconds: 800, copyBytesPerNanosecond: 20, reduceBytesPerNanosecond: 10.5))
         #expect(try CollectiveOptions.fromEnvironment([:]).shm.cost == nil)
-        for value in ["1,2", "1,2,3,4", "a,b,c", "-1,2,3", "1,0,3", "1,2,inf", "nan,1,1", "1,,2", "1e10,1,1", "1,1,1e5", ","] {
+        #expect(try CollectiveOptions.fromEnvironment(["CCL_SHM_COST": ""]).shm.cost == nil)
+        #expect(try CollectiveOptions.fromEnvironment(["CCL_SHM_COST": "0,1,1"]).shm.cost?.syncNanoseconds == 0)
+        let long = String(repeating: "9", count: 10_000)
+        for value in [
+            "1,2", "1,2,3,4", "a,b,c", "-1,2,3", "1,0,3", "1,2,inf", "nan,1,1", "1,nan,1", "1,1,nan", "1,,2", "1e10,1,1", "1,1,1e5", ",",
+            "0,0,0", "-1,-1,-1", "9223372036854775807,1,1", "1,9223372036854775807,1", "\(long),1,1", "1,1,\(long)",
+        ] {
             #expect {
                 _ = try CollectiveOptions.fromEnvironment(["CCL_SHM_COST": value])
             } throws: { error in

@@ -303,6 +303,8 @@ private let familyCases: [FamilyCase] = [
             ("4(x2),3", 0, 4 as Int?), ("4(x2),3", 1, 4), ("4(x2),3", 2, 3), ("4(x2),3", 3, nil), ("4(x2),2", 2, nil), ("3,4(x2)", 0, 3),
             ("3,4(x2)", 2, 4), ("11", 0, 11), ("4(x99999999),3", 0, nil), ("4(x2", 0, nil), ("(x2),3", 0, nil), ("4(y2),3", 0, nil),
             ("4(x0),11", 0, nil), ("0(x2),11", 0, nil), ("", 0, nil), ("-4,15", 0, nil), ("4,,7", 0, nil),
+            ("9223372036854775807,11", 0, nil), ("11(x9223372036854775807)", 0, nil), ("nan", 0, nil),
+            (String(repeating: "1,", count: 5_000) + "1", 0, nil),
         ])
     func slurmTaskListByNode(_ raw: String, _ node: Int, _ expected: Int?) throws {
         let parsed = try LaunchEnvironment.parse([

@@ -57,27 +57,20 @@ import Testing
         let layout = try ParallelLayout(world: 2, tp: 2, pp: 1, dp: 1)
         let store = InMemoryStore(timeout: .seconds(20))
         let nodes = NodeLayout(nodeOfRank: ["one", "one"])
-        let outcomes = Outcomes()
-        let done = DispatchGroup()
-        for rank in 0..<2 {
-            done.enter()
-            Thread {
-                defer { done.leave() }
-                do {
-                    let tp = try GroupCoordinator.create(
-                        .tp, layout: layout, rank: rank, store: store, nodes: nodes, collectives: CollectiveOptions(), device: .host)
-                    guard let cpu = tp.cpuCommunicator, let device = tp.deviceCommunicator else { return outcomes.set(rank, "missing") }
-                    var value: [Int64] = [Int64(rank + 1)]
-                    try value.withUnsafeMutableBytes {
-                        try device.allReduce(UnsafeRawBufferPointer($0), into: $0, count: 1, dtype: .int64, op: .sum)
-                    }
-                    outcomes.set(rank, "\(cpu.backend) \(cpu === device) \(value[0])")
-                } catch {
-                    outcomes.set(rank, "error: \(error)")
+        let outcomes = onEveryRank(2) { rank in
+            do {
+                let tp = try GroupCoordinator.create(
+                    .tp, layout: layout, rank: rank, store: store, nodes: nodes, collectives: CollectiveOptions(), device: .host)
+                guard let cpu = tp.cpuCommunicator, let device = tp.deviceCommunicator else { return "missing" }
+                var value: [Int64] = [Int64(rank + 1)]
+                try value.withUnsafeMutableBytes {
+                    try device.allReduce(UnsafeRawBufferPointer($0), into: $0, count: 1, dtype: .int64, op: .sum)
                 }
-            }.start()
+                return "\(cpu.backend) \(cpu === device) \(value[0])"
+            } catch {
+                return "error: \(error)"
+            }
         }
-        done.wait()
         #expect(outcomes[0] == "shm true 3")
         #expect(outcomes[1] == "shm true 3")
     }
@@ -143,36 +136,28 @@ import Testing
         let layout = try ParallelLayout(world: 4, tp: 2, pp: 2, dp: 1)
         let store = InMemoryStore(timeout: .seconds(20))
         let nodes = NodeLayout(nodeOfRank: Array(repeating: "one", count: 4))
-        let outcomes = Outcomes()
-        let done = DispatchGroup()
         let options = {
             var options = CollectiveOptions()
             options.transport = .tcp  // the CPU communicators are not what this test is about: keep them light
             options.tcp.host = "127.0.0.1"
             return options
         }()
-        for rank in 0..<4 {
-            done.enter()
-            Thread {
-                defer { done.leave() }
-                let world = StandInWorld(rank: rank, worldSize: 4)
-                do {
-                    var lines: [String] = []
-                    for kind in [ParallelLayout.Kind.tp, .pp] {
-                        let group = try GroupCoordinator.create(
-                            kind, layout: layout, rank: rank, store: store, nodes: nodes, collectives: options, device: .cuda(0),
-                            splitting: world)
-                        let device = group.deviceCommunicator
-                        lines.append(
-                            "\(device?.transportDescription ?? "none") \(device?.worldSize ?? 0) \(group.deviceChoice?.reason ?? "")")
-                    }
-                    outcomes.set(rank, (world.splits + lines).joined(separator: "; "))
-                } catch {
-                    outcomes.set(rank, "error: \(error)")
+        let outcomes = onEveryRank(4) { rank in
+            let world = StandInWorld(rank: rank, worldSize: 4)
+            do {
+                var lines: [String] = []
+                for kind in [ParallelLayout.Kind.tp, .pp] {
+                    let group = try GroupCoordinator.create(
+                        kind, layout: layout, rank: rank, store: store, nodes: nodes, collectives: options, device: .cuda(0),
+                        splitting: world)
+                    let device = group.deviceCommunicator
+                    lines.append("\(device?.transportDescription ?? "none") \(device?.worldSize ?? 0) \(group.deviceChoice?.reason ?? "")")
                 }
-            }.start()
+                return (world.splits + lines).joined(separator: "; ")
+            } catch {
+                return "error: \(error)"
+            }
         }
-        done.wait()
         // tp groups [0 1] [2 3], pp groups [0 2] [1 3] (vLLM's layout).
         let reason = "split from group world's communicator"
         #expect(
@@ -197,6 +182,21 @@ import Testing
             error?.message.contains("needs the world's communicator on cuda:0 (1 ranks), got one of 2 ranks") == true,
             "\(error?.message ?? "")")
     }
+}
+
+/// Runs `body(rank)` for `ranks` ranks, each on a thread of its own, and collects what each said.
+private func onEveryRank(_ ranks: Int, _ body: @escaping @Sendable (Int) -> String) -> Outcomes {
+    let outcomes = Outcomes()
+    let done = DispatchGroup()
+    for rank in 0..<ranks {
+        done.enter()
+        Thread {
+            defer { done.leave() }
+            outcomes.set(rank, body(rank))
+        }.start()
+    }
+    done.wait()
+    return outcomes
 }
 
 /// Each rank thread's result.
