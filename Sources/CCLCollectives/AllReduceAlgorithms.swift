@@ -27,9 +27,17 @@ public enum PeerAllReduce: String, Sendable, CaseIterable {
     case ring
     /// log2(n) full exchanges with partners at distance 1, 2, 4, …: fewest steps (powers of two).
     case recursiveDoubling = "rd"
+    /// Reduce-scatter by recursive halving, all-gather by recursive doubling (Rabenseifner's):
+    /// the ring's data in 2·log2(n) steps (powers of two).
+    case halvingDoubling = "rhd"
 
-    /// Pure choice: recursive doubling for small calls on power-of-two groups, ring otherwise.
+    /// Pure choice: on power-of-two groups recursive doubling for small calls, halving-doubling
+    /// above that from 4 ranks (measured here on 4 and 8 ranks over TCP: ×0.4–0.9 the ring's
+    /// time from 64 KiB to 16 MiB, BENCHMARKS.md); the ring otherwise (with 2 ranks the two are
+    /// the same exchanges, and the ring can stream its frames).
     static func choose(bytes: Int, worldSize: Int) -> PeerAllReduce {
-        worldSize & (worldSize - 1) == 0 && bytes <= 32 << 10 ? .recursiveDoubling : .ring
+        guard worldSize & (worldSize - 1) == 0 else { return .ring }
+        if bytes <= 32 << 10 { return .recursiveDoubling }
+        return worldSize >= 4 ? .halvingDoubling : .ring
     }
 }

@@ -2,16 +2,21 @@ import CCLCore
 import CCLSystem
 import Foundation
 
-/// A thread of a TCP communicator's own that sends one large frame's payload while the caller
-/// receives the frame coming in, so the two copies run on two cores (the overlap Gloo gets from
-/// its threads). Used for calls of `minimumCallBytes` and more (`TCPOptions.sendThread`).
+/// A thread of a TCP communicator's own that sends while the caller receives, so the copies in
+/// and out of the kernel run on two cores (the overlap Gloo gets from its threads). Used for
+/// calls of `minimumCallBytes` and more (`TCPOptions.sendThread`), in two ways:
+/// - `post`: one frame's payload, sent while the caller receives the frame coming in;
+/// - `postStream`: a call's whole sequence of frames to one peer (header and payload each), each
+///   sent once the caller `release`s it: the caller receives and reduces frame k while the
+///   thread sends what earlier frames made final (`StreamedRing`).
 ///
-/// Threading: one caller posts a payload, receives, then waits for the send; the thread touches
-/// only the send side of the connection it is given (`TCPConnection` allows one sending and one
-/// receiving thread). The send has the caller's deadline, and `cancel()` (the caller's receive
-/// failed) stops it within a slice of 10 ms, so `wait` never outlasts either; a cancelled frame
-/// is left part-sent, which the communicator's failure handling pads out from `bytesSent`.
-/// Ownership: `stop()` ends the thread (the communicator's deinit calls it).
+/// Threading: one caller posts a job, may release frames and look at `failure`, then waits;
+/// the thread touches only the send side of the connection it is given (`TCPConnection` allows
+/// one sending and one receiving thread), and only memory the caller released. The job has the
+/// caller's deadline, and `cancel()` (the caller's receive failed) stops it within
+/// `TCPConnection.interruptCheckNanoseconds`, so `wait` never outlasts either; a cancelled
+/// frame is left part-sent: `frameEnd` says where it ends, for the communicator's failure
+/// handling to pad it out. Ownership: `stop()` ends the thread (the communicator's deinit calls it).
 final class FrameSender: @unchecked Sendable {
     /// Payloads from this size go to the thread; smaller ones are not worth the hand-off.
     static let minimumBytes = 128 << 10
@@ -20,19 +25,31 @@ final class FrameSender: @unchecked Sendable {
     /// faster).
     static let minimumCallBytes = 2 << 20
 
+    private enum Job {
+        case payload(TCPConnection, UnsafeRawBufferPointer, Timeout)
+        /// Frames with headers carrying `call` (the fingerprint words) and each one's length.
+        case stream(TCPConnection, [UnsafeRawBufferPointer], call: (UInt64, UInt64, UInt64), Timeout)
+    }
+
     private let condition = NSCondition()
-    private var job: (connection: TCPConnection, payload: UnsafeRawBufferPointer, timeout: Timeout)?
-    private var outcome: CCLError??
+    private var job: Job?
+    private var finished = false
+    private var outcome: CCLError?
     private var stopping = false
     private var cancelled = false
-    /// How long one send attempt waits before looking for a cancellation.
-    static let sliceNanoseconds: UInt64 = 10_000_000
+    /// Frames of the stream below this index may be sent.
+    private var released = 0
+    /// Where the frame being sent ends, in the connection's `bytesSent` (read after `wait`).
+    private(set) var frameEnd: UInt64 = 0
+    private let header = UnsafeMutableRawBufferPointer.allocate(byteCount: TCPCommunicator.headerBytes, alignment: 8)
 
     init() {
         let thread = Thread { [self] in serve() }
         thread.name = "ccl-tcp-sender"
         thread.start()
     }
+
+    deinit { header.deallocate() }
 
     /// Ends the thread once it finished what it was given.
     func stop() {
@@ -44,18 +61,45 @@ final class FrameSender: @unchecked Sendable {
 
     /// Starts sending `payload` on `connection` (within `timeout`); `wait()` must follow.
     func post(_ connection: TCPConnection, _ payload: UnsafeRawBufferPointer, timeout: Timeout) {
+        start(.payload(connection, payload, timeout), released: 0)
+    }
+
+    /// Starts sending `frames` on `connection`, each as a header with `call` and its length, then
+    /// its bytes, in order; those below `released` at once, the others as `release` allows. The
+    /// memory of a frame must not change from its release until `wait()` returned.
+    func postStream(
+        _ connection: TCPConnection, _ frames: [UnsafeRawBufferPointer], call: (UInt64, UInt64, UInt64), released: Int,
+        timeout: Timeout
+    ) {
+        start(.stream(connection, frames, call: call, timeout), released: released)
+    }
+
+    private func start(_ posted: Job, released count: Int) {
         condition.lock()
-        job = (connection, payload, timeout)
+        job = posted
+        finished = false
         outcome = nil
         cancelled = false
+        released = count
         condition.broadcast()
         condition.unlock()
     }
 
-    /// Asks the posted send to stop where it is (`wait()` still follows).
+    /// Lets the stream send its frames below `count`.
+    func release(upTo count: Int) {
+        condition.lock()
+        if count > released {
+            released = count
+            condition.broadcast()
+        }
+        condition.unlock()
+    }
+
+    /// Asks the posted job to stop where it is (`wait()` still follows).
     func cancel() {
         condition.lock()
         cancelled = true
+        condition.broadcast()
         condition.unlock()
     }
 
@@ -65,53 +109,81 @@ final class FrameSender: @unchecked Sendable {
         return cancelled
     }
 
-    /// Waits until the posted payload is sent, or its send stopped; its error, if any.
+    /// The job's error when it already ended with one (it does not wait).
+    var failure: CCLError? {
+        condition.lock()
+        defer { condition.unlock() }
+        return finished ? outcome : nil
+    }
+
+    /// Waits until the posted job is done, or stopped; its error, if any.
     func wait() -> CCLError? {
         condition.lock()
         defer { condition.unlock() }
-        while outcome == nil { condition.wait() }
-        let result = outcome ?? nil
-        outcome = nil
-        return result
+        while !finished { condition.wait() }
+        finished = false
+        return outcome
     }
 
     private func serve() {
         condition.lock()
         while true {
             while job == nil, !stopping { condition.wait() }
-            guard let (connection, payload, timeout) = job, !stopping else {
+            guard let posted = job, !stopping else {
                 condition.unlock()
                 return
             }
             condition.unlock()
-            let failure = send(payload, on: connection, timeout: timeout)
+            let failure: CCLError?
+            switch posted {
+            case .payload(let connection, let payload, let timeout):
+                failure = send(payload, on: connection, timeout: timeout)
+            case .stream(let connection, let frames, let call, let timeout):
+                failure = stream(frames, call: call, on: connection, timeout: timeout)
+            }
             condition.lock()
             job = nil
-            outcome = .some(failure)
+            outcome = failure
+            finished = true
             condition.broadcast()
         }
     }
 
-    /// Sends `payload` in attempts of at most a slice each, until it is all out, the deadline
-    /// passes (its error) or the caller cancels (nil: the caller reports its own error).
+    /// Sends each frame once released; stops at the first error or a cancellation.
+    private func stream(
+        _ frames: [UnsafeRawBufferPointer], call: (UInt64, UInt64, UInt64), on connection: TCPConnection, timeout: Timeout
+    ) -> CCLError? {
+        let start = monotonicNanoseconds()
+        for (index, frame) in frames.enumerated() {
+            condition.lock()
+            while released <= index, !cancelled { condition.wait() }
+            let stop = cancelled
+            condition.unlock()
+            if stop { return nil }
+            header.storeBytes(of: call.0.littleEndian, toByteOffset: 0, as: UInt64.self)
+            header.storeBytes(of: call.1.littleEndian, toByteOffset: 8, as: UInt64.self)
+            header.storeBytes(of: call.2.littleEndian, toByteOffset: 16, as: UInt64.self)
+            header.storeBytes(of: UInt64(frame.count).littleEndian, toByteOffset: 24, as: UInt64.self)
+            frameEnd = connection.bytesSent &+ UInt64(header.count + frame.count)
+            let left = timeout.remaining(since: start)
+            if let failure = send(UnsafeRawBufferPointer(header), on: connection, timeout: left) { return failure }
+            if isCancelled { return nil }
+            if let failure = send(frame, on: connection, timeout: left) { return failure }
+            if isCancelled { return nil }
+        }
+        return nil
+    }
+
+    /// Sends `payload` until it is all out (nil), the deadline passes (its error) or the caller
+    /// cancels (nil: the caller reports its own error).
     private func send(_ payload: UnsafeRawBufferPointer, on connection: TCPConnection, timeout: Timeout) -> CCLError? {
-        let start = monotonicNanoseconds(), first = connection.bytesSent
-        let deadline = timeout.nanoseconds.map { start.addingReportingOverflow($0).partialValue }
-        while true {
-            let done = Int(connection.bytesSent &- first)
-            guard done < payload.count else { return nil }
-            let now = monotonicNanoseconds()
-            var slice = Self.sliceNanoseconds
-            if let deadline { slice = min(slice, deadline > now ? deadline - now : 0) }
-            do {
-                _ = try TCPConnection.exchange(
-                    send: (connection, UnsafeRawBufferPointer(rebasing: payload[done...])), receive: nil,
-                    timeout: .nanoseconds(slice), operation: TCPCommunicator.pendingLabel)
-                return nil
-            } catch {
-                guard error.code == .timeout, !isCancelled else { return isCancelled ? nil : error }
-                if let deadline, monotonicNanoseconds() >= deadline { return error }
-            }
+        do {
+            try TCPConnection.exchange(
+                send: (connection, payload), receive: nil, timeout: timeout, operation: TCPCommunicator.pendingLabel,
+                interrupted: { [self] in isCancelled })
+            return nil
+        } catch {
+            return error.code == .cancelled ? nil : error
         }
     }
 }

@@ -196,6 +196,10 @@ package final class InProcessCommunicator: Communicator, SlotTransport, PeerTran
         if let from { try group.take(from: from, to: rank, words: words, into: receive, operation: operation) }
     }
 
+    var streamsCurrentCall: Bool { false }
+
+    func openStream(sending frames: [UnsafeRawBufferPointer], to: Int, released: Int, receivingFrom from: Int) -> FrameStream? { nil }
+
     func scratch(_ bytes: Int) -> UnsafeMutableRawPointer {
         if scratchBuffer.count < max(bytes, 64) {
             scratchBuffer.deallocate()

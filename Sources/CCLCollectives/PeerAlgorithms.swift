@@ -14,6 +14,26 @@ protocol PeerTransport: AnyObject {
     func exchange(send: UnsafeRawBufferPointer, to: Int?, receive: UnsafeMutableRawBufferPointer, from: Int?) throws(CCLError)
     /// Scratch memory of at least `bytes`, owned by the transport, valid until the next call.
     func scratch(_ bytes: Int) -> UnsafeMutableRawPointer
+    /// Whether the current call's frames can stream (`openStream` will not return nil).
+    var streamsCurrentCall: Bool { get }
+    /// Starts sending `frames` to peer `to` on a thread of the transport's own (frames below
+    /// `released` at once), for the caller to receive the frames coming from `from`; nil when
+    /// the transport does not stream this call.
+    func openStream(sending frames: [UnsafeRawBufferPointer], to: Int, released: Int, receivingFrom from: Int) -> FrameStream?
+}
+
+/// A call's frames in flight to one peer while the caller receives from another (`StreamedRing`).
+///
+/// Threading: the caller's thread only. A frame's memory must stay as it is from its release
+/// until `finish` returned (or a receive failed).
+protocol FrameStream: AnyObject {
+    /// Lets the frames below `count` go.
+    func release(upTo count: Int)
+    /// Receives the next frame from the stream's source into `buffer` (exactly its size). On an
+    /// error the stream is over: the sending side stopped, and the call failed on every rank.
+    func receive(_ buffer: UnsafeMutableRawBufferPointer) throws(CCLError)
+    /// Waits until every frame is sent; the sending side's error, if it had one.
+    func finish() throws(CCLError)
 }
 
 extension PeerTransport {
@@ -24,17 +44,17 @@ extension PeerTransport {
         UnsafeMutableRawBufferPointer(start: base, count: bytes)
     }
     private static var none: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: nil, count: 0) }
-    private func mod(_ value: Int) -> Int { ((value % peerWorldSize) + peerWorldSize) % peerWorldSize }
+    func mod(_ value: Int) -> Int { ((value % peerWorldSize) + peerWorldSize) % peerWorldSize }
 
     /// Sub-chunks per block: the same on every rank, so neighbours exchange the same number of
     /// frames even when their blocks differ in length by one element.
-    private func rounds(blockElements: Int, size: Int) -> (rounds: Int, elements: Int) {
+    func rounds(blockElements: Int, size: Int) -> (rounds: Int, elements: Int) {
         let perChunk = max(1, chunkBytes / size)
         return (max(1, (blockElements + perChunk - 1) / perChunk), perChunk)
     }
 
     /// Elements [start, end) of sub-chunk `index` of a block.
-    private func sub(_ block: Range<Int>, _ index: Int, _ perChunk: Int) -> Range<Int> {
+    func sub(_ block: Range<Int>, _ index: Int, _ perChunk: Int) -> Range<Int> {
         let start = min(block.upperBound, block.lowerBound + index * perChunk)
         return start..<min(block.upperBound, start + perChunk)
     }
@@ -66,7 +86,10 @@ extension PeerTransport {
                     Reduction.reduce($0, into: output, count: count, dtype: dtype, op: .avg, divisor: n)
                 }
             }
+        case .halvingDoubling where n & (n - 1) == 0 && n > 1:
+            try halvingDoublingAllReduce(input, output, count: count, dtype: dtype, op: op)
         default:
+            if streamsCurrentCall, try streamedRingAllReduce(input, output, count: count, dtype: dtype, op: op) { return }
             let maxBlock = (count + n - 1) / n
             let (rounds, perChunk) = rounds(blockElements: maxBlock, size: size)
             let incoming = scratch(perChunk * size)
@@ -108,6 +131,7 @@ extension PeerTransport {
         let size = dtype.size, n = peerWorldSize, r = peerRank
         let mine = output + r * count * size
         if UnsafeRawPointer(mine) != input { mine.copyMemory(from: input, byteCount: count * size) }
+        if streamsCurrentCall, try streamedRingAllGather(output, count: count, dtype: dtype) { return }
         let (rounds, perChunk) = rounds(blockElements: count, size: size)
         for step in 0..<(n - 1) {
             let sendBlock = mod(r - step) * count, receiveBlock = mod(r - step - 1) * count

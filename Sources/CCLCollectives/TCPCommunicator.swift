@@ -4,8 +4,9 @@ import CCLSystem
 
 /// Collectives over a TCP mesh (`TCPMesh`), run on the caller's thread with non-blocking sockets
 /// that spin briefly before sleeping in poll(2): no event loop, no thread hand-off (Gloo pays
-/// ~45 µs per message for one here). Large all-reduces use a ring, small ones on power-of-two
-/// groups recursive doubling (`PeerAllReduce.choose`).
+/// ~45 µs per message for one here). The all-reduce is chosen by `PeerAllReduce.choose`; calls of
+/// 2 MiB and more send on a thread of their own (`FrameSender`), and ring frames may stream on it
+/// (`StreamedRing`).
 ///
 /// Frames: a 32-byte header — the call's fingerprint (3 words) and the payload length — then the
 /// payload. The receiver knows the exact frame it expects, so nothing from the network sizes a
@@ -14,7 +15,7 @@ import CCLSystem
 /// passes it on, so one failure reaches every rank instead of leaving them waiting.
 ///
 /// Threading: one thread at a time (see `Communicator`).
-public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Sendable {
+public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @unchecked Sendable {
     static let headerBytes = 32
     static let abortKind: UInt64 = 0xFF
     static let maxReasonBytes = 4096
@@ -82,6 +83,8 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
     private let frameSender: FrameSender?
     /// Whether the current call is large enough for `frameSender`.
     private var threadedCall = false
+    /// Whether ring calls stream their frames on `frameSender` (`TCPOptions.stream`).
+    private let streaming: Bool
 
     /// Collective over `group`: connects the mesh (addresses through the group's store).
     /// `ranksOnNode`: how many of the group's ranks share this node (the whole group when not
@@ -104,6 +107,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
             group.worldSize > 1
             && options.tcp.usesSendThread(ranksOnNode: ranksOnNode ?? group.worldSize, cpus: CPUAffinity.onlineCPUs)
         frameSender = threaded ? FrameSender() : nil
+        streaming = threaded && options.tcp.streams(ranksOnNode: ranksOnNode ?? group.worldSize, cpus: CPUAffinity.onlineCPUs)
     }
 
     deinit {
@@ -134,28 +138,81 @@ public final class TCPCommunicator: Communicator, PeerTransport, @unchecked Send
         do {
             try transfer(send: send, to: to, receive: receive, from: from)
         } catch {
-            // Socket errors carry a placeholder operation: name the call now.
-            var named = error
-            if named.operation == Self.pendingLabel { named.operation = operation }
-            // The peer waited on may itself be waiting on the rank that is really missing and time
-            // out at the same moment: tell the others first, then give its notice a moment to
-            // arrive, since it names that rank.
-            if culprit == nil { culprit = blamed(named, from: from, to: to) }
-            let noticeStart = monotonicNanoseconds()
-            if broken == nil, named.code == .timeout, let from {
-                announce(named)
-                if let notice = abortNotice(from: from, within: 1_000_000_000) {
-                    named = CCLError(
-                        .timeout, operation: operation, rank: globalRanks[rank], peer: name(of: from),
-                        "timed out waiting for \(name(of: from)), which gave up too: \(notice)")
-                }
-            }
-            // The wait for the notice and the drain share one second: a peer that sent nothing in
-            // it is stopped or gone, and the error should not wait for it twice.
-            let spent = monotonicNanoseconds() &- noticeStart
-            fail(named, drainNanoseconds: max(100_000_000, 1_000_000_000 &- min(spent, 1_000_000_000)))
-            throw named
+            throw failCall(error, from: from, to: to)
         }
+    }
+
+    /// Ends the current call on `error`, which the exchange receiving from `from` and sending to
+    /// `to` met: names the call and the rank to blame, tells every peer, and returns the error
+    /// to throw.
+    private func failCall(_ error: CCLError, from: Int?, to: Int?) -> CCLError {
+        // Socket errors carry a placeholder operation: name the call now.
+        var named = error
+        if named.operation == Self.pendingLabel { named.operation = operation }
+        // The peer waited on may itself be waiting on the rank that is really missing and time
+        // out at the same moment: tell the others first, then give its notice a moment to
+        // arrive, since it names that rank.
+        if culprit == nil { culprit = blamed(named, from: from, to: to) }
+        let noticeStart = monotonicNanoseconds()
+        if broken == nil, named.code == .timeout, let from {
+            announce(named)
+            if let notice = abortNotice(from: from, within: 1_000_000_000) {
+                named = CCLError(
+                    .timeout, operation: operation, rank: globalRanks[rank], peer: name(of: from),
+                    "timed out waiting for \(name(of: from)), which gave up too: \(notice)")
+            }
+        }
+        // The wait for the notice and the drain share one second: a peer that sent nothing in
+        // it is stopped or gone, and the error should not wait for it twice.
+        let spent = monotonicNanoseconds() &- noticeStart
+        fail(named, drainNanoseconds: max(100_000_000, 1_000_000_000 &- min(spent, 1_000_000_000)))
+        return named
+    }
+
+    // MARK: Streams (`StreamedRing`)
+
+    var streamsCurrentCall: Bool { threadedCall && streaming }
+    /// The peers of the stream in progress.
+    private var streamPeers = (to: 0, from: 0)
+
+    func openStream(sending frames: [UnsafeRawBufferPointer], to: Int, released: Int, receivingFrom from: Int) -> FrameStream? {
+        guard streamsCurrentCall, broken == nil, let frameSender, let outgoing = connections[to], connections[from] != nil else {
+            return nil
+        }
+        streamPeers = (to, from)
+        frameEnds[to] = outgoing.bytesSent
+        frameSender.postStream(outgoing, frames, call: sendCall, released: released, timeout: budget.next())
+        return self
+    }
+
+    func release(upTo count: Int) { frameSender?.release(upTo: count) }
+
+    func receive(_ buffer: UnsafeMutableRawBufferPointer) throws(CCLError) {
+        let (to, from) = streamPeers
+        guard let frameSender, let connection = connections[from] else { return }
+        // Waits look at the send thread every 10 ms: a send that failed ends the receive too.
+        let sendFailed = { frameSender.failure != nil }
+        do {
+            try TCPConnection.exchange(
+                send: nil, receive: (connection, incomingHeader), timeout: budget.next(), operation: Self.pendingLabel,
+                interrupted: sendFailed)
+            try checkHeader(from: from, connection: connection, expecting: buffer.count, buffered: 0)
+            try TCPConnection.exchange(
+                send: nil, receive: (connection, buffer), timeout: budget.next(), operation: Self.pendingLabel, interrupted: sendFailed)
+        } catch {
+            frameSender.cancel()
+            let sendFailure = frameSender.wait()
+            frameEnds[to] = frameSender.frameEnd
+            if error.code == .cancelled, let sendFailure { throw failCall(sendFailure, from: nil, to: to) }
+            throw failCall(error, from: from, to: to)
+        }
+    }
+
+    func finish() throws(CCLError) {
+        guard let frameSender else { return }
+        let failure = frameSender.wait()
+        frameEnds[streamPeers.to] = frameSender.frameEnd
+        if let failure { throw failCall(failure, from: nil, to: streamPeers.to) }
     }
 
     /// The peer whose connection `error` came from, when it is `from` or `to`.

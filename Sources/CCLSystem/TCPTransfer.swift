@@ -2,6 +2,9 @@ import CCLCore
 import Glibc
 
 extension TCPConnection {
+    /// How long an interruptible wait (`exchange(…, interrupted:)`) sleeps between checks.
+    package static let interruptCheckNanoseconds: UInt64 = 10_000_000
+
     /// Sends every byte of `buffer` within `timeout`.
     ///
     /// Fails with `.timeout` (bytes sent so far, time waited), `.peerDead` (reset, broken pipe).
@@ -32,13 +35,18 @@ extension TCPConnection {
     /// reads past the buffer); the return value is how many did. A caller that expects a small
     /// frame reads header and payload with one `recv` this way, and still sees a short or foreign
     /// frame's header without waiting for bytes that will not come.
+    ///
+    /// With `interrupted`, a wait in poll(2) lasts at most `interruptCheckNanoseconds`, after
+    /// which `interrupted()` is asked; true ends the call with `.cancelled` (what moved so far
+    /// stays moved). A thread that must give up when another one fails waits this way.
     @discardableResult
     package static func exchange(
         send: (connection: TCPConnection, buffer: UnsafeRawBufferPointer)?,
         receive: (connection: TCPConnection, buffer: UnsafeMutableRawBufferPointer)?,
         receiveAtLeast: Int? = nil,
         timeout: Timeout,
-        operation: String = "exchange"
+        operation: String = "exchange",
+        interrupted: (() -> Bool)? = nil
     ) throws(CCLError) -> Int {
         var transfer = Transfer(send: send, receive: receive, minimum: receiveAtLeast)
         if transfer.isComplete { return transfer.received }
@@ -60,12 +68,20 @@ extension TCPConnection {
             if spin.keepTrying(idle: now &- idleSince) { continue }
             let ready: Bool
             do {
-                ready = try transfer.wait(deadline: deadline)
+                ready = try transfer.wait(deadline: interrupted == nil ? deadline : deadline.capped(atMost: interruptCheckNanoseconds))
             } catch {
                 let connection = receive?.connection ?? send?.connection
                 throw CCLError.system(error, operation: operation, rank: connection?.rank, peer: connection?.peerLabel)
             }
-            if !ready { throw transfer.timedOut(deadline, now: monotonicNanoseconds(), operation: operation) }
+            if let interrupted, interrupted() {
+                let connection = receive?.connection ?? send?.connection
+                throw CCLError(
+                    .cancelled, operation: operation, rank: connection?.rank, peer: connection?.peerLabel,
+                    "stopped by the caller: \(transfer.progress)")
+            }
+            if !ready, deadline.hasExpired(at: monotonicNanoseconds()) {
+                throw transfer.timedOut(deadline, now: monotonicNanoseconds(), operation: operation)
+            }
             idleSince = 0
         }
     }
@@ -131,6 +147,14 @@ private struct Transfer {
     }
 
     var sendProgress: String { "after sending \(sent) of \(sendTotal) bytes" }
+    /// Both sides' progress, for an interrupted transfer.
+    var progress: String {
+        [
+            sendTotal > 0 ? "sent \(sent) of \(sendTotal) bytes" : nil,
+            receiveTotal > 0 ? "received \(received) of \(receiveTotal) bytes" : nil,
+        ]
+        .compactMap { $0 }.joined(separator: ", ")
+    }
     var receiveProgress: String { "after receiving \(received) of \(receiveTotal) bytes" }
 
     /// poll(2) on the unfinished sides' descriptors (one descriptor when both use the same connection).

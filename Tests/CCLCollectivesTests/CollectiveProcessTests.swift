@@ -155,23 +155,49 @@ func runCollectiveWorkers(
     }
 
     @Test(
-        "TCP with the send thread (large frames go out on a thread of their own while the caller receives): every op × dtype × count",
-        arguments: [2, 3])
-    func tcpSendThread(world: Int) throws {
-        let workers = try runCollectiveWorkers(world: world, ["transport": "tcp", "counts": Self.counts, "sendthread": "1"])
+        "TCP with the send thread (large frames go out on a thread of their own while the caller receives), the ring's frames streamed or not: every op × dtype × count",
+        arguments: [(2, "1"), (3, "1"), (3, "0")])
+    func tcpSendThread(world: Int, stream: String) throws {
+        let workers = try runCollectiveWorkers(
+            world: world, ["transport": "tcp", "counts": Self.counts, "sendthread": "1", "stream": stream])
         for worker in workers {
             try worker.expect("DONE")
             #expect(worker.exitStatus() == 0, "\(worker.lines)")
         }
     }
 
+    @Test("TCP with streamed frames (16 MiB calls on the send thread): a rank stopped mid-stream is named by the others in time")
+    func stoppedRankMidStream() throws {
+        let workers = try runCollectiveWorkers(
+            world: 3,
+            [
+                "transport": "tcp", "counts": "4194304", "dtypes": "float32", "repeat": "100000", "timeout": "3", "sendthread": "1",
+                "stream": "1",
+            ])
+        defer { for worker in workers { worker.sigkill() } }
+        for worker in workers { try worker.expect("LOOPING") }
+        Thread.sleep(forTimeInterval: 0.5)
+        kill(workers[1].pid, SIGSTOP)
+        let stopped = Date()
+        for (rank, worker) in workers.enumerated() where rank != 1 {
+            let line = try worker.expect("ERROR")
+            let waited = Date().timeIntervalSince(stopped)
+            #expect(waited < 3 + 3, "rank \(rank) answered after \(waited) s")
+            #expect(line.contains("rank 1"), "rank \(rank): \(line)")
+        }
+        kill(workers[1].pid, SIGCONT)
+    }
+
     @Test(
-        "TCP: with 4 ranks and 64 MiB, every survivor of a killed rank names it, not a rank that only gave up (with and without the send thread)",
-        arguments: ["0", "1"])
-    func killedRankNamedByEverySurvivor(sendThread: String) throws {
+        "TCP: with 4 ranks and 64 MiB, every survivor of a killed rank names it, not a rank that only gave up (halving-doubling with and without the send thread, the streamed ring)",
+        arguments: [("0", "rhd"), ("1", "rhd"), ("1", "ring")])
+    func killedRankNamedByEverySurvivor(sendThread: String, algorithm: String) throws {
         let workers = try runCollectiveWorkers(
             world: 4,
-            ["transport": "tcp", "counts": "16777216", "dtypes": "float32", "killself": "2", "timeout": "10", "sendthread": sendThread])
+            [
+                "transport": "tcp", "counts": "16777216", "dtypes": "float32", "killself": "2", "timeout": "10", "sendthread": sendThread,
+                "stream": sendThread, "algo": algorithm,
+            ])
         try workers[2].expect("KILLING")
         for rank in [0, 1, 3] {
             let line = try workers[rank].expect("ERROR")

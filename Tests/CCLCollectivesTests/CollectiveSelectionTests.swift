@@ -21,7 +21,10 @@ import Testing
         #expect(PeerAllReduce.choose(bytes: 8, worldSize: 2) == .recursiveDoubling)
         #expect(PeerAllReduce.choose(bytes: 8, worldSize: 4) == .recursiveDoubling)
         #expect(PeerAllReduce.choose(bytes: 8, worldSize: 3) == .ring)
-        #expect(PeerAllReduce.choose(bytes: 1 << 20, worldSize: 4) == .ring)
+        #expect(PeerAllReduce.choose(bytes: 1 << 20, worldSize: 4) == .halvingDoubling)
+        #expect(PeerAllReduce.choose(bytes: 64 << 20, worldSize: 8) == .halvingDoubling)
+        #expect(PeerAllReduce.choose(bytes: 64 << 10, worldSize: 2) == .ring)
+        #expect(PeerAllReduce.choose(bytes: 64 << 10, worldSize: 6) == .ring)
         #expect(PeerAllReduce.choose(bytes: 0, worldSize: 1) == .recursiveDoubling)
     }
 
@@ -45,6 +48,28 @@ import Testing
         var forced = TCPOptions()
         forced.sendThread = true
         #expect(forced.usesSendThread(ranksOnNode: 64, cpus: 2))
+    }
+
+    @Test("TCP streams: CCL_TCP_STREAM=auto|1|0; auto when every rank of the node has two CPUs")
+    func stream() throws {
+        #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_STREAM": "1"]).tcp.stream == true)
+        #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_STREAM": "no"]).tcp.stream == false)
+        #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_STREAM": "AUTO"]).tcp.stream == nil)
+        #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_STREAM": ""]).tcp.stream == nil)
+        for bad in ["maybe", "2", "-1", "9223372036854775807", "nan", String(repeating: "0", count: 10_000)] {
+            #expect {
+                _ = try CollectiveOptions.fromEnvironment(["CCL_TCP_STREAM": bad])
+            } throws: { error in
+                "\(error)".contains("CCL_TCP_STREAM=\(bad.prefix(40))")
+            }
+        }
+        let auto = TCPOptions()
+        #expect(auto.streams(ranksOnNode: 2, cpus: 4) && auto.streams(ranksOnNode: 8, cpus: 16) && auto.streams(ranksOnNode: 1, cpus: 2))
+        #expect(
+            !auto.streams(ranksOnNode: 2, cpus: 2) && !auto.streams(ranksOnNode: 16, cpus: 16) && !auto.streams(ranksOnNode: 1, cpus: 1))
+        var forced = TCPOptions()
+        forced.stream = true
+        #expect(forced.streams(ranksOnNode: 64, cpus: 2))
     }
 
     @Test("options from the environment; bad values name the variable and value")

@@ -54,6 +54,7 @@ import Testing
     static let allReduceConfigs = [
         Config(family: .slots, slot: .oneShot, peer: nil), Config(family: .slots, slot: .twoShot, peer: nil),
         Config(family: .peers, slot: nil, peer: .ring), Config(family: .peers, slot: nil, peer: .recursiveDoubling),
+        Config(family: .peers, slot: nil, peer: .halvingDoubling),
     ]
     static let counts = [0, 1, 7, 1023]
 
@@ -61,9 +62,9 @@ import Testing
         InProcessGroup(worldSize: worldSize, slotBytes: 256, chunkBytes: 96, timeout: .seconds(20))
     }
 
-    @Test("all-reduce: one-shot, two-shot, ring and recursive doubling at world sizes 1–8", arguments: allReduceConfigs)
+    @Test("all-reduce: one-shot, two-shot, ring, recursive doubling and halving-doubling at world sizes 1–8", arguments: allReduceConfigs)
     func allReduce(_ config: Config) throws {
-        for worldSize in 1...8 where config.peer != .recursiveDoubling || worldSize & (worldSize - 1) == 0 {
+        for worldSize in 1...8 where config.peer == .ring || config.peer == nil || worldSize & (worldSize - 1) == 0 {
             let group = Self.group(worldSize)
             let cases: [(DType, ReduceOp)] = [
                 (.float32, .sum), (.float32, .avg), (.int32, .max), (.int64, .prod), (.bfloat16, .sum), (.float16, .min),
