@@ -63,4 +63,21 @@ for transport, peer, label in (("shm", "openmpi", "Open MPI"), ("tcp", "gloo", "
                 cells[-1] += " " + "/".join(sorted(algorithms[(n, size)]))
         print(f"| {human(size)} | " + " | ".join(cells) + " |")
     print()
+variants = sorted({k[2] for k in rows if k[0] == "ccl" and k[2].startswith("tcp-")})
+if variants:
+    print("swift-ccl over TCP, the defaults against their alternatives, p50 µs: default / variant (variant's time / default's)")
+    print("(tcp-nostream: the ring step by step; tcp-ring: the ring instead of halving-doubling, streamed; tcp-ringnostream: neither)")
+    print()
+    print("| ranks | variant | " + " | ".join(human(s) for s in sorted({k[3] for k in rows if k[2] == "tcp"})) + " |")
+    sizes = sorted({k[3] for k in rows if k[2] == "tcp"})
+    print("|---|---|" + "---|" * len(sizes))
+    for n in sorted({k[1] for k in rows if k[2] in variants}):
+        for variant in variants:
+            cells = []
+            for size in sizes:
+                ours, other = med(("ccl", n, "tcp", size)), med(("ccl", n, variant, size))
+                cells.append("-" if ours is None or other is None else f"{ours:.3g} / {other:.3g} ({other / ours:.2f}×)")
+            if any(c != "-" for c in cells):
+                print(f"| {n} | {variant} | " + " | ".join(cells) + " |")
+    print()
 print(f"elements checked wrong (swift-ccl and Open MPI): {wrong}")

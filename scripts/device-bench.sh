@@ -2,7 +2,8 @@
 # Issue 14's figures on the 16-core device machine, every peer in the same run, interleaved
 # (each configuration once per round, ROUNDS rounds, medians): shared-memory all-reduce against
 # Open MPI (mpi_bench.c) for 2, 4, 8 and 16 ranks over 8 B–64 MiB; TCP all-reduce against
-# torch's Gloo for 2 and 8 ranks; the broadcast queue against vLLM 0.33.0's MessageQueue for 1,
+# torch's Gloo for 2 and 8 ranks (and our TCP defaults against their alternatives: the ring not
+# streamed, the ring instead of halving-doubling); the broadcast queue against vLLM 0.33.0's MessageQueue for 1,
 # 3, 7 and 15 readers, with memcpy bandwidth (physical_limit.c) and the futex wake-up floor
 # (futex_wake_floor.c; ccl bench queue reports its own floor too). About 4 minutes.
 #
@@ -72,6 +73,15 @@ run)
     for np in $TCP_NPS; do
       "$work/ccl" bench allreduce --nproc "$np" --transport tcp --sizes "$SIZES" --target-ms "$TARGET_MS" --json \
         >"$OUT/collectives/ccl_np${np}_tcp_rep$round.jsonl"
+      # The choices the defaults make, against their alternatives: the ring streamed or step by
+      # step (CCL_TCP_STREAM), and on power-of-two groups of 4+ the ring against halving-doubling.
+      variants=("tcp-nostream CCL_TCP_STREAM=0")
+      if ((np >= 4 && (np & (np - 1)) == 0)); then variants+=("tcp-ring CCL_ALGO=ring" "tcp-ringnostream CCL_ALGO=ring CCL_TCP_STREAM=0"); fi
+      for variant in "${variants[@]}"; do
+        read -r name settings <<<"$variant"
+        env $settings "$work/ccl" bench allreduce --nproc "$np" --transport tcp --sizes "$SIZES" --target-ms "$TARGET_MS" --json \
+          >"$OUT/collectives/ccl_np${np}_${name}_rep$round.jsonl"
+      done
       if [[ $have_torch == 1 ]]; then
         timeout 120 python3 "$work/torch_anchor.py" gloo "$np" >"$OUT/collectives/gloo_np${np}_tcp_rep$round.jsonl" 2>/dev/null || true
       fi

@@ -38,6 +38,13 @@ public enum PeerAllReduce: String, Sendable, CaseIterable {
     static func choose(bytes: Int, worldSize: Int) -> PeerAllReduce {
         guard worldSize & (worldSize - 1) == 0 else { return .ring }
         if bytes <= 32 << 10 { return .recursiveDoubling }
-        return worldSize >= 4 ? .halvingDoubling : .ring
+        return halvesAndDoubles(worldSize: worldSize) ? .halvingDoubling : .ring
+    }
+
+    /// Whether a group runs halving-doubling above the small sizes, and its reduce-scatter by
+    /// recursive halving and all-gather by recursive doubling at every size: power-of-two groups
+    /// of 4 ranks and more (with 2 the exchanges are the ring's).
+    static func halvesAndDoubles(worldSize: Int) -> Bool {
+        worldSize >= 4 && worldSize & (worldSize - 1) == 0
     }
 }

@@ -131,6 +131,7 @@ extension PeerTransport {
         let size = dtype.size, n = peerWorldSize, r = peerRank
         let mine = output + r * count * size
         if UnsafeRawPointer(mine) != input { mine.copyMemory(from: input, byteCount: count * size) }
+        if PeerAllReduce.halvesAndDoubles(worldSize: n) { return try doublingAllGather(output, count: count, dtype: dtype) }
         if streamsCurrentCall, try streamedRingAllGather(output, count: count, dtype: dtype) { return }
         let (rounds, perChunk) = rounds(blockElements: count, size: size)
         for step in 0..<(n - 1) {
@@ -148,6 +149,9 @@ extension PeerTransport {
         _ input: UnsafeRawPointer, _ output: UnsafeMutableRawPointer, count: Int, dtype: DType, op: ReduceOp
     ) throws(CCLError) {
         let size = dtype.size, n = peerWorldSize, r = peerRank
+        if PeerAllReduce.halvesAndDoubles(worldSize: n) {
+            return try halvingReduceScatter(input, output, count: count, dtype: dtype, op: op)
+        }
         let (rounds, perChunk) = rounds(blockElements: count, size: size)
         // accumulated partial of the block being passed on, then the frame coming in.
         let partial = scratch(count * size + perChunk * size)

@@ -1,4 +1,4 @@
-"""Medians and ranges of ab.txt lines: "ROUND npN old|new SIZE:P50 ..." -> a markdown table."""
+"""Medians and ranges of lines "ROUND npN[-OP] old|new SIZE:P50 ..." -> a markdown table."""
 import re, statistics, sys
 from collections import defaultdict
 d = defaultdict(list)
@@ -16,7 +16,7 @@ def name(b):
 builds = sorted({k[2] for k in d})
 a, b = (builds + builds)[:2] if len(builds) == 1 else ("old", "new") if "old" in builds else builds[:2]
 print(f"| ranks | bytes | {a} | {b} | {b} / {a} |\n|---|---|---|---|---|")
-for np, size in sorted({(k[0], k[1]) for k in d}, key=lambda k: (int(k[0][2:]), k[1])):
+for np, size in sorted({(k[0], k[1]) for k in d}, key=lambda k: (k[0].partition("-")[2], int(k[0][2:].partition("-")[0]), k[1])):
     x, y = d[(np, size, a)], d[(np, size, b)]
     if not x or not y: continue
     g = lambda v: f"{v:.0f}" if v >= 100 else f"{v:.3g}"
