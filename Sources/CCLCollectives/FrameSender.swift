@@ -5,7 +5,8 @@ import Foundation
 /// A thread of a TCP communicator's own that sends while the caller receives, so the copies in
 /// and out of the kernel run on two cores (the overlap Gloo gets from its threads). Used for
 /// calls of `minimumCallBytes` and more (`TCPOptions.sendThread`), in two ways:
-/// - `post`: one frame's payload, sent while the caller receives the frame coming in;
+/// - `post`: one frame's payload (its stripes, one per connection), sent while the caller
+///   receives the frame coming in;
 /// - `postStream`: a call's whole sequence of frames to one peer (header and payload each), each
 ///   sent once the caller `release`s it: the caller receives and reduces frame k while the
 ///   thread sends what earlier frames made final (`StreamedRing`).
@@ -25,8 +26,11 @@ final class FrameSender: @unchecked Sendable {
     /// faster).
     static let minimumCallBytes = 2 << 20
 
+    /// Bytes to send on one connection.
+    typealias Part = (connection: TCPConnection, buffer: UnsafeRawBufferPointer)
+
     private enum Job {
-        case payload(TCPConnection, UnsafeRawBufferPointer, Timeout)
+        case payload([Part], Timeout)
         /// Frames with headers carrying `call` (the fingerprint words) and each one's length.
         case stream(TCPConnection, [UnsafeRawBufferPointer], call: (UInt64, UInt64, UInt64), Timeout)
     }
@@ -59,9 +63,9 @@ final class FrameSender: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Starts sending `payload` on `connection` (within `timeout`); `wait()` must follow.
-    func post(_ connection: TCPConnection, _ payload: UnsafeRawBufferPointer, timeout: Timeout) {
-        start(.payload(connection, payload, timeout), released: 0)
+    /// Starts sending each part on its connection (within `timeout`); `wait()` must follow.
+    func post(_ parts: [Part], timeout: Timeout) {
+        start(.payload(parts, timeout), released: 0)
     }
 
     /// Starts sending `frames` on `connection`, each as a header with `call` and its length, then
@@ -136,8 +140,8 @@ final class FrameSender: @unchecked Sendable {
             condition.unlock()
             let failure: CCLError?
             switch posted {
-            case .payload(let connection, let payload, let timeout):
-                failure = send(payload, on: connection, timeout: timeout)
+            case .payload(let parts, let timeout):
+                failure = send(parts, timeout: timeout)
             case .stream(let connection, let frames, let call, let timeout):
                 failure = stream(frames, call: call, on: connection, timeout: timeout)
             }
@@ -166,20 +170,20 @@ final class FrameSender: @unchecked Sendable {
             header.storeBytes(of: UInt64(frame.count).littleEndian, toByteOffset: 24, as: UInt64.self)
             frameEnd = connection.bytesSent &+ UInt64(header.count + frame.count)
             let left = timeout.remaining(since: start)
-            if let failure = send(UnsafeRawBufferPointer(header), on: connection, timeout: left) { return failure }
+            if let failure = send([(connection, UnsafeRawBufferPointer(header))], timeout: left) { return failure }
             if isCancelled { return nil }
-            if let failure = send(frame, on: connection, timeout: left) { return failure }
+            if let failure = send([(connection, frame)], timeout: left) { return failure }
             if isCancelled { return nil }
         }
         return nil
     }
 
-    /// Sends `payload` until it is all out (nil), the deadline passes (its error) or the caller
-    /// cancels (nil: the caller reports its own error).
-    private func send(_ payload: UnsafeRawBufferPointer, on connection: TCPConnection, timeout: Timeout) -> CCLError? {
+    /// Sends `parts` (on different connections) until all are out (nil), the deadline passes
+    /// (its error) or the caller cancels (nil: the caller reports its own error).
+    private func send(_ parts: [Part], timeout: Timeout) -> CCLError? {
         do {
-            try TCPConnection.exchange(
-                send: (connection, payload), receive: nil, timeout: timeout, operation: TCPCommunicator.pendingLabel,
+            try TCPConnection.exchangeAll(
+                sends: parts, receives: [], timeout: timeout, operation: TCPCommunicator.pendingLabel,
                 interrupted: { [self] in isCancelled })
             return nil
         } catch {

@@ -33,7 +33,11 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
     public var device: Device { .host }
     let groupName: String
     let globalRanks: [Int]
+    /// The first connection to each peer (nil at this rank): headers, small frames, notices.
     private let connections: [TCPConnection?]
+    /// Every connection to each peer (`TCPOptions.connections`; the first is `connections[peer]`):
+    /// large payloads are striped over them.
+    private let stripes: [[TCPConnection]]
     private var sequence: UInt64 = 0
     private let site: CallSite
     private var messagesSent: [UInt64]
@@ -58,9 +62,10 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
     private var budget = CallBudget(.indefinite)
     private var broken: CCLError?
     private var announced = false
-    /// Where the frame being sent to each peer ends, in its connection's `bytesSent`: a rank that
-    /// fails part-way through a frame pads it out, so its abort notice lands where a header is read.
-    private var frameEnds: [UInt64]
+    /// Where the frame being sent to each peer ends, in each of its connections' `bytesSent`: a
+    /// rank that fails part-way through a frame pads it out, so its abort notice lands where a
+    /// header is read.
+    private var frameEnds: [[UInt64]]
     /// The group rank this communicator's failure goes back to (itself, a peer that died, the
     /// culprit an abort notice named), passed on in its own notice.
     private var culprit: Int?
@@ -78,6 +83,8 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
         byteCount: TCPCommunicator.headerBytes + TCPCommunicator.stagedBytes, alignment: 64)
     private var incomingHeader: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: incoming[0..<Self.headerBytes]) }
     let chunkBytes = 512 << 10
+    /// Payloads from this size are striped over a peer's connections when it has several.
+    static let stripedBytes = 256 << 10
 
     /// Sends the frames of large calls while this thread receives (`TCPOptions.sendThread`).
     private let frameSender: FrameSender?
@@ -100,8 +107,10 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
         site = CallSite(group: group.name, rank: globalRanks[group.rank], groupRank: group.rank, worldSize: group.worldSize)
         messagesSent = Array(repeating: 0, count: group.worldSize)
         messagesReceived = messagesSent
-        frameEnds = messagesSent
-        connections = try TCPMesh.connect(group: group, options: options)
+        let mesh = try TCPMesh.connect(group: group, options: options)
+        stripes = mesh
+        connections = mesh.map(\.first)
+        frameEnds = mesh.map { [UInt64](repeating: 0, count: $0.count) }
         lateReturn = LateReturn(timeout: options.timeout)
         let threaded =
             group.worldSize > 1
@@ -115,7 +124,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
         scratchBuffer.deallocate()
         stagingBase.deallocate()
         incoming.deallocate()
-        for connection in connections { connection?.close() }
+        for connection in stripes.joined() { connection.close() }
     }
 
     var peerRank: Int { rank }
@@ -171,7 +180,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
 
     // MARK: Streams (`StreamedRing`)
 
-    var streamsCurrentCall: Bool { threadedCall && streaming }
+    var streamsCurrentCall: Bool { threadedCall && streaming && options.tcp.connections == 1 }
     /// The peers of the stream in progress.
     private var streamPeers = (to: 0, from: 0)
 
@@ -180,7 +189,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
             return nil
         }
         streamPeers = (to, from)
-        frameEnds[to] = outgoing.bytesSent
+        frameEnds[to][0] = outgoing.bytesSent
         frameSender.postStream(outgoing, frames, call: sendCall, released: released, timeout: budget.next())
         return self
     }
@@ -202,7 +211,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
         } catch {
             frameSender.cancel()
             let sendFailure = frameSender.wait()
-            frameEnds[to] = frameSender.frameEnd
+            frameEnds[to][0] = frameSender.frameEnd
             if error.code == .cancelled, let sendFailure { throw failCall(sendFailure, from: nil, to: to) }
             throw failCall(error, from: from, to: to)
         }
@@ -211,7 +220,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
     func finish() throws(CCLError) {
         guard let frameSender else { return }
         let failure = frameSender.wait()
-        frameEnds[streamPeers.to] = frameSender.frameEnd
+        frameEnds[streamPeers.to][0] = frameSender.frameEnd
         if let failure { throw failCall(failure, from: nil, to: streamPeers.to) }
     }
 
@@ -243,7 +252,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
         var sendFirst = UnsafeRawBufferPointer(start: nil, count: 0)
         var sendLater = UnsafeRawBufferPointer(start: nil, count: 0)
         if let outgoingConnection, let to {
-            frameEnds[to] = outgoingConnection.bytesSent &+ UInt64(Self.headerBytes + send.count)
+            frameEnds[to][0] = outgoingConnection.bytesSent &+ UInt64(Self.headerBytes + send.count)
             writeHeader(stagingBase, payload: send.count)
             if send.count <= Self.stagedBytes {
                 if send.count > 0, let base = send.baseAddress {
@@ -276,16 +285,15 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
         }
         guard sendLater.count > 0 || remaining.count > 0 else { return }
         let timeout = budget.next()
-        if threadedCall, let frameSender, sendLater.count >= FrameSender.minimumBytes, remaining.count > 0, let outgoingConnection,
-            let incomingConnection
-        {
+        let sends = to.map { striped(sendLater, over: stripes[$0], peer: $0) } ?? []
+        let receives = from.map { striped(remaining, over: stripes[$0]) } ?? []
+        if threadedCall, let frameSender, sendLater.count >= FrameSender.minimumBytes, remaining.count > 0 {
             // The payload goes out on the send thread while this one receives; both end by the
             // deadline, and the receive's error comes first (it names what the call waited for).
-            frameSender.post(outgoingConnection, sendLater, timeout: timeout)
+            frameSender.post(sends, timeout: timeout)
             var failure: CCLError?
             do {
-                try TCPConnection.exchange(
-                    send: nil, receive: (incomingConnection, remaining), timeout: timeout, operation: Self.pendingLabel)
+                try TCPConnection.exchangeAll(sends: [], receives: receives, timeout: timeout, operation: Self.pendingLabel)
             } catch {
                 failure = error
                 frameSender.cancel()
@@ -294,10 +302,39 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
             if let failure = failure ?? sendFailure { throw failure }
             return
         }
+        if sends.count > 1 || receives.count > 1 {
+            try TCPConnection.exchangeAll(sends: sends, receives: receives, timeout: timeout, operation: Self.pendingLabel)
+            return
+        }
         try TCPConnection.exchange(
             send: sendLater.count > 0 ? outgoingConnection.map { ($0, sendLater) } : nil,
             receive: remaining.count > 0 ? incomingConnection.map { ($0, remaining) } : nil, timeout: timeout,
             operation: Self.pendingLabel)
+    }
+
+    /// A large payload's stripes (`TCPOptions.connections`): contiguous parts, one per connection,
+    /// the first after the header on the first connection. Whether a payload is striped depends
+    /// only on its length, which both ends know. Sending (`peer` given), each connection's frame
+    /// end moves past its stripe.
+    private func striped(_ payload: UnsafeRawBufferPointer, over links: [TCPConnection], peer: Int? = nil) -> [(
+        connection: TCPConnection, buffer: UnsafeRawBufferPointer
+    )] {
+        guard payload.count > 0, let first = links.first else { return [] }
+        guard links.count > 1, payload.count >= Self.stripedBytes else { return [(first, payload)] }
+        var parts: [(connection: TCPConnection, buffer: UnsafeRawBufferPointer)] = []
+        for (index, link) in links.enumerated() {
+            let part = partRange(index, of: payload.count, parts: links.count)
+            parts.append((link, UnsafeRawBufferPointer(rebasing: payload[part])))
+            if let peer, index > 0 { frameEnds[peer][index] = link.bytesSent &+ UInt64(part.count) }
+        }
+        if let peer { frameEnds[peer][0] -= UInt64(payload.count - parts[0].buffer.count) }
+        return parts
+    }
+
+    private func striped(_ payload: UnsafeMutableRawBufferPointer, over links: [TCPConnection]) -> [(
+        connection: TCPConnection, buffer: UnsafeMutableRawBufferPointer
+    )] {
+        striped(UnsafeRawBufferPointer(payload), over: links).map { ($0.connection, UnsafeMutableRawBufferPointer(mutating: $0.buffer)) }
     }
 
     /// The header just received must be the expected call's, with the expected length.
@@ -396,7 +433,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
         guard broken == nil else { return }
         broken = error
         if !announced { announce(error) }
-        let open = connections.compactMap { $0 }
+        let open = Array(stripes.joined())
         for connection in open { connection.shutdownSending() }
         // Closing with unread data would reset the connections before the peers read the notice.
         TCPConnection.drain(open, for: drainNanoseconds)
@@ -405,7 +442,8 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
     /// Sends an abort notice with `error`'s reason and the culprit to every peer, best effort,
     /// within about a second in all: a frame this rank had begun sending is first padded out
     /// with zeros (its receiver reads them as the payload, then the notice where it expects the
-    /// next header); a peer that does not take the padding in time gets no notice.
+    /// next header; each stripe on its own connection, the notice on the first); a peer that does
+    /// not take the padding in time gets no notice.
     private func announce(_ error: CCLError) {
         announced = true
         let reason = Array(error.relayText.utf8.prefix(Self.maxReasonBytes))
@@ -419,9 +457,9 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
         let deadline = monotonicNanoseconds() &+ 1_000_000_000
         let zeros = [UInt8](repeating: 0, count: 64 << 10)
         func left() -> Timeout { .nanoseconds(max(deadline &- monotonicNanoseconds(), 50_000_000)) }
-        for (peer, connection) in connections.enumerated() {
-            guard let connection else { continue }
-            var owed = frameEnds[peer] > connection.bytesSent ? frameEnds[peer] - connection.bytesSent : 0
+        /// Pads `connection` out to `end`; whether it all went.
+        func padded(_ connection: TCPConnection, to end: UInt64) -> Bool {
+            var owed = end > connection.bytesSent ? end - connection.bytesSent : 0
             while owed > 0, monotonicNanoseconds() < deadline {
                 let piece = Int(min(owed, UInt64(zeros.count)))
                 guard
@@ -430,7 +468,11 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
                 else { break }
                 owed -= UInt64(piece)
             }
-            guard owed == 0 else { continue }
+            return owed == 0
+        }
+        for (peer, links) in stripes.enumerated() {
+            let allPadded = links.indices.reduce(true) { done, index in padded(links[index], to: frameEnds[peer][index]) && done }
+            guard allPadded, let connection = links.first else { continue }
             _ = frame.withUnsafeBytes { try? connection.sendAll($0, timeout: left()) }
         }
     }

@@ -19,6 +19,12 @@ public struct TCPOptions: Sendable {
     /// CPUs to itself (the caller's and the send thread's): with fewer, the extra threads only
     /// take turns (measured 2 ranks on 2 CPUs: ×1.05–1.2 the time). Needs the send thread.
     public var stream: Bool?
+    /// Connections to each peer (`CCL_TCP_CONNECTIONS`, 1…16): payloads of 256 KiB and more are
+    /// striped over them, for links where one TCP flow cannot fill the NIC (NCCL's
+    /// `NCCL_NSOCKS_PERTHREAD`). Every rank of a group must use the same number. With more than
+    /// one, ring frames do not stream.
+    public var connections = 1
+    static let maxConnections = 16
 
     /// The defaults.
     public init() {}
@@ -34,8 +40,8 @@ public struct TCPOptions: Sendable {
         stream ?? (2 * max(1, ranksOnNode) <= cpus)
     }
 
-    /// `CCL_HOST`, `CCL_TOKEN`, `CCL_TCP_SEND_THREAD` and `CCL_TCP_STREAM` over `self`; the error
-    /// names the variable and value.
+    /// `CCL_HOST`, `CCL_TOKEN`, `CCL_TCP_SEND_THREAD`, `CCL_TCP_STREAM` and `CCL_TCP_CONNECTIONS`
+    /// over `self`; the error names the variable and value.
     func reading(_ environment: [String: String]) throws(CCLError) -> TCPOptions {
         var options = self
         if let value = environment["CCL_TOKEN"] { options.token = value }
@@ -48,6 +54,12 @@ public struct TCPOptions: Sendable {
         }
         options.sendThread = try Self.autoSwitch("CCL_TCP_SEND_THREAD", environment, default: sendThread)
         options.stream = try Self.autoSwitch("CCL_TCP_STREAM", environment, default: stream)
+        if let value = environment["CCL_TCP_CONNECTIONS"], !value.isEmpty {
+            guard let count = Int(value), (1...Self.maxConnections).contains(count) else {
+                throw CollectiveOptions.invalid("CCL_TCP_CONNECTIONS", value, "a number of connections from 1 to \(Self.maxConnections)")
+            }
+            options.connections = count
+        }
         return options
     }
 

@@ -166,6 +166,55 @@ func runCollectiveWorkers(
         }
     }
 
+    @Test(
+        "TCP with several connections per peer (large payloads striped), with and without the send thread: every op × dtype × count",
+        arguments: [(3, 3, "1"), (4, 2, "1"), (3, 2, "0")])
+    func tcpStriped(world: Int, connections: Int, sendThread: String) throws {
+        let workers = try runCollectiveWorkers(
+            world: world, ["transport": "tcp", "counts": Self.counts, "connections": "\(connections)", "sendthread": sendThread])
+        for worker in workers {
+            try worker.expect("DONE")
+            #expect(worker.exitStatus() == 0, "\(worker.lines)")
+        }
+    }
+
+    @Test("TCP with several connections per peer: a killed rank and a stopped one are named by the others in time")
+    func stripedFailures() throws {
+        let killed = try runCollectiveWorkers(
+            world: 4, ["transport": "tcp", "counts": "16777216", "dtypes": "float32", "killself": "2", "timeout": "10", "connections": "3"])
+        try killed[2].expect("KILLING")
+        for rank in [0, 1, 3] {
+            let line = try killed[rank].expect("ERROR")
+            #expect(line.contains("peerDead") && line.contains("peer rank 2"), "rank \(rank): \(line)")
+        }
+        let workers = try runCollectiveWorkers(
+            world: 3,
+            ["transport": "tcp", "counts": "4194304", "dtypes": "float32", "repeat": "100000", "timeout": "3", "connections": "2"])
+        defer { for worker in workers { worker.sigkill() } }
+        for worker in workers { try worker.expect("LOOPING") }
+        Thread.sleep(forTimeInterval: 0.5)
+        kill(workers[1].pid, SIGSTOP)
+        let stopped = Date()
+        for (rank, worker) in workers.enumerated() where rank != 1 {
+            let line = try worker.expect("ERROR")
+            let waited = Date().timeIntervalSince(stopped)
+            #expect(waited < 3 + 3, "rank \(rank) answered after \(waited) s")
+            #expect(line.contains("rank 1"), "rank \(rank): \(line)")
+        }
+        kill(workers[1].pid, SIGCONT)
+    }
+
+    @Test("TCP: ranks that disagree on the connections per peer fail naming CCL_TCP_CONNECTIONS")
+    func connectionCountMismatch() throws {
+        let workers = try runCollectiveWorkers(world: 2, ["transport": "tcp", "timeout": "3"]) { rank in
+            ["connections": rank == 1 ? "2" : "1"]
+        }
+        for (rank, worker) in workers.enumerated() {
+            let line = try worker.expect("ERROR")
+            #expect(line.contains("CCL_TCP_CONNECTIONS"), "rank \(rank): \(line)")
+        }
+    }
+
     @Test("TCP with streamed frames (16 MiB calls on the send thread): a rank stopped mid-stream is named by the others in time")
     func stoppedRankMidStream() throws {
         let workers = try runCollectiveWorkers(

@@ -72,6 +72,23 @@ import Testing
         #expect(forced.streams(ranksOnNode: 64, cpus: 2))
     }
 
+    @Test("TCP connections per peer: CCL_TCP_CONNECTIONS from 1 to 16, one by default")
+    func connections() throws {
+        #expect(try CollectiveOptions.fromEnvironment([:]).tcp.connections == 1)
+        #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_CONNECTIONS": "4"]).tcp.connections == 4)
+        #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_CONNECTIONS": "16"]).tcp.connections == 16)
+        #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_CONNECTIONS": ""]).tcp.connections == 1)
+        for bad in [
+            "0", "17", "-1", "9223372036854775807", "99999999999999999999", "nan", "2.5", " 2", String(repeating: "1", count: 10_000),
+        ] {
+            #expect {
+                _ = try CollectiveOptions.fromEnvironment(["CCL_TCP_CONNECTIONS": bad])
+            } throws: { error in
+                "\(error)".contains("CCL_TCP_CONNECTIONS=\(bad.prefix(40))")
+            }
+        }
+    }
+
     @Test("options from the environment; bad values name the variable and value")
     func environment() throws {
         let options = try CollectiveOptions.fromEnvironment([

@@ -9,9 +9,10 @@ import Testing
 /// test says so and skips.
 @Suite(.serialized) struct NetworkNamespaceCollectiveTests {
     @Test(
-        "hierarchical collectives across two network-namespace hosts",
-        .enabled(if: TestHosts.available, "needs root and iproute2 to create network namespaces (ip netns add)"))
-    func twoHosts() throws {
+        "hierarchical collectives across two network-namespace hosts, one TCP connection per peer or three (large payloads striped)",
+        .enabled(if: TestHosts.available, "needs root and iproute2 to create network namespaces (ip netns add)"),
+        arguments: [("1", "0,7,1023,70001"), ("3", "0,7,300001")])
+    func twoHosts(connections: String, counts: String) throws {
         let hosts = try TestHosts(tag: 3)
         defer { hosts.tearDown() }
         let store = try Worker("store", ["host": hosts.addressA, "token": "nsc"], namespace: hosts.a)
@@ -24,7 +25,8 @@ import Testing
                 "collectives",
                 [
                     "host": hosts.addressA, "port": port, "token": "nsc", "rank": "\(rank)", "world": "4",
-                    "chost": onA ? hosts.addressA : hosts.addressB, "counts": "0,7,1023,70001", "dtypes": "float32,bfloat16,int64",
+                    "chost": onA ? hosts.addressA : hosts.addressB, "counts": counts, "dtypes": "float32,bfloat16,int64",
+                    "connections": connections,
                 ],
                 namespace: onA ? hosts.a : hosts.b)
         }
