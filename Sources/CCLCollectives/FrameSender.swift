@@ -158,6 +158,7 @@ final class FrameSender: @unchecked Sendable {
         _ frames: [UnsafeRawBufferPointer], call: (UInt64, UInt64, UInt64), on connection: TCPConnection, timeout: Timeout
     ) -> CCLError? {
         let start = monotonicNanoseconds()
+        frameEnd = connection.bytesSent
         for (index, frame) in frames.enumerated() {
             condition.lock()
             while released <= index, !cancelled { condition.wait() }

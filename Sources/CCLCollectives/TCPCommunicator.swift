@@ -198,7 +198,9 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
 
     func receive(_ buffer: UnsafeMutableRawBufferPointer) throws(CCLError) {
         let (to, from) = streamPeers
-        guard let frameSender, let connection = connections[from] else { return }
+        guard let frameSender, let connection = connections[from] else {
+            throw CCLError(.invalidArgument, operation: operation, rank: globalRanks[rank], "no stream open to receive from")
+        }
         // Waits look at the send thread every 10 ms: a send that failed ends the receive too.
         let sendFailed = { frameSender.failure != nil }
         do {
@@ -226,7 +228,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
 
     /// The peer whose connection `error` came from, when it is `from` or `to`.
     private func blamed(_ error: CCLError, from: Int?, to: Int?) -> Int? {
-        for peer in [from, to].compactMap({ $0 }) where connections[peer].map({ error.peer == $0.peerLabel }) == true { return peer }
+        for peer in [from, to].compactMap({ $0 }) where stripes[peer].contains(where: { error.peer == $0.peerLabel }) { return peer }
         return nil
     }
 
@@ -252,7 +254,10 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
         var sendFirst = UnsafeRawBufferPointer(start: nil, count: 0)
         var sendLater = UnsafeRawBufferPointer(start: nil, count: 0)
         if let outgoingConnection, let to {
-            frameEnds[to][0] = outgoingConnection.bytesSent &+ UInt64(Self.headerBytes + send.count)
+            // Where the frame will end on each connection, before any of it goes out.
+            for (index, stripe) in stripeRanges(send.count, over: stripes[to].count).enumerated() {
+                frameEnds[to][index] = stripes[to][index].bytesSent &+ UInt64(stripe.count + (index == 0 ? Self.headerBytes : 0))
+            }
             writeHeader(stagingBase, payload: send.count)
             if send.count <= Self.stagedBytes {
                 if send.count > 0, let base = send.baseAddress {
@@ -285,20 +290,24 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
         }
         guard sendLater.count > 0 || remaining.count > 0 else { return }
         let timeout = budget.next()
-        let sends = to.map { striped(sendLater, over: stripes[$0], peer: $0) } ?? []
+        let sends = to.map { striped(sendLater, over: stripes[$0]) } ?? []
         let receives = from.map { striped(remaining, over: stripes[$0]) } ?? []
         if threadedCall, let frameSender, sendLater.count >= FrameSender.minimumBytes, remaining.count > 0 {
             // The payload goes out on the send thread while this one receives; both end by the
             // deadline, and the receive's error comes first (it names what the call waited for).
+            // A send that fails ends the receive within 10 ms, and its error is the call's.
             frameSender.post(sends, timeout: timeout)
             var failure: CCLError?
             do {
-                try TCPConnection.exchangeAll(sends: [], receives: receives, timeout: timeout, operation: Self.pendingLabel)
+                try TCPConnection.exchangeAll(
+                    sends: [], receives: receives, timeout: timeout, operation: Self.pendingLabel,
+                    interrupted: { frameSender.failure != nil })
             } catch {
                 failure = error
                 frameSender.cancel()
             }
             let sendFailure = frameSender.wait()
+            if failure?.code == .cancelled, let sendFailure { throw sendFailure }
             if let failure = failure ?? sendFailure { throw failure }
             return
         }
@@ -312,23 +321,22 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
             operation: Self.pendingLabel)
     }
 
-    /// A large payload's stripes (`TCPOptions.connections`): contiguous parts, one per connection,
-    /// the first after the header on the first connection. Whether a payload is striped depends
-    /// only on its length, which both ends know. Sending (`peer` given), each connection's frame
-    /// end moves past its stripe.
-    private func striped(_ payload: UnsafeRawBufferPointer, over links: [TCPConnection], peer: Int? = nil) -> [(
+    /// The byte ranges of a payload of `bytes` on each of `connections` (`TCPOptions.connections`):
+    /// contiguous stripes, one per connection, when there are several and the payload has
+    /// `stripedBytes` or more, else all of it on the first. It depends only on the length, which
+    /// both ends know; the first stripe follows the header on the first connection.
+    private func stripeRanges(_ bytes: Int, over connections: Int) -> [Range<Int>] {
+        guard connections > 1, bytes >= Self.stripedBytes else { return [0..<bytes] }
+        return (0..<connections).map { partRange($0, of: bytes, parts: connections) }
+    }
+
+    /// A payload's stripes on `links`, the empty ones left out.
+    private func striped(_ payload: UnsafeRawBufferPointer, over links: [TCPConnection]) -> [(
         connection: TCPConnection, buffer: UnsafeRawBufferPointer
     )] {
-        guard payload.count > 0, let first = links.first else { return [] }
-        guard links.count > 1, payload.count >= Self.stripedBytes else { return [(first, payload)] }
-        var parts: [(connection: TCPConnection, buffer: UnsafeRawBufferPointer)] = []
-        for (index, link) in links.enumerated() {
-            let part = partRange(index, of: payload.count, parts: links.count)
-            parts.append((link, UnsafeRawBufferPointer(rebasing: payload[part])))
-            if let peer, index > 0 { frameEnds[peer][index] = link.bytesSent &+ UInt64(part.count) }
+        stripeRanges(payload.count, over: links.count).enumerated().compactMap { index, range in
+            range.isEmpty ? nil : (links[index], UnsafeRawBufferPointer(rebasing: payload[range]))
         }
-        if let peer { frameEnds[peer][0] -= UInt64(payload.count - parts[0].buffer.count) }
-        return parts
     }
 
     private func striped(_ payload: UnsafeMutableRawBufferPointer, over links: [TCPConnection]) -> [(

@@ -89,7 +89,11 @@ enum TCPMesh {
             // A bad hello costs only that connection; the timeout bounds a silent one.
             let hello = try? readHello(connection, world: world, count: count, token: token, name: name, budget: &budget)
             guard case .accepted(let peer, let index) = hello, missing.contains(peer * count + index) else {
-                if case .refused(let reason?) = hello { refusals.insert(reason) }
+                if case .otherCount(let peer, let theirs) = hello {
+                    refusals.insert(
+                        "rank \(names[peer]) asked for \(theirs) connections per peer, this rank uses \(count) (CCL_TCP_CONNECTIONS must match)"
+                    )
+                }
                 connection.close()
                 continue
             }
@@ -114,9 +118,11 @@ enum TCPMesh {
         /// The rank and connection index it names: its magic, token, world size, connection count
         /// and group name are right.
         case accepted(peer: Int, index: Int)
-        /// Refused, with the reason when it is worth telling (an authenticated rank that asked
-        /// for another number of connections).
-        case refused(String?)
+        /// From an authenticated rank of the same group and world that asked for another number
+        /// of connections per peer: refused, and worth telling.
+        case otherCount(peer: Int, connections: Int)
+        /// Refused.
+        case refused
     }
 
     private static func readHello(
@@ -126,21 +132,19 @@ enum TCPMesh {
         let limit: Timeout = budget.next().nanoseconds.map { .nanoseconds(min($0, 5_000_000_000)) } ?? .seconds(5)
         var head = [UInt8](repeating: 0, count: Handshake.headerBytes)
         try receive(into: &head, on: connection, timeout: limit, operation: "read a mesh hello")
-        guard case .success(let header) = Handshake.parseHeader(head, magic: helloMagic) else { return .refused(nil) }
+        guard case .success(let header) = Handshake.parseHeader(head, magic: helloMagic) else { return .refused }
         var rest = [UInt8](repeating: 0, count: header.totalBytes - Handshake.headerBytes)
         try receive(into: &rest, on: connection, timeout: limit, operation: "read a mesh hello")
         guard let hello = Handshake(header: header, rest: rest), AuthToken.matches(hello.token, token), let peer = hello.rank, peer < world
-        else { return .refused(nil) }
-        guard let index = (0..<count).first(where: { hello.context == context(world: world, name: name, index: $0, of: count) }) else {
-            // Same world and group, another count: say so rather than time out in silence.
-            let theirs = hello.context.count >= 8 ? Int(hello.context[4]) | Int(hello.context[5]) << 8 : 0
-            let sameGroup = hello.context.count >= 12 && Array(hello.context.dropFirst(12)) == name
-            return .refused(
-                sameGroup && theirs != count
-                    ? "rank \(peer) of the group asked for \(theirs) connections per peer, this rank uses \(count) (CCL_TCP_CONNECTIONS must match)"
-                    : nil)
+        else { return .refused }
+        if let index = (0..<count).first(where: { hello.context == context(world: world, name: name, index: $0, of: count) }) {
+            return .accepted(peer: peer, index: index)
         }
-        return .accepted(peer: peer, index: index)
+        // Same world and group, another count: say so rather than time out in silence.
+        let theirs = Array(hello.context)
+        let word = { (at: Int) in theirs.count >= at + 4 ? theirs[at..<(at + 4)].reversed().reduce(0) { $0 << 8 | Int($1) } : -1 }
+        let sameGroup = word(0) == world && theirs.count >= 12 && Array(theirs.dropFirst(12)) == name
+        return sameGroup && word(4) != count ? .otherCount(peer: peer, connections: word(4)) : .refused
     }
 
     static func send(_ bytes: [UInt8], on connection: TCPConnection, timeout: Timeout, operation: String) throws(CCLError) {

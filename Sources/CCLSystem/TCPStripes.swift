@@ -87,18 +87,23 @@ extension TCPConnection {
         _ deadline: SocketDeadline, now: UInt64, operation: String
     ) -> CCLError {
         var parts: [String] = []
-        var peers: [String] = []
+        // One label per peer (its connections differ only in their ports).
+        var peers: [(name: String, label: String)] = []
+        func note(_ connection: TCPConnection) {
+            let name = connection.peerName ?? connection.peerLabel
+            if !peers.contains(where: { $0.name == name }) { peers.append((name, connection.peerLabel)) }
+        }
         for (index, side) in sends.enumerated() where sent[index] < side.buffer.count {
             parts.append("sent \(sent[index]) of \(side.buffer.count) bytes on \(side.connection.localAddress)")
-            if !peers.contains(side.connection.peerLabel) { peers.append(side.connection.peerLabel) }
+            note(side.connection)
         }
         for (index, side) in receives.enumerated() where received[index] < side.buffer.count {
             parts.append("received \(received[index]) of \(side.buffer.count) bytes on \(side.connection.localAddress)")
-            if !peers.contains(side.connection.peerLabel) { peers.append(side.connection.peerLabel) }
+            note(side.connection)
         }
         let rank = (receives.first?.connection ?? sends.first?.connection)?.rank
         return CCLError(
-            .timeout, operation: operation, rank: rank, peer: peers.joined(separator: " and "),
+            .timeout, operation: operation, rank: rank, peer: peers.map(\.label).joined(separator: " and "),
             "\(deadline.timedOutText(at: now)): \(parts.joined(separator: ", "))")
     }
 }

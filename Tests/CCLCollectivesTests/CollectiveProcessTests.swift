@@ -178,7 +178,7 @@ func runCollectiveWorkers(
         }
     }
 
-    @Test("TCP with several connections per peer: a killed rank and a stopped one are named by the others in time")
+    @Test("TCP with several connections per peer: a rank killed before or during a call, or stopped, is named by the others in time")
     func stripedFailures() throws {
         let killed = try runCollectiveWorkers(
             world: 4, ["transport": "tcp", "counts": "16777216", "dtypes": "float32", "killself": "2", "timeout": "10", "connections": "3"])
@@ -186,6 +186,24 @@ func runCollectiveWorkers(
         for rank in [0, 1, 3] {
             let line = try killed[rank].expect("ERROR")
             #expect(line.contains("peerDead") && line.contains("peer rank 2"), "rank \(rank): \(line)")
+        }
+        // Killed mid-call, around a ring of 5: ranks 0 and 2 see rank 1 die; rank 2 tells rank 3,
+        // which reads the notice where a header belongs, having just sent its own header to
+        // rank 4; it must pad each stripe of that frame (not the whole payload on the first
+        // connection), so that rank 4 reads the notice too and names rank 1.
+        let midCall = try runCollectiveWorkers(
+            world: 5,
+            [
+                "transport": "tcp", "counts": "4194304", "dtypes": "float32", "repeat": "100000", "timeout": "10", "connections": "2",
+                "algo": "ring",
+            ])
+        defer { for worker in midCall { worker.sigkill() } }
+        for worker in midCall { try worker.expect("LOOPING") }
+        Thread.sleep(forTimeInterval: 0.5)
+        midCall[1].sigkill()
+        for rank in [0, 2, 3, 4] {
+            let line = try midCall[rank].expect("ERROR")
+            #expect(line.contains("(rank \(rank), peer rank 1"), "rank \(rank): \(line)")
         }
         let workers = try runCollectiveWorkers(
             world: 3,
