@@ -254,9 +254,16 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
         var sendFirst = UnsafeRawBufferPointer(start: nil, count: 0)
         var sendLater = UnsafeRawBufferPointer(start: nil, count: 0)
         if let outgoingConnection, let to {
-            // Where the frame will end on each connection, before any of it goes out.
-            for (index, stripe) in stripeRanges(send.count, over: stripes[to].count).enumerated() {
-                frameEnds[to][index] = stripes[to][index].bytesSent &+ UInt64(stripe.count + (index == 0 ? Self.headerBytes : 0))
+            // Where the frame will end on each connection, before any of it goes out (without an
+            // allocation: small calls allocate nothing).
+            let links = stripes[to]
+            if links.count > 1, send.count >= Self.stripedBytes {
+                for index in links.indices {
+                    let stripe = partRange(index, of: send.count, parts: links.count).count
+                    frameEnds[to][index] = links[index].bytesSent &+ UInt64(stripe + (index == 0 ? Self.headerBytes : 0))
+                }
+            } else {
+                frameEnds[to][0] = outgoingConnection.bytesSent &+ UInt64(Self.headerBytes + send.count)
             }
             writeHeader(stagingBase, payload: send.count)
             if send.count <= Self.stagedBytes {
@@ -321,21 +328,18 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
             operation: Self.pendingLabel)
     }
 
-    /// The byte ranges of a payload of `bytes` on each of `connections` (`TCPOptions.connections`):
-    /// contiguous stripes, one per connection, when there are several and the payload has
-    /// `stripedBytes` or more, else all of it on the first. It depends only on the length, which
-    /// both ends know; the first stripe follows the header on the first connection.
-    private func stripeRanges(_ bytes: Int, over connections: Int) -> [Range<Int>] {
-        guard connections > 1, bytes >= Self.stripedBytes else { return [0..<bytes] }
-        return (0..<connections).map { partRange($0, of: bytes, parts: connections) }
-    }
-
-    /// A payload's stripes on `links`, the empty ones left out.
+    /// A payload's stripes on `links` (`TCPOptions.connections`): contiguous parts, one per
+    /// connection, when there are several and the payload has `stripedBytes` or more, else all of
+    /// it on the first; none when it is empty. It depends only on the length, which both ends
+    /// know (`transfer` sets the frame ends alike); the first stripe follows the header on the
+    /// first connection.
     private func striped(_ payload: UnsafeRawBufferPointer, over links: [TCPConnection]) -> [(
         connection: TCPConnection, buffer: UnsafeRawBufferPointer
     )] {
-        stripeRanges(payload.count, over: links.count).enumerated().compactMap { index, range in
-            range.isEmpty ? nil : (links[index], UnsafeRawBufferPointer(rebasing: payload[range]))
+        guard payload.count > 0, let first = links.first else { return [] }
+        guard links.count > 1, payload.count >= Self.stripedBytes else { return [(first, payload)] }
+        return links.indices.map {
+            (links[$0], UnsafeRawBufferPointer(rebasing: payload[partRange($0, of: payload.count, parts: links.count)]))
         }
     }
 
