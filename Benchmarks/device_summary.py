@@ -66,7 +66,8 @@ for transport, peer, label in (("shm", "openmpi", "Open MPI"), ("tcp", "gloo", "
 variants = sorted({k[2] for k in rows if k[0] == "ccl" and k[2].startswith("tcp-")})
 if variants:
     print("swift-ccl over TCP, the defaults against their alternatives, p50 µs: default / variant (variant's time / default's)")
-    print("(tcp-nostream: the ring step by step; tcp-ring: the ring instead of halving-doubling, streamed; tcp-ringnostream: neither)")
+    print("(tcp-nostream: the ring step by step; tcp-norecvthread: streamed, received on the caller's thread;"
+          " tcp-ring: the ring instead of halving-doubling, streamed; tcp-ringnostream: neither)")
     print()
     print("| ranks | variant | " + " | ".join(human(s) for s in sorted({k[3] for k in rows if k[2] == "tcp"})) + " |")
     sizes = sorted({k[3] for k in rows if k[2] == "tcp"})

@@ -45,8 +45,8 @@ public struct CollectiveOptions: Sendable {
 
     /// Options from `CCL_ALGO`, `CCL_CHECK_CALLS`, `CCL_SHM_SLOT_BYTES`, `CCL_SHM_COST`, `CCL_TRANSPORT`,
     /// `CCL_BACKEND`, `CCL_BACKEND_STRICT`, `CCL_TIMEOUT` (seconds), `CCL_HOST`, `CCL_TOKEN`,
-    /// `CCL_TCP_SEND_THREAD`, `CCL_TCP_STREAM` and `CCL_TCP_CONNECTIONS`, over `base`. Errors name
-    /// the variable and value.
+    /// `CCL_TCP_SEND_THREAD`, `CCL_TCP_STREAM`, `CCL_TCP_RECEIVE_THREAD` and `CCL_TCP_CONNECTIONS`,
+    /// over `base`. Errors name the variable and value.
     public static func fromEnvironment(_ environment: [String: String], base: CollectiveOptions = CollectiveOptions())
         throws(CCLError) -> CollectiveOptions
     {

@@ -198,7 +198,10 @@ package final class InProcessCommunicator: Communicator, SlotTransport, PeerTran
 
     var streamsCurrentCall: Bool { false }
 
-    func openStream(sending frames: [UnsafeRawBufferPointer], to: Int, released: Int, receivingFrom from: Int) -> FrameStream? { nil }
+    func openStream(
+        sending frames: [UnsafeRawBufferPointer], to: Int, released: Int, receiving targets: [UnsafeMutableRawBufferPointer], from: Int,
+        allowed: Int
+    ) -> FrameStream? { nil }
 
     func scratch(_ bytes: Int) -> UnsafeMutableRawPointer {
         if scratchBuffer.count < max(bytes, 64) {

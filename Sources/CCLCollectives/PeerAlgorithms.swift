@@ -17,21 +17,28 @@ protocol PeerTransport: AnyObject {
     /// Whether the current call's frames can stream (`openStream` will not return nil).
     var streamsCurrentCall: Bool { get }
     /// Starts sending `frames` to peer `to` on a thread of the transport's own (frames below
-    /// `released` at once), for the caller to receive the frames coming from `from`; nil when
+    /// `released` at once) and receiving the frames coming from `from` into `targets`, in order
+    /// (on another thread, or in `FrameStream.receive`; those below `allowed` at once); nil when
     /// the transport does not stream this call.
-    func openStream(sending frames: [UnsafeRawBufferPointer], to: Int, released: Int, receivingFrom from: Int) -> FrameStream?
+    func openStream(
+        sending frames: [UnsafeRawBufferPointer], to: Int, released: Int, receiving targets: [UnsafeMutableRawBufferPointer], from: Int,
+        allowed: Int
+    ) -> FrameStream?
 }
 
-/// A call's frames in flight to one peer while the caller receives from another (`StreamedRing`).
+/// A call's frames in flight to one peer while those of another come in (`StreamedRing`).
 ///
-/// Threading: the caller's thread only. A frame's memory must stay as it is from its release
-/// until `finish` returned (or a receive failed).
+/// Threading: the caller's thread only. An outgoing frame's memory must stay as it is from its
+/// release until `finish` returned (or a receive failed); an incoming frame's target must not be
+/// touched from its allowance until `receive` of it returned.
 protocol FrameStream: AnyObject {
-    /// Lets the frames below `count` go.
+    /// Lets the outgoing frames below `count` go.
     func release(upTo count: Int)
-    /// Receives the next frame from the stream's source into `buffer` (exactly its size). On an
-    /// error the stream is over: the sending side stopped, and the call failed on every rank.
-    func receive(_ buffer: UnsafeMutableRawBufferPointer) throws(CCLError)
+    /// Lets the incoming frames below `count` be received (their targets are free).
+    func allow(upTo count: Int)
+    /// Returns once incoming frame `index` (the next one not yet waited for) is in its target.
+    /// On an error the stream is over: both sides stopped, and the call failed on every rank.
+    func receive(_ index: Int) throws(CCLError)
     /// Waits until every frame is sent; the sending side's error, if it had one.
     func finish() throws(CCLError)
 }

@@ -92,6 +92,8 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
     private var threadedCall = false
     /// Whether ring calls stream their frames on `frameSender` (`TCPOptions.stream`).
     private let streaming: Bool
+    /// Receives streamed frames while this thread reduces (`TCPOptions.receiveThread`).
+    private let frameReceiver: FrameReceiver?
 
     /// Collective over `group`: connects the mesh (addresses through the group's store).
     /// `ranksOnNode`: how many of the group's ranks share this node (the whole group when not
@@ -117,10 +119,14 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
             && options.tcp.usesSendThread(ranksOnNode: ranksOnNode ?? group.worldSize, cpus: CPUAffinity.onlineCPUs)
         frameSender = threaded ? FrameSender() : nil
         streaming = threaded && options.tcp.streams(ranksOnNode: ranksOnNode ?? group.worldSize, cpus: CPUAffinity.onlineCPUs)
+        let receiving =
+            streaming && options.tcp.usesReceiveThread(ranksOnNode: ranksOnNode ?? group.worldSize, cpus: CPUAffinity.onlineCPUs)
+        frameReceiver = receiving ? FrameReceiver() : nil
     }
 
     deinit {
         frameSender?.stop()
+        frameReceiver?.stop()
         scratchBuffer.deallocate()
         stagingBase.deallocate()
         incoming.deallocate()
@@ -181,41 +187,93 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
     // MARK: Streams (`StreamedRing`)
 
     var streamsCurrentCall: Bool { threadedCall && streaming && options.tcp.connections == 1 }
-    /// The peers of the stream in progress.
+    /// The peers of the stream in progress, and where its incoming frames land.
     private var streamPeers = (to: 0, from: 0)
+    private var streamTargets: [UnsafeMutableRawBufferPointer] = []
 
-    func openStream(sending frames: [UnsafeRawBufferPointer], to: Int, released: Int, receivingFrom from: Int) -> FrameStream? {
-        guard streamsCurrentCall, broken == nil, let frameSender, let outgoing = connections[to], connections[from] != nil else {
+    func openStream(
+        sending frames: [UnsafeRawBufferPointer], to: Int, released: Int, receiving targets: [UnsafeMutableRawBufferPointer], from: Int,
+        allowed: Int
+    ) -> FrameStream? {
+        guard streamsCurrentCall, broken == nil, let frameSender, let outgoing = connections[to], let incoming = connections[from] else {
             return nil
         }
         streamPeers = (to, from)
+        streamTargets = targets
         frameEnds[to][0] = outgoing.bytesSent
-        frameSender.postStream(outgoing, frames, call: sendCall, released: released, timeout: budget.next())
+        let timeout = budget.next()
+        frameSender.postStream(outgoing, frames, call: sendCall, released: released, timeout: timeout)
+        frameReceiver?.post(incoming, into: targets, header: incomingHeader, expected: expectedCall, allowed: allowed, timeout: timeout)
         return self
     }
 
     func release(upTo count: Int) { frameSender?.release(upTo: count) }
 
-    func receive(_ buffer: UnsafeMutableRawBufferPointer) throws(CCLError) {
+    func allow(upTo count: Int) { frameReceiver?.allow(upTo: count) }
+
+    func receive(_ index: Int) throws(CCLError) {
         let (to, from) = streamPeers
-        guard let frameSender, let connection = connections[from] else {
-            throw CCLError(.invalidArgument, operation: operation, rank: globalRanks[rank], "no stream open to receive from")
+        guard let frameSender, let connection = connections[from], streamTargets.indices.contains(index) else {
+            throw CCLError(.invalidArgument, operation: operation, rank: globalRanks[rank], "no stream frame \(index) to receive")
         }
         // Waits look at the send thread every 10 ms: a send that failed ends the receive too.
         let sendFailed = { frameSender.failure != nil }
+        if let frameReceiver {
+            if frameReceiver.waitFor(index, giveUp: sendFailed) { return }
+            throw stopStream(after: frameReceiver, expecting: streamTargets, from: from, on: connection)
+        }
         do {
             try TCPConnection.exchange(
                 send: nil, receive: (connection, incomingHeader), timeout: budget.next(), operation: Self.pendingLabel,
                 interrupted: sendFailed)
-            try checkHeader(from: from, connection: connection, expecting: buffer.count, buffered: 0)
+            try checkHeader(from: from, connection: connection, expecting: streamTargets[index].count, buffered: 0)
             try TCPConnection.exchange(
-                send: nil, receive: (connection, buffer), timeout: budget.next(), operation: Self.pendingLabel, interrupted: sendFailed)
+                send: nil, receive: (connection, streamTargets[index]), timeout: budget.next(), operation: Self.pendingLabel,
+                interrupted: sendFailed)
         } catch {
-            frameSender.cancel()
-            let sendFailure = frameSender.wait()
-            frameEnds[to][0] = frameSender.frameEnd
+            let sendFailure = stopSending()
             if error.code == .cancelled, let sendFailure { throw failCall(sendFailure, from: nil, to: to) }
             throw failCall(error, from: from, to: to)
+        }
+    }
+
+    /// Stops the send thread's stream where it is; its error, if it had one.
+    private func stopSending() -> CCLError? {
+        guard let frameSender else { return nil }
+        frameSender.cancel()
+        let failure = frameSender.wait()
+        frameEnds[streamPeers.to][0] = frameSender.frameEnd
+        return failure
+    }
+
+    /// Stops both threads after the receive thread did not deliver a frame, and fails the call
+    /// with what went wrong first: the receive's error, the header it found instead (an abort
+    /// notice, another call), or the send's error.
+    private func stopStream(
+        after receiver: FrameReceiver, expecting targets: [UnsafeMutableRawBufferPointer], from: Int, on connection: TCPConnection
+    )
+        -> CCLError
+    {
+        receiver.cancel()
+        let receiveFailure = receiver.finish()
+        let sendFailure = stopSending()
+        let to = streamPeers.to
+        switch receiveFailure {
+        case .error(let error):
+            return failCall(error, from: from, to: to)
+        case .foreignHeader(let index):
+            do {
+                try checkHeader(from: from, connection: connection, expecting: targets[index].count, buffered: 0)
+            } catch {
+                return failCall(error, from: from, to: to)
+            }
+            return failCall(
+                CCLError(
+                    .malformed, operation: operation, rank: globalRanks[rank], peer: name(of: from), "a frame's header changed while read"),
+                from: from, to: to)
+        case nil:
+            let failure = sendFailure ?? CCLError(.cancelled, operation: operation, rank: globalRanks[rank], "the stream stopped")
+            return failCall(failure, from: nil, to: to)
         }
     }
 
@@ -223,6 +281,7 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
         guard let frameSender else { return }
         let failure = frameSender.wait()
         frameEnds[streamPeers.to][0] = frameSender.frameEnd
+        _ = frameReceiver?.finish()
         if let failure { throw failCall(failure, from: nil, to: streamPeers.to) }
     }
 

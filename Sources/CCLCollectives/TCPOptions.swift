@@ -19,6 +19,10 @@ public struct TCPOptions: Sendable {
     /// CPUs to itself (the caller's and the send thread's): with fewer, the extra threads only
     /// take turns (measured 2 ranks on 2 CPUs: ×1.05–1.2 the time). Needs the send thread.
     public var stream: Bool?
+    /// Whether a streaming ring also receives on a thread of its own, so the caller only reduces
+    /// (`CCL_TCP_RECEIVE_THREAD=auto|1|0`): nil (auto) when every rank of the node has three
+    /// CPUs to itself (caller, send and receive threads).
+    public var receiveThread: Bool?
     /// Connections to each peer (`CCL_TCP_CONNECTIONS`, 1…16): payloads of 256 KiB and more are
     /// striped over them, for links where one TCP flow cannot fill the NIC (NCCL's
     /// `NCCL_NSOCKS_PERTHREAD`). Every rank of a group must use the same number. With more than
@@ -35,13 +39,18 @@ public struct TCPOptions: Sendable {
         sendThread ?? (cpus >= 2 && max(1, ranksOnNode) <= 2 * cpus)
     }
 
+    /// Whether a streaming communicator receives on a thread of its own.
+    func usesReceiveThread(ranksOnNode: Int, cpus: Int) -> Bool {
+        receiveThread ?? (3 * max(1, ranksOnNode) <= cpus)
+    }
+
     /// Whether such a communicator streams its ring frames (when it has a send thread).
     func streams(ranksOnNode: Int, cpus: Int) -> Bool {
         stream ?? (2 * max(1, ranksOnNode) <= cpus)
     }
 
-    /// `CCL_HOST`, `CCL_TOKEN`, `CCL_TCP_SEND_THREAD`, `CCL_TCP_STREAM` and `CCL_TCP_CONNECTIONS`
-    /// over `self`; the error names the variable and value.
+    /// `CCL_HOST`, `CCL_TOKEN`, `CCL_TCP_SEND_THREAD`, `CCL_TCP_STREAM`, `CCL_TCP_RECEIVE_THREAD`
+    /// and `CCL_TCP_CONNECTIONS` over `self`; the error names the variable and value.
     func reading(_ environment: [String: String]) throws(CCLError) -> TCPOptions {
         var options = self
         if let value = environment["CCL_TOKEN"] { options.token = value }
@@ -54,6 +63,7 @@ public struct TCPOptions: Sendable {
         }
         options.sendThread = try Self.autoSwitch("CCL_TCP_SEND_THREAD", environment, default: sendThread)
         options.stream = try Self.autoSwitch("CCL_TCP_STREAM", environment, default: stream)
+        options.receiveThread = try Self.autoSwitch("CCL_TCP_RECEIVE_THREAD", environment, default: receiveThread)
         if let value = environment["CCL_TCP_CONNECTIONS"], !value.isEmpty {
             guard let count = Int(value), (1...Self.maxConnections).contains(count) else {
                 throw CollectiveOptions.invalid("CCL_TCP_CONNECTIONS", value, "a number of connections from 1 to \(Self.maxConnections)")

@@ -7,7 +7,7 @@ import Foundation
 //   collectives port=P token=T rank=R world=W [node=ID] [transport=auto|shm|tcp] [backend=a,b strict=1] [counts=0,1,7]
 //               [dtypes=float32,…] [mismatch=R what=count|op|dtype|root|kind]
 //               [killself=R] [stall=R] [storebarrier=R barriertimeout=SECONDS] [repeat=ROUNDS] [timeout=SECONDS] [chost=ADDRESS] [host=STORE-ADDRESS] [slot=BYTES]
-//               [cost=SYNC_NS,COPY_GBPS,REDUCE_GBPS] [sendthread=0|1] [stream=0|1] [algo=ring|rd|rhd] [connections=N]
+//               [cost=SYNC_NS,COPY_GBPS,REDUCE_GBPS] [sendthread=0|1] [stream=0|1] [receivethread=0|1] [algo=ring|rd|rhd] [connections=N]
 //
 // Prints `TRANSPORT <description>`, with shared memory `COSTS <model> BITS <inputs' bit patterns>`,
 // then `DONE <checks>`, or `ERROR <code> <description>`.
@@ -257,6 +257,7 @@ func collectives() throws {
     if let slot = arguments["slot"].flatMap(Int.init) { options.shm.slotBytes = slot }
     if let thread = arguments["sendthread"] { options.tcp.sendThread = thread == "1" }
     if let stream = arguments["stream"] { options.tcp.stream = stream == "1" }
+    if let thread = arguments["receivethread"] { options.tcp.receiveThread = thread == "1" }
     if let algorithm = arguments["algo"] { options.tcp.allReduce = PeerAllReduce(rawValue: algorithm) }
     if let connections = arguments["connections"].flatMap(Int.init) { options.tcp.connections = connections }
     if let cost = arguments["cost"] { options.shm.cost = try CollectiveOptions.fromEnvironment(["CCL_SHM_COST": cost]).shm.cost }

@@ -155,11 +155,11 @@ func runCollectiveWorkers(
     }
 
     @Test(
-        "TCP with the send thread (large frames go out on a thread of their own while the caller receives), the ring's frames streamed or not: every op × dtype × count",
-        arguments: [(2, "1"), (3, "1"), (3, "0")])
-    func tcpSendThread(world: Int, stream: String) throws {
+        "TCP with the send thread (large frames go out on a thread of their own while the caller receives), the ring's frames streamed or not, received on a thread of their own or not: every op × dtype × count",
+        arguments: [(2, "1", "0"), (3, "1", "0"), (3, "0", "0"), (2, "1", "1"), (3, "1", "1")])
+    func tcpSendThread(world: Int, stream: String, receiveThread: String) throws {
         let workers = try runCollectiveWorkers(
-            world: world, ["transport": "tcp", "counts": Self.counts, "sendthread": "1", "stream": stream])
+            world: world, ["transport": "tcp", "counts": Self.counts, "sendthread": "1", "stream": stream, "receivethread": receiveThread])
         for worker in workers {
             try worker.expect("DONE")
             #expect(worker.exitStatus() == 0, "\(worker.lines)")
@@ -233,13 +233,15 @@ func runCollectiveWorkers(
         }
     }
 
-    @Test("TCP with streamed frames (16 MiB calls on the send thread): a rank stopped mid-stream is named by the others in time")
-    func stoppedRankMidStream() throws {
+    @Test(
+        "TCP with streamed frames (16 MiB calls on the send thread, received on the caller's thread or another): a rank stopped mid-stream is named by the others in time",
+        arguments: ["0", "1"])
+    func stoppedRankMidStream(receiveThread: String) throws {
         let workers = try runCollectiveWorkers(
             world: 3,
             [
                 "transport": "tcp", "counts": "4194304", "dtypes": "float32", "repeat": "100000", "timeout": "3", "sendthread": "1",
-                "stream": "1",
+                "stream": "1", "receivethread": receiveThread,
             ])
         defer { for worker in workers { worker.sigkill() } }
         for worker in workers { try worker.expect("LOOPING") }
@@ -256,14 +258,15 @@ func runCollectiveWorkers(
     }
 
     @Test(
-        "TCP: with 4 ranks and 64 MiB, every survivor of a killed rank names it, not a rank that only gave up (halving-doubling with and without the send thread, the streamed ring)",
-        arguments: [("0", "rhd"), ("1", "rhd"), ("1", "ring")])
+        "TCP: with 4 ranks and 64 MiB, every survivor of a killed rank names it, not a rank that only gave up (halving-doubling with and without the send thread, the streamed ring, received on the caller's thread or another)",
+        arguments: [("0", "rhd"), ("1", "rhd"), ("1", "ring"), ("2", "ring")])
     func killedRankNamedByEverySurvivor(sendThread: String, algorithm: String) throws {
         let workers = try runCollectiveWorkers(
             world: 4,
             [
-                "transport": "tcp", "counts": "16777216", "dtypes": "float32", "killself": "2", "timeout": "10", "sendthread": sendThread,
-                "stream": sendThread, "algo": algorithm,
+                "transport": "tcp", "counts": "16777216", "dtypes": "float32", "killself": "2", "timeout": "10",
+                "sendthread": sendThread == "0" ? "0" : "1", "stream": sendThread == "0" ? "0" : "1",
+                "receivethread": sendThread == "2" ? "1" : "0", "algo": algorithm,
             ])
         try workers[2].expect("KILLING")
         for rank in [0, 1, 3] {

@@ -50,7 +50,7 @@ import Testing
         #expect(forced.usesSendThread(ranksOnNode: 64, cpus: 2))
     }
 
-    @Test("TCP streams: CCL_TCP_STREAM=auto|1|0; auto when every rank of the node has two CPUs")
+    @Test("TCP streams: CCL_TCP_STREAM=auto|1|0, auto when every rank of the node has two CPUs; CCL_TCP_RECEIVE_THREAD, three")
     func stream() throws {
         #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_STREAM": "1"]).tcp.stream == true)
         #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_STREAM": "no"]).tcp.stream == false)
@@ -70,6 +70,12 @@ import Testing
         var forced = TCPOptions()
         forced.stream = true
         #expect(forced.streams(ranksOnNode: 64, cpus: 2))
+        // The receive thread: CCL_TCP_RECEIVE_THREAD, auto with three CPUs per rank.
+        #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_RECEIVE_THREAD": "1"]).tcp.receiveThread == true)
+        #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_RECEIVE_THREAD": "0"]).tcp.receiveThread == false)
+        #expect(throws: CCLError.self) { try CollectiveOptions.fromEnvironment(["CCL_TCP_RECEIVE_THREAD": "3"]) }
+        #expect(auto.usesReceiveThread(ranksOnNode: 2, cpus: 16) && auto.usesReceiveThread(ranksOnNode: 5, cpus: 16))
+        #expect(!auto.usesReceiveThread(ranksOnNode: 8, cpus: 16) && !auto.usesReceiveThread(ranksOnNode: 2, cpus: 4))
     }
 
     @Test("TCP connections per peer: CCL_TCP_CONNECTIONS from 1 to 16, one by default")
