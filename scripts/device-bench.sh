@@ -76,8 +76,11 @@ run)
       # The choices the defaults make, against their alternatives: the ring streamed or step by
       # step (CCL_TCP_STREAM), with a receive thread or not (CCL_TCP_RECEIVE_THREAD), and on
       # power-of-two groups of 4+ the ring against halving-doubling.
-      variants=("tcp-nostream CCL_TCP_STREAM=0" "tcp-norecvthread CCL_TCP_RECEIVE_THREAD=0")
-      if ((np >= 4 && (np & (np - 1)) == 0)); then variants+=("tcp-ring CCL_ALGO=ring" "tcp-ringnostream CCL_ALGO=ring CCL_TCP_STREAM=0"); fi
+      if ((np >= 4 && (np & (np - 1)) == 0)); then
+        variants=("tcp-ring CCL_ALGO=ring" "tcp-ringnostream CCL_ALGO=ring CCL_TCP_STREAM=0")
+      else
+        variants=("tcp-nostream CCL_TCP_STREAM=0" "tcp-norecvthread CCL_TCP_RECEIVE_THREAD=0")
+      fi
       for variant in "${variants[@]}"; do
         read -r name settings <<<"$variant"
         env $settings "$work/ccl" bench allreduce --nproc "$np" --transport tcp --sizes "$SIZES" --target-ms "$TARGET_MS" --json \
