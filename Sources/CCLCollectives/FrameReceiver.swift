@@ -109,12 +109,11 @@ final class FrameReceiver: @unchecked Sendable {
         return received > index
     }
 
-    /// Waits until the job ended; how it failed, if it did.
+    /// Waits until the job ended; how it failed, if it did (again the same until the next job).
     func finish() -> Failure? {
         condition.lock()
         defer { condition.unlock() }
         while !finished { condition.wait() }
-        finished = false
         return outcome
     }
 

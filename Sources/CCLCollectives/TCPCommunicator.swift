@@ -214,13 +214,15 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
     func receive(_ index: Int) throws(CCLError) {
         let (to, from) = streamPeers
         guard let frameSender, let connection = connections[from], streamTargets.indices.contains(index) else {
-            throw CCLError(.invalidArgument, operation: operation, rank: globalRanks[rank], "no stream frame \(index) to receive")
+            let missing = CCLError(.invalidArgument, operation: operation, rank: globalRanks[rank], "no stream frame \(index) to receive")
+            if let frameReceiver { _ = stopStream(after: frameReceiver) } else { _ = stopSending() }
+            throw missing
         }
         // Waits look at the send thread every 10 ms: a send that failed ends the receive too.
         let sendFailed = { frameSender.failure != nil }
         if let frameReceiver {
             if frameReceiver.waitFor(index, giveUp: sendFailed) { return }
-            throw stopStream(after: frameReceiver, expecting: streamTargets, from: from, on: connection)
+            throw stopStream(after: frameReceiver)
         }
         do {
             try TCPConnection.exchange(
@@ -247,23 +249,24 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
     }
 
     /// Stops both threads after the receive thread did not deliver a frame, and fails the call
-    /// with what went wrong first: the receive's error, the header it found instead (an abort
-    /// notice, another call), or the send's error.
-    private func stopStream(
-        after receiver: FrameReceiver, expecting targets: [UnsafeMutableRawBufferPointer], from: Int, on connection: TCPConnection
-    )
-        -> CCLError
-    {
+    /// with what went wrong first (`streamFailure`).
+    private func stopStream(after receiver: FrameReceiver) -> CCLError {
         receiver.cancel()
         let receiveFailure = receiver.finish()
-        let sendFailure = stopSending()
-        let to = streamPeers.to
+        return streamFailure(receiving: receiveFailure, sending: stopSending())
+    }
+
+    /// The call's error once both threads stopped: the receive's error, the header it found
+    /// instead of a frame's (an abort notice, another call), or else the send's error.
+    private func streamFailure(receiving receiveFailure: FrameReceiver.Failure?, sending sendFailure: CCLError?) -> CCLError {
+        let (to, from) = streamPeers
         switch receiveFailure {
         case .error(let error):
             return failCall(error, from: from, to: to)
         case .foreignHeader(let index):
-            do {
-                try checkHeader(from: from, connection: connection, expecting: targets[index].count, buffered: 0)
+            do throws(CCLError) {
+                guard let connection = connections[from], streamTargets.indices.contains(index) else { throw stopped }
+                try checkHeader(from: from, connection: connection, expecting: streamTargets[index].count, buffered: 0)
             } catch {
                 return failCall(error, from: from, to: to)
             }
@@ -272,16 +275,21 @@ public final class TCPCommunicator: Communicator, PeerTransport, FrameStream, @u
                     .malformed, operation: operation, rank: globalRanks[rank], peer: name(of: from), "a frame's header changed while read"),
                 from: from, to: to)
         case nil:
-            let failure = sendFailure ?? CCLError(.cancelled, operation: operation, rank: globalRanks[rank], "the stream stopped")
-            return failCall(failure, from: nil, to: to)
+            return failCall(sendFailure ?? stopped, from: nil, to: to)
         }
     }
+
+    private var stopped: CCLError { CCLError(.cancelled, operation: operation, rank: globalRanks[rank], "the stream stopped") }
 
     func finish() throws(CCLError) {
         guard let frameSender else { return }
         let failure = frameSender.wait()
         frameEnds[streamPeers.to][0] = frameSender.frameEnd
-        _ = frameReceiver?.finish()
+        // Every frame was waited for, so the receive thread is done; were one left, it stops here.
+        frameReceiver?.cancel()
+        if let frameReceiver, let receiveFailure = frameReceiver.finish() {
+            throw streamFailure(receiving: receiveFailure, sending: failure)
+        }
         if let failure { throw failCall(failure, from: nil, to: streamPeers.to) }
     }
 
