@@ -16,8 +16,9 @@ import Foundation
 /// thread touches only the receive side of the connection (`TCPConnection` allows one sending
 /// and one receiving thread), the header buffer and the buffers of allowed frames. The job has
 /// the caller's deadline, and `cancel()` stops it within `TCPConnection.interruptCheckNanoseconds`.
-/// Ownership: `stop()` ends the thread (the communicator's deinit calls it).
-final class FrameReceiver: @unchecked Sendable {
+/// Ownership: `stop()` ends the thread (the communicator's deinit calls it); the thread and its
+/// hand-offs are `JobThread`'s.
+final class FrameReceiver: JobThread<FrameReceiver.Job, FrameReceiver.Failure>, @unchecked Sendable {
     /// How a job ended early.
     enum Failure {
         /// The socket failed or timed out.
@@ -26,7 +27,7 @@ final class FrameReceiver: @unchecked Sendable {
         case foreignHeader(index: Int)
     }
 
-    private struct Job {
+    struct Job {
         let connection: TCPConnection
         let targets: [UnsafeMutableRawBufferPointer]
         let header: UnsafeMutableRawBufferPointer
@@ -34,28 +35,7 @@ final class FrameReceiver: @unchecked Sendable {
         let timeout: Timeout
     }
 
-    private let condition = NSCondition()
-    private var job: Job?
-    private var finished = false
-    private var outcome: Failure?
-    private var stopping = false
-    private var cancelled = false
-    private var allowed = 0
-    private var received = 0
-
-    init() {
-        let thread = Thread { [self] in serve() }
-        thread.name = "ccl-tcp-receiver"
-        thread.start()
-    }
-
-    /// Ends the thread once it finished what it was given.
-    func stop() {
-        condition.lock()
-        stopping = true
-        condition.broadcast()
-        condition.unlock()
-    }
+    init() { super.init(name: "ccl-tcp-receiver") }
 
     /// Starts receiving into `targets` in order from `connection` (within `timeout`), each frame's
     /// header into `header` and checked against `expected` and the target's size; those below
@@ -64,91 +44,23 @@ final class FrameReceiver: @unchecked Sendable {
         _ connection: TCPConnection, into targets: [UnsafeMutableRawBufferPointer], header: UnsafeMutableRawBufferPointer,
         expected: (UInt64, UInt64, UInt64), allowed count: Int, timeout: Timeout
     ) {
-        condition.lock()
-        job = Job(connection: connection, targets: targets, header: header, expected: expected, timeout: timeout)
-        finished = false
-        outcome = nil
-        cancelled = false
-        allowed = count
-        received = 0
-        condition.broadcast()
-        condition.unlock()
+        start(Job(connection: connection, targets: targets, header: header, expected: expected, timeout: timeout), permitted: count)
     }
 
     /// Lets the frames below `count` be received (their buffers are free).
-    func allow(upTo count: Int) {
-        condition.lock()
-        if count > allowed {
-            allowed = count
-            condition.broadcast()
-        }
-        condition.unlock()
-    }
-
-    /// Asks the job to stop where it is (`finish()` still follows).
-    func cancel() {
-        condition.lock()
-        cancelled = true
-        condition.broadcast()
-        condition.unlock()
-    }
+    func allow(upTo count: Int) { permit(upTo: count) }
 
     /// Waits until frame `index` is in; false when the job ended without it (`finish()` says
     /// why) or `giveUp()`, asked every 10 ms of waiting, said so.
-    func waitFor(_ index: Int, giveUp: () -> Bool) -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        while received <= index, !finished {
-            if !condition.wait(until: Date(timeIntervalSinceNow: Double(TCPConnection.interruptCheckNanoseconds) / 1e9)) {
-                condition.unlock()
-                let stop = giveUp()
-                condition.lock()
-                if stop { return received > index }
-            }
-        }
-        return received > index
-    }
+    func waitFor(_ index: Int, giveUp: () -> Bool) -> Bool { waitForProgress(index, giveUp: giveUp) }
 
     /// Waits until the job ended; how it failed, if it did (again the same until the next job).
-    func finish() -> Failure? {
-        condition.lock()
-        defer { condition.unlock() }
-        while !finished { condition.wait() }
-        return outcome
-    }
+    func finish() -> Failure? { wait() }
 
-    private var isCancelled: Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        return cancelled
-    }
-
-    private func serve() {
-        condition.lock()
-        while true {
-            while job == nil, !stopping { condition.wait() }
-            guard let posted = job, !stopping else {
-                condition.unlock()
-                return
-            }
-            condition.unlock()
-            let failure = receive(posted)
-            condition.lock()
-            job = nil
-            outcome = failure
-            finished = true
-            condition.broadcast()
-        }
-    }
-
-    private func receive(_ job: Job) -> Failure? {
+    override func run(_ job: Job) -> Failure? {
         let start = monotonicNanoseconds()
         for (index, target) in job.targets.enumerated() {
-            condition.lock()
-            while allowed <= index, !cancelled { condition.wait() }
-            let stop = cancelled
-            condition.unlock()
-            if stop { return nil }
+            guard waitForPermission(index) else { return nil }
             do {
                 try receiveAll(job.header, job.connection, job.timeout.remaining(since: start))
                 let raw = UnsafeRawBufferPointer(job.header)
@@ -163,10 +75,7 @@ final class FrameReceiver: @unchecked Sendable {
             } catch {
                 return error.code == .cancelled ? nil : .error(error)
             }
-            condition.lock()
-            received = index + 1
-            condition.broadcast()
-            condition.unlock()
+            progress(index + 1)
         }
         return nil
     }

@@ -17,8 +17,9 @@ import Foundation
 /// caller's deadline, and `cancel()` (the caller's receive failed) stops it within
 /// `TCPConnection.interruptCheckNanoseconds`, so `wait` never outlasts either; a cancelled
 /// frame is left part-sent: `frameEnd` says where it ends, for the communicator's failure
-/// handling to pad it out. Ownership: `stop()` ends the thread (the communicator's deinit calls it).
-final class FrameSender: @unchecked Sendable {
+/// handling to pad it out. Ownership: `stop()` ends the thread (the communicator's deinit calls it);
+/// the thread and its hand-offs are `JobThread`'s.
+final class FrameSender: JobThread<FrameSender.Job, CCLError>, @unchecked Sendable {
     /// Payloads from this size go to the thread; smaller ones are not worth the hand-off.
     static let minimumBytes = 128 << 10
     /// Calls from this size (bytes per rank) use the thread: below it the hand-offs cost more
@@ -29,43 +30,23 @@ final class FrameSender: @unchecked Sendable {
     /// Bytes to send on one connection.
     typealias Part = (connection: TCPConnection, buffer: UnsafeRawBufferPointer)
 
-    private enum Job {
+    enum Job {
         case payload([Part], Timeout)
         /// Frames with headers carrying `call` (the fingerprint words) and each one's length.
         case stream(TCPConnection, [UnsafeRawBufferPointer], call: (UInt64, UInt64, UInt64), Timeout)
     }
 
-    private let condition = NSCondition()
-    private var job: Job?
-    private var finished = false
-    private var outcome: CCLError?
-    private var stopping = false
-    private var cancelled = false
-    /// Frames of the stream below this index may be sent.
-    private var released = 0
     /// Where the frame being sent ends, in the connection's `bytesSent` (read after `wait`).
     private(set) var frameEnd: UInt64 = 0
     private let header = UnsafeMutableRawBufferPointer.allocate(byteCount: TCPCommunicator.headerBytes, alignment: 8)
 
-    init() {
-        let thread = Thread { [self] in serve() }
-        thread.name = "ccl-tcp-sender"
-        thread.start()
-    }
+    init() { super.init(name: "ccl-tcp-sender") }
 
     deinit { header.deallocate() }
 
-    /// Ends the thread once it finished what it was given.
-    func stop() {
-        condition.lock()
-        stopping = true
-        condition.broadcast()
-        condition.unlock()
-    }
-
     /// Starts sending each part on its connection (within `timeout`); `wait()` must follow.
     func post(_ parts: [Part], timeout: Timeout) {
-        start(.payload(parts, timeout), released: 0)
+        start(.payload(parts, timeout), permitted: 0)
     }
 
     /// Starts sending `frames` on `connection`, each as a header with `call` and its length, then
@@ -75,81 +56,16 @@ final class FrameSender: @unchecked Sendable {
         _ connection: TCPConnection, _ frames: [UnsafeRawBufferPointer], call: (UInt64, UInt64, UInt64), released: Int,
         timeout: Timeout
     ) {
-        start(.stream(connection, frames, call: call, timeout), released: released)
-    }
-
-    private func start(_ posted: Job, released count: Int) {
-        condition.lock()
-        job = posted
-        finished = false
-        outcome = nil
-        cancelled = false
-        released = count
-        condition.broadcast()
-        condition.unlock()
+        start(.stream(connection, frames, call: call, timeout), permitted: released)
     }
 
     /// Lets the stream send its frames below `count`.
-    func release(upTo count: Int) {
-        condition.lock()
-        if count > released {
-            released = count
-            condition.broadcast()
-        }
-        condition.unlock()
-    }
+    func release(upTo count: Int) { permit(upTo: count) }
 
-    /// Asks the posted job to stop where it is (`wait()` still follows).
-    func cancel() {
-        condition.lock()
-        cancelled = true
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    private var isCancelled: Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        return cancelled
-    }
-
-    /// The job's error when it already ended with one (it does not wait).
-    var failure: CCLError? {
-        condition.lock()
-        defer { condition.unlock() }
-        return finished ? outcome : nil
-    }
-
-    /// Waits until the posted job is done, or stopped; its error, if any.
-    func wait() -> CCLError? {
-        condition.lock()
-        defer { condition.unlock() }
-        while !finished { condition.wait() }
-        finished = false
-        return outcome
-    }
-
-    private func serve() {
-        condition.lock()
-        while true {
-            while job == nil, !stopping { condition.wait() }
-            guard let posted = job, !stopping else {
-                condition.unlock()
-                return
-            }
-            condition.unlock()
-            let failure: CCLError?
-            switch posted {
-            case .payload(let parts, let timeout):
-                failure = send(parts, timeout: timeout)
-            case .stream(let connection, let frames, let call, let timeout):
-                failure = stream(frames, call: call, on: connection, timeout: timeout)
-            }
-            condition.lock()
-            job = nil
-            outcome = failure
-            finished = true
-            condition.broadcast()
+    override func run(_ job: Job) -> CCLError? {
+        switch job {
+        case .payload(let parts, let timeout): return send(parts, timeout: timeout)
+        case .stream(let connection, let frames, let call, let timeout): return stream(frames, call: call, on: connection, timeout: timeout)
         }
     }
 
@@ -160,11 +76,7 @@ final class FrameSender: @unchecked Sendable {
         let start = monotonicNanoseconds()
         frameEnd = connection.bytesSent
         for (index, frame) in frames.enumerated() {
-            condition.lock()
-            while released <= index, !cancelled { condition.wait() }
-            let stop = cancelled
-            condition.unlock()
-            if stop { return nil }
+            guard waitForPermission(index) else { return nil }
             header.storeBytes(of: call.0.littleEndian, toByteOffset: 0, as: UInt64.self)
             header.storeBytes(of: call.1.littleEndian, toByteOffset: 8, as: UInt64.self)
             header.storeBytes(of: call.2.littleEndian, toByteOffset: 16, as: UInt64.self)

@@ -24,6 +24,25 @@ func runCollectiveWorkers(
     return workers
 }
 
+/// Starts `world` ranks looping over the calls `arguments` name, stops rank 1 with SIGSTOP
+/// `after` seconds in, and returns every other rank's error line with the seconds it came after
+/// the stop; rank 1 is continued, and every rank killed, before it returns.
+func stopRankOneMidJob(world: Int, _ arguments: [String: String], nodes: [String]? = nil, after: Double = 0.5) throws -> [(
+    rank: Int, line: String, waited: Double
+)] {
+    let workers = try runCollectiveWorkers(world: world, arguments.merging(["repeat": "100000"]) { _, new in new }, nodes: nodes)
+    defer { for worker in workers { worker.sigkill() } }
+    for worker in workers { try worker.expect("LOOPING") }
+    Thread.sleep(forTimeInterval: after)
+    kill(workers[1].pid, SIGSTOP)
+    defer { kill(workers[1].pid, SIGCONT) }
+    let stopped = Date()
+    return try workers.enumerated().filter { $0.offset != 1 }.map { rank, worker in
+        let line = try worker.expect("ERROR")
+        return (rank, line, Date().timeIntervalSince(stopped))
+    }
+}
+
 /// Every collective, every dtype and reduce op, against the integer reference, in real processes.
 @Suite(.serialized) struct CollectiveProcessTests {
     static let counts = "0,1,7,1023,1048579"
@@ -118,18 +137,11 @@ func runCollectiveWorkers(
     func stoppedRank(transport: String) throws {
         // Hierarchical: two nodes of two ranks (shared memory inside each, TCP between).
         let hierarchical = transport == "hierarchical"
-        let workers = try runCollectiveWorkers(
+        let answers = try stopRankOneMidJob(
             world: hierarchical ? 4 : 3,
-            ["transport": hierarchical ? "auto" : transport, "counts": "7,1023", "dtypes": "float32", "repeat": "100000", "timeout": "3"],
-            nodes: hierarchical ? ["a", "a", "b", "b"] : nil)
-        defer { for worker in workers { worker.sigkill() } }
-        for worker in workers { try worker.expect("LOOPING") }
-        Thread.sleep(forTimeInterval: 0.3)
-        kill(workers[1].pid, SIGSTOP)
-        let stopped = Date()
-        for (rank, worker) in workers.enumerated() where rank != 1 {
-            let line = try worker.expect("ERROR")
-            let waited = Date().timeIntervalSince(stopped)
+            ["transport": hierarchical ? "auto" : transport, "counts": "7,1023", "dtypes": "float32", "timeout": "3"],
+            nodes: hierarchical ? ["a", "a", "b", "b"] : nil, after: 0.3)
+        for (rank, line, waited) in answers {
             #expect(waited < 3 + 2, "rank \(rank) answered after \(waited) s")
             #expect(line.contains("rank 1"), "rank \(rank): \(line)")
             // Its recorder says it is stopped (or that it never entered the call the others wait in).
@@ -137,7 +149,6 @@ func runCollectiveWorkers(
                 line.contains("rank 1 is stopped (SIGSTOP or a debugger") || line.contains("rank 1 never entered it"),
                 "rank \(rank): \(line)")
         }
-        kill(workers[1].pid, SIGCONT)
     }
 
     @Test("a stalled rank that wakes fails the call its peers gave up on, saying so", arguments: ["shm", "tcp"])
@@ -205,21 +216,21 @@ func runCollectiveWorkers(
             let line = try midCall[rank].expect("ERROR")
             #expect(line.contains("(rank \(rank), peer rank 1"), "rank \(rank): \(line)")
         }
-        let workers = try runCollectiveWorkers(
-            world: 3,
-            ["transport": "tcp", "counts": "4194304", "dtypes": "float32", "repeat": "100000", "timeout": "3", "connections": "2"])
-        defer { for worker in workers { worker.sigkill() } }
-        for worker in workers { try worker.expect("LOOPING") }
-        Thread.sleep(forTimeInterval: 0.5)
-        kill(workers[1].pid, SIGSTOP)
-        let stopped = Date()
-        for (rank, worker) in workers.enumerated() where rank != 1 {
-            let line = try worker.expect("ERROR")
-            let waited = Date().timeIntervalSince(stopped)
+        let answers = try stopRankOneMidJob(
+            world: 3, ["transport": "tcp", "counts": "4194304", "dtypes": "float32", "timeout": "3", "connections": "2"])
+        for (rank, line, waited) in answers {
             #expect(waited < 3 + 3, "rank \(rank) answered after \(waited) s")
             #expect(line.contains("rank 1"), "rank \(rank): \(line)")
         }
-        kill(workers[1].pid, SIGCONT)
+    }
+
+    @Test("TCP: a connection count set in code outside 1…16 is refused when the mesh is made, naming it", arguments: ["0", "-1", "17"])
+    func connectionCountOutOfRange(connections: String) throws {
+        let workers = try runCollectiveWorkers(world: 2, ["transport": "tcp", "timeout": "3", "connections": connections])
+        for (rank, worker) in workers.enumerated() {
+            let line = try worker.expect("ERROR")
+            #expect(line.contains("\(connections) connections per peer: from 1 to 16"), "rank \(rank): \(line)")
+        }
     }
 
     @Test("TCP: ranks that disagree on the connections per peer fail naming CCL_TCP_CONNECTIONS")
@@ -237,24 +248,16 @@ func runCollectiveWorkers(
         "TCP with streamed frames (16 MiB calls on the send thread, received on the caller's thread or another): a rank stopped mid-stream is named by the others in time",
         arguments: ["0", "1"])
     func stoppedRankMidStream(receiveThread: String) throws {
-        let workers = try runCollectiveWorkers(
+        let answers = try stopRankOneMidJob(
             world: 3,
             [
-                "transport": "tcp", "counts": "4194304", "dtypes": "float32", "repeat": "100000", "timeout": "3", "sendthread": "1",
-                "stream": "1", "receivethread": receiveThread,
+                "transport": "tcp", "counts": "4194304", "dtypes": "float32", "timeout": "3", "sendthread": "1", "stream": "1",
+                "receivethread": receiveThread,
             ])
-        defer { for worker in workers { worker.sigkill() } }
-        for worker in workers { try worker.expect("LOOPING") }
-        Thread.sleep(forTimeInterval: 0.5)
-        kill(workers[1].pid, SIGSTOP)
-        let stopped = Date()
-        for (rank, worker) in workers.enumerated() where rank != 1 {
-            let line = try worker.expect("ERROR")
-            let waited = Date().timeIntervalSince(stopped)
+        for (rank, line, waited) in answers {
             #expect(waited < 3 + 3, "rank \(rank) answered after \(waited) s")
             #expect(line.contains("rank 1"), "rank \(rank): \(line)")
         }
-        kill(workers[1].pid, SIGCONT)
     }
 
     @Test(

@@ -73,7 +73,14 @@ import Testing
         // The receive thread: CCL_TCP_RECEIVE_THREAD, auto with three CPUs per rank.
         #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_RECEIVE_THREAD": "1"]).tcp.receiveThread == true)
         #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_RECEIVE_THREAD": "0"]).tcp.receiveThread == false)
-        #expect(throws: CCLError.self) { try CollectiveOptions.fromEnvironment(["CCL_TCP_RECEIVE_THREAD": "3"]) }
+        for bad in ["3", "-1", "9223372036854775807", "nan", "maybe", String(repeating: "1", count: 10_000)] {
+            #expect {
+                _ = try CollectiveOptions.fromEnvironment(["CCL_TCP_RECEIVE_THREAD": bad])
+            } throws: { error in
+                "\(error)".contains("CCL_TCP_RECEIVE_THREAD=\(bad.prefix(40))")
+            }
+        }
+        #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_RECEIVE_THREAD": ""]).tcp.receiveThread == nil)
         #expect(auto.usesReceiveThread(ranksOnNode: 2, cpus: 16) && auto.usesReceiveThread(ranksOnNode: 5, cpus: 16))
         #expect(!auto.usesReceiveThread(ranksOnNode: 8, cpus: 16) && !auto.usesReceiveThread(ranksOnNode: 2, cpus: 4))
     }
