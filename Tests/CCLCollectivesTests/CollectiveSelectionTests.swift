@@ -34,13 +34,7 @@ import Testing
         #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_SEND_THREAD": "off"]).tcp.sendThread == false)
         #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_SEND_THREAD": "auto"]).tcp.sendThread == nil)
         #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_SEND_THREAD": ""]).tcp.sendThread == nil)
-        for bad in ["maybe", "2", "-1", "9223372036854775807", "nan", String(repeating: "1", count: 10_000)] {
-            #expect {
-                _ = try CollectiveOptions.fromEnvironment(["CCL_TCP_SEND_THREAD": bad])
-            } throws: { error in
-                "\(error)".contains("CCL_TCP_SEND_THREAD=\(bad.prefix(40))")
-            }
-        }
+        expectRefused("CCL_TCP_SEND_THREAD", ["maybe", "2", "-1", "9223372036854775807", "nan", String(repeating: "1", count: 10_000)])
         let auto = TCPOptions()
         #expect(auto.usesSendThread(ranksOnNode: 2, cpus: 2) && auto.usesSendThread(ranksOnNode: 4, cpus: 2))
         #expect(!auto.usesSendThread(ranksOnNode: 5, cpus: 2) && !auto.usesSendThread(ranksOnNode: 1, cpus: 1))
@@ -56,13 +50,7 @@ import Testing
         #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_STREAM": "no"]).tcp.stream == false)
         #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_STREAM": "AUTO"]).tcp.stream == nil)
         #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_STREAM": ""]).tcp.stream == nil)
-        for bad in ["maybe", "2", "-1", "9223372036854775807", "nan", String(repeating: "0", count: 10_000)] {
-            #expect {
-                _ = try CollectiveOptions.fromEnvironment(["CCL_TCP_STREAM": bad])
-            } throws: { error in
-                "\(error)".contains("CCL_TCP_STREAM=\(bad.prefix(40))")
-            }
-        }
+        expectRefused("CCL_TCP_STREAM", ["maybe", "2", "-1", "9223372036854775807", "nan", String(repeating: "0", count: 10_000)])
         let auto = TCPOptions()
         #expect(auto.streams(ranksOnNode: 2, cpus: 4) && auto.streams(ranksOnNode: 8, cpus: 16) && auto.streams(ranksOnNode: 1, cpus: 2))
         #expect(
@@ -73,13 +61,7 @@ import Testing
         // The receive thread: CCL_TCP_RECEIVE_THREAD, auto with three CPUs per rank.
         #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_RECEIVE_THREAD": "1"]).tcp.receiveThread == true)
         #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_RECEIVE_THREAD": "0"]).tcp.receiveThread == false)
-        for bad in ["3", "-1", "9223372036854775807", "nan", "maybe", String(repeating: "1", count: 10_000)] {
-            #expect {
-                _ = try CollectiveOptions.fromEnvironment(["CCL_TCP_RECEIVE_THREAD": bad])
-            } throws: { error in
-                "\(error)".contains("CCL_TCP_RECEIVE_THREAD=\(bad.prefix(40))")
-            }
-        }
+        expectRefused("CCL_TCP_RECEIVE_THREAD", ["3", "-1", "9223372036854775807", "nan", "maybe", String(repeating: "1", count: 10_000)])
         #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_RECEIVE_THREAD": ""]).tcp.receiveThread == nil)
         #expect(auto.usesReceiveThread(ranksOnNode: 2, cpus: 16) && auto.usesReceiveThread(ranksOnNode: 5, cpus: 16))
         #expect(!auto.usesReceiveThread(ranksOnNode: 8, cpus: 16) && !auto.usesReceiveThread(ranksOnNode: 2, cpus: 4))
@@ -91,15 +73,11 @@ import Testing
         #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_CONNECTIONS": "4"]).tcp.connections == 4)
         #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_CONNECTIONS": "16"]).tcp.connections == 16)
         #expect(try CollectiveOptions.fromEnvironment(["CCL_TCP_CONNECTIONS": ""]).tcp.connections == 1)
-        for bad in [
-            "0", "17", "-1", "9223372036854775807", "99999999999999999999", "nan", "2.5", " 2", String(repeating: "1", count: 10_000),
-        ] {
-            #expect {
-                _ = try CollectiveOptions.fromEnvironment(["CCL_TCP_CONNECTIONS": bad])
-            } throws: { error in
-                "\(error)".contains("CCL_TCP_CONNECTIONS=\(bad.prefix(40))")
-            }
-        }
+        expectRefused(
+            "CCL_TCP_CONNECTIONS",
+            [
+                "0", "17", "-1", "9223372036854775807", "99999999999999999999", "nan", "2.5", " 2", String(repeating: "1", count: 10_000),
+            ])
     }
 
     @Test("options from the environment; bad values name the variable and value")
@@ -160,6 +138,17 @@ import Testing
                 #expect(zip(ranges, ranges.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
                 #expect((ranges.map(\.count).max() ?? 0) - (ranges.map(\.count).min() ?? 0) <= 1)
             }
+        }
+    }
+}
+
+/// Each of `values` in `name` is refused with an error naming the variable and the value.
+private func expectRefused(_ name: String, _ values: [String], sourceLocation: SourceLocation = #_sourceLocation) {
+    for bad in values {
+        #expect(sourceLocation: sourceLocation) {
+            _ = try CollectiveOptions.fromEnvironment([name: bad])
+        } throws: { error in
+            "\(error)".contains("\(name)=\(bad.prefix(40))")
         }
     }
 }
